@@ -1,0 +1,18 @@
+package io.sluice.client;
+
+/**
+ * Constants both sides of the Sluice Flight protocol agree on. The daemon depends on this class,
+ * never the reverse: a change here is a versioned protocol change.
+ */
+public final class Protocol {
+  /** Version of the descriptor and app_metadata JSON. */
+  public static final int VERSION = 1;
+
+  /** Column every batch carries: the global sample id (uint64). */
+  public static final String SAMPLE_ID_COLUMN = "sample_id";
+
+  /** Default daemon port. */
+  public static final int DEFAULT_PORT = 8815;
+
+  private Protocol() {}
+}

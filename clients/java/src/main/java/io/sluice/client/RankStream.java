@@ -1,0 +1,72 @@
+package io.sluice.client;
+
+import org.apache.arrow.flight.FlightStream;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.vector.VectorSchemaRoot;
+
+/**
+ * One rank's batches for one epoch. {@link #next()} moves to the next batch; {@link #root()} holds
+ * it until the following call. Close it to end the stream early (the daemon is told to stop). Owned
+ * by one thread.
+ */
+public final class RankStream implements AutoCloseable {
+  private final StreamRequest request;
+  private final FlightStream stream;
+  private BatchMetadata metadata;
+  private boolean done;
+
+  RankStream(StreamRequest request, FlightStream stream) {
+    this.request = request;
+    this.stream = stream;
+  }
+
+  public StreamRequest request() {
+    return request;
+  }
+
+  /** Advances to the next batch; false at the end of the epoch. */
+  public boolean next() {
+    if (done) {
+      return false;
+    }
+    if (!stream.next()) {
+      done = true;
+      return false;
+    }
+    ArrowBuf meta = stream.getLatestMetadata();
+    if (meta == null) {
+      throw new ProtocolException("app_metadata", "batch arrived without app_metadata");
+    }
+    long length = meta.readableBytes() > 0 ? meta.readableBytes() : meta.capacity();
+    byte[] bytes = new byte[Math.toIntExact(length)];
+    meta.getBytes(0, bytes);
+    metadata = BatchMetadata.parse(bytes);
+    return true;
+  }
+
+  /** The current batch; valid until the next call to {@link #next()}. */
+  public VectorSchemaRoot root() {
+    return stream.getRoot();
+  }
+
+  /** The current batch's metadata. */
+  public BatchMetadata metadata() {
+    return metadata;
+  }
+
+  @Override
+  public void close() {
+    if (!done) {
+      stream.cancel("client closed the stream", null);
+    }
+    try {
+      stream.close();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (RuntimeException e) {
+      throw e;
+    } catch (Exception e) {
+      throw new IllegalStateException("closing the stream failed: " + e.getMessage(), e);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+package io.sluice.client;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+class StreamRequestTest {
+  private static StreamRequest parse(String json) {
+    return StreamRequest.parse(json.getBytes(StandardCharsets.UTF_8));
+  }
+
+  @Test
+  void defaultsApplyToOptionalKeys() {
+    StreamRequest r = parse("{\"dataset\":\"d\",\"rank\":1,\"world_size\":4,\"batch_size\":8}");
+    assertEquals("d", r.dataset());
+    assertEquals(1, r.rank());
+    assertEquals(4, r.worldSize());
+    assertEquals(8, r.batchSize());
+    assertEquals(0, r.seed());
+    assertEquals(0, r.epoch());
+    assertEquals("global", r.shuffle());
+    assertEquals(false, r.dropLast());
+    assertEquals(0, r.startCursor());
+    assertEquals(Delivery.CPU, r.delivery());
+    assertNull(r.columns());
+    assertEquals(32, r.globalBatch());
+  }
+
+  @Test
+  void roundTripsThroughJson() {
+    StreamRequest r =
+        new StreamRequest("t", 2, 3, 5, -7, 9, "block", true, 45, Delivery.AUTO, List.of("tokens"));
+    assertEquals(r, StreamRequest.parse(r.toJson()));
+  }
+
+  @ParameterizedTest
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"bogus\":1}|bogus|unknown descriptor key 'bogus'",
+        "{\"dataset\":\"d\",\"rank\":2,\"world_size\":2,\"batch_size\":1}|rank|rank=2 must be in [0, world_size=2)",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":0,\"batch_size\":1}|world_size|world_size=0 must be >= 1",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":0}|batch_size|batch_size=0 must be >= 1",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1}|batch_size|batch_size is required",
+        "{\"rank\":0,\"world_size\":1,\"batch_size\":1}|dataset|dataset is required",
+        "{\"dataset\":\"d\",\"rank\":\"0\",\"world_size\":1,\"batch_size\":1}|rank|rank=\"0\" must be an integer",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"shuffle\":\"random\"}|shuffle|shuffle=random must be one of",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"delivery\":\"gpu\"}|delivery|delivery=gpu must be one of",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"drop_last\":1}|drop_last|drop_last=1 must be true or false",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"start_cursor\":-4}|start_cursor|start_cursor=-4 must be >= 0",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"columns\":\"tokens\"}|columns|must be a list",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":99999999999,\"batch_size\":1}|world_size|out of range",
+        "[1,2]|json|must be a JSON object",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"seed\":18446744073709551615}|seed|out of range",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"columns\":[\"a\",\"a\"]}|columns|repeated",
+        "{\"dataset\":|json|not valid JSON",
+      })
+  void badRequestsNameTheField(String json, String field, String messagePart) {
+    ProtocolException e = assertThrows(ProtocolException.class, () -> parse(json));
+    assertEquals(field, e.field());
+    assertTrue(
+        e.getMessage().contains(messagePart),
+        () -> "message '" + e.getMessage() + "' lacks '" + messagePart + "'");
+  }
+
+  @Test
+  void metadataRoundTrips() {
+    BatchMetadata m = new BatchMetadata(3, 17, 4096, Delivery.SHM, 2, 40);
+    assertEquals(m, BatchMetadata.parse(m.toJson()));
+    ProtocolException e =
+        assertThrows(
+            ProtocolException.class,
+            () -> BatchMetadata.parse("{\"epoch\":1}".getBytes(StandardCharsets.UTF_8)));
+    assertEquals("step", e.field());
+  }
+}
