@@ -1,0 +1,145 @@
+package io.sluice.format.tokens;
+
+import io.sluice.format.Manifest;
+import io.sluice.format.SampleSource;
+import io.sluice.planner.DatasetLayout;
+import io.sluice.read.ReadBackend;
+import io.sluice.read.ReadFile;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.vector.BaseFixedWidthVector;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
+import org.apache.arrow.vector.types.pojo.FieldType;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * An indexed token dataset open for reading: column {@code tokens}, a fixed_size_list of the dtype.
+ * Sample bytes are read straight into the vector's data buffer, no heap copy.
+ */
+public final class TokensSource implements SampleSource {
+  public static final String TOKENS_COLUMN = "tokens";
+
+  private final Manifest manifest;
+  private final DatasetLayout layout;
+  private final TokenDtype dtype;
+  private final int seqLen;
+  private final Schema schema;
+  private final ReadFile[] files;
+
+  TokensSource(Path dir, Manifest manifest, TokenDtype dtype, int seqLen, ReadBackend backend)
+      throws IOException {
+    this.manifest = manifest;
+    this.layout = manifest.layout();
+    this.dtype = dtype;
+    this.seqLen = seqLen;
+    this.schema = new Schema(List.of(tokensField(dtype, seqLen)));
+    this.files = new ReadFile[manifest.shards().size()];
+    try {
+      for (int i = 0; i < files.length; i++) {
+        files[i] = backend.open(dir.resolve(manifest.shards().get(i).path()));
+      }
+    } catch (IOException | RuntimeException e) {
+      close();
+      throw e;
+    }
+  }
+
+  /** {@code tokens}: fixed_size_list&lt;dtype&gt;[seq_len], not nullable. */
+  public static Field tokensField(TokenDtype dtype, int seqLen) {
+    Field element =
+        new Field(
+            "item", FieldType.notNullable(new ArrowType.Int(dtype.widthBytes() * 8, false)), null);
+    return new Field(
+        TOKENS_COLUMN,
+        FieldType.notNullable(new ArrowType.FixedSizeList(seqLen)),
+        List.of(element));
+  }
+
+  @Override
+  public Manifest manifest() {
+    return manifest;
+  }
+
+  @Override
+  public DatasetLayout layout() {
+    return layout;
+  }
+
+  @Override
+  public Schema schema() {
+    return schema;
+  }
+
+  public TokenDtype dtype() {
+    return dtype;
+  }
+
+  public int seqLen() {
+    return seqLen;
+  }
+
+  public int sampleLengthBytes() {
+    return seqLen * dtype.widthBytes();
+  }
+
+  /** Reads sample {@code sampleId} into {@code dst}, which must have exactly one sample's room. */
+  public void readSample(long sampleId, ByteBuffer dst) throws IOException {
+    if (sampleId < 0 || sampleId >= layout.totalSamples()) {
+      throw new IllegalArgumentException(
+          "sample_id=" + sampleId + " is outside [0, " + layout.totalSamples() + ")");
+    }
+    int shard = layout.shardOf(sampleId);
+    long offset = (sampleId - layout.firstSampleOf(shard)) * sampleLengthBytes();
+    files[shard].readFully(offset, dst);
+  }
+
+  @Override
+  public void fill(long[] sampleIds, int count, VectorSchemaRoot root) throws IOException {
+    FixedSizeListVector tokens = (FixedSizeListVector) root.getVector(TOKENS_COLUMN);
+    if (tokens == null) {
+      return;
+    }
+    int sampleBytes = sampleLengthBytes();
+    int elements = count * seqLen;
+    tokens.setInitialCapacity(count);
+    tokens.allocateNew();
+    BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
+    ArrowBuf buf = data.getDataBuffer();
+    for (int i = 0; i < count; i++) {
+      readSample(sampleIds[i], buf.nioBuffer((long) i * sampleBytes, sampleBytes));
+    }
+    // Non-nullable columns still carry validity bitmaps in Arrow Java: mark every slot valid.
+    data.getValidityBuffer().setOne(0L, (elements + 7L) / 8);
+    data.setValueCount(elements);
+    tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
+    tokens.setValueCount(count);
+  }
+
+  @Override
+  public void close() throws IOException {
+    IOException first = null;
+    for (ReadFile f : files) {
+      if (f == null) {
+        continue;
+      }
+      try {
+        f.close();
+      } catch (IOException e) {
+        if (first == null) {
+          first = e;
+        } else {
+          first.addSuppressed(e);
+        }
+      }
+    }
+    if (first != null) {
+      throw first;
+    }
+  }
+}
