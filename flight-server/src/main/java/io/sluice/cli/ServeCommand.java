@@ -1,0 +1,80 @@
+package io.sluice.cli;
+
+import io.sluice.server.SluiceDaemon;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code sluice serve}: runs the daemon until SIGTERM or SIGINT. */
+@Command(
+    name = "serve",
+    mixinStandardHelpOptions = true,
+    description = "Run the daemon: serve datasets as Arrow Flight streams until SIGTERM/SIGINT.")
+final class ServeCommand implements java.util.concurrent.Callable<Integer> {
+  @Option(
+      names = "--host",
+      defaultValue = "127.0.0.1",
+      description = "Address to listen on (default: ${DEFAULT-VALUE}).")
+  String host;
+
+  @Option(
+      names = "--port",
+      defaultValue = "8815",
+      description = "Port; 0 picks a free one (default: ${DEFAULT-VALUE}).")
+  int port;
+
+  @Option(
+      names = "--dataset",
+      required = true,
+      paramLabel = "NAME=PATH",
+      description = "A dataset to serve: a folder indexed by 'sluice dataset index'. Repeatable.")
+  List<String> datasets;
+
+  @Override
+  public Integer call() throws Exception {
+    if (port < 0 || port > 65535) {
+      throw new UsageException("--port=" + port + " must be in [0, 65535]");
+    }
+    Map<String, Path> paths = parseDatasets(datasets);
+    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Runtime.getRuntime()
+        .addShutdownHook(
+            new Thread(
+                () -> {
+                  try {
+                    daemon.close();
+                  } catch (Exception e) {
+                    System.err.println("sluice serve: shutdown: " + e.getMessage());
+                  } finally {
+                    stopped.countDown();
+                  }
+                },
+                "sluice-shutdown"));
+    System.out.println(
+        "sluice: serving " + daemon.uri() + " datasets=" + String.join(",", paths.keySet()));
+    System.out.flush();
+    daemon.awaitTermination();
+    stopped.await();
+    return 0;
+  }
+
+  static Map<String, Path> parseDatasets(List<String> specs) {
+    Map<String, Path> out = new LinkedHashMap<>();
+    for (String spec : specs) {
+      int eq = spec.indexOf('=');
+      if (eq <= 0 || eq == spec.length() - 1) {
+        throw new UsageException("--dataset=" + spec + " must be NAME=PATH");
+      }
+      String name = spec.substring(0, eq);
+      if (out.put(name, Path.of(spec.substring(eq + 1))) != null) {
+        throw new UsageException("--dataset name '" + name + "' is given twice");
+      }
+    }
+    return out;
+  }
+}

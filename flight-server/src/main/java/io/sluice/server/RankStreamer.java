@@ -1,0 +1,160 @@
+package io.sluice.server;
+
+import io.sluice.client.BatchMetadata;
+import io.sluice.client.StreamRequest;
+import io.sluice.planner.EpochPlan;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.apache.arrow.flight.BackpressureStrategy;
+import org.apache.arrow.flight.CallStatus;
+import org.apache.arrow.flight.FlightProducer.ServerStreamListener;
+import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.vector.VectorLoader;
+import org.apache.arrow.vector.VectorSchemaRoot;
+import org.apache.arrow.vector.VectorUnloader;
+import org.apache.arrow.vector.ipc.message.ArrowRecordBatch;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * Streams one rank's epoch: for each step, assembles the batch and sends it with its app_metadata.
+ * Runs on a daemon stream thread (never a gRPC thread), waiting on the client's flow control there.
+ * Each batch is built in fresh buffers and loaded into the stream's root, so buffers still queued
+ * for the wire are never overwritten.
+ */
+final class RankStreamer implements Runnable {
+  private static final Logger LOG = Logger.getLogger(RankStreamer.class.getName());
+  private static final long READY_WAIT_MS = 30_000;
+  private static final long DRAIN_WAIT_NS = 10_000_000_000L;
+
+  private final ServedDataset dataset;
+  private final StreamRequest request;
+  private final EpochPlan plan;
+  private final Schema schema;
+  private final BufferAllocator parent;
+  private final ServerStreamListener listener;
+
+  RankStreamer(
+      ServedDataset dataset,
+      StreamRequest request,
+      EpochPlan plan,
+      Schema schema,
+      BufferAllocator parent,
+      ServerStreamListener listener) {
+    this.dataset = dataset;
+    this.request = request;
+    this.plan = plan;
+    this.schema = schema;
+    this.parent = parent;
+    this.listener = listener;
+  }
+
+  @Override
+  public void run() {
+    String name =
+        "stream-"
+            + dataset.name()
+            + "-r"
+            + request.rank()
+            + "-"
+            + Thread.currentThread().threadId();
+    BufferAllocator allocator = parent.newChildAllocator(name, 0, Long.MAX_VALUE);
+    try (VectorSchemaRoot out = VectorSchemaRoot.create(schema, allocator)) {
+      stream(allocator, out);
+    } catch (Exception e) {
+      LOG.log(Level.WARNING, name + " failed", e);
+      try {
+        listener.error(
+            CallStatus.INTERNAL
+                .withDescription(
+                    "dataset=" + dataset.name() + " rank=" + request.rank() + ": " + e.getMessage())
+                .withCause(e)
+                .toRuntimeException());
+      } catch (RuntimeException alreadyClosed) {
+        e.addSuppressed(alreadyClosed);
+      }
+    } finally {
+      closeWhenDrained(allocator, name);
+    }
+  }
+
+  /**
+   * Batches already handed to gRPC hold buffers until written or discarded (a cancelled stream
+   * discards them on the transport's thread), so wait for them before closing the allocator.
+   */
+  private static void closeWhenDrained(BufferAllocator allocator, String name) {
+    long deadline = System.nanoTime() + DRAIN_WAIT_NS;
+    while (allocator.getAllocatedMemory() > 0 && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(5);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    try {
+      allocator.close();
+    } catch (IllegalStateException leaked) {
+      LOG.log(Level.SEVERE, name + ": batch buffers not released after the stream ended", leaked);
+    }
+  }
+
+  private void stream(BufferAllocator allocator, VectorSchemaRoot out) throws Exception {
+    BackpressureStrategy flow = new BackpressureStrategy.CallbackBackpressureStrategy();
+    flow.register(listener);
+    listener.start(out);
+    BatchAssembler assembler = new BatchAssembler(dataset.source(), schema, allocator);
+    VectorLoader loader = new VectorLoader(out);
+    int b = request.batchSize();
+    long[] ids = new long[b];
+    boolean[] padded = new boolean[b];
+    long steps = plan.stepCount();
+    for (long step = plan.stepAtCursor(request.startCursor()); step < steps; step++) {
+      if (!awaitReady(flow)) {
+        return;
+      }
+      plan.fill(request.rank(), step, ids, padded);
+      int paddedCount = 0;
+      for (boolean p : padded) {
+        paddedCount += p ? 1 : 0;
+      }
+      try (VectorSchemaRoot batch = assembler.assemble(ids, b);
+          ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
+        loader.load(rb);
+      }
+      BatchMetadata meta =
+          new BatchMetadata(
+              request.epoch(),
+              step,
+              plan.cursorAfter(step),
+              request.delivery(),
+              paddedCount,
+              steps);
+      byte[] json = meta.toJson();
+      ArrowBuf metaBuf = allocator.buffer(json.length);
+      metaBuf.setBytes(0, json);
+      metaBuf.writerIndex(json.length);
+      listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
+    }
+    listener.completed();
+  }
+
+  private boolean awaitReady(BackpressureStrategy flow) {
+    while (true) {
+      switch (flow.waitForListener(READY_WAIT_MS)) {
+        case READY:
+          return true;
+        case CANCELLED:
+          return false;
+        case TIMEOUT:
+          if (listener.isCancelled()) {
+            return false;
+          }
+          continue; // a slow trainer is normal: keep waiting
+        case OTHER:
+        default:
+          return !listener.isCancelled();
+      }
+    }
+  }
+}

@@ -1,0 +1,152 @@
+package io.sluice.server;
+
+import io.sluice.format.Formats;
+import io.sluice.read.PosixReadBackend;
+import io.sluice.read.ReadBackend;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.apache.arrow.flight.FlightServer;
+import org.apache.arrow.flight.Location;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+
+/**
+ * The per-node daemon: opens the datasets, starts the Flight server and owns every resource
+ * (allocator, stream threads, open shards). Closing it stops streams and frees everything; a leak
+ * makes {@link #close()} fail.
+ */
+public final class SluiceDaemon implements AutoCloseable {
+  /** Bytes queued per stream before it stops being ready: a few batches in flight. */
+  static final int BACKPRESSURE_THRESHOLD_BYTES = 8 << 20;
+
+  private final BufferAllocator root;
+  private final ReadBackend backend;
+  private final Map<String, ServedDataset> datasets;
+  private final ExecutorService streams;
+  private final FlightServer server;
+  private final SluiceProducer producer;
+
+  private SluiceDaemon(
+      BufferAllocator root,
+      ReadBackend backend,
+      Map<String, ServedDataset> datasets,
+      ExecutorService streams,
+      FlightServer server,
+      SluiceProducer producer) {
+    this.root = root;
+    this.backend = backend;
+    this.datasets = datasets;
+    this.streams = streams;
+    this.server = server;
+    this.producer = producer;
+  }
+
+  /**
+   * Opens every dataset (refusing a bad one with its file and offset named) and starts listening.
+   *
+   * @param port 0 for any free port
+   */
+  public static SluiceDaemon start(String host, int port, Map<String, Path> datasetPaths)
+      throws IOException {
+    quietTransportNoise();
+    BufferAllocator root = new RootAllocator(Long.MAX_VALUE);
+    ReadBackend backend = new PosixReadBackend();
+    Map<String, ServedDataset> datasets = new LinkedHashMap<>();
+    ExecutorService streams =
+        Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
+    try {
+      for (Map.Entry<String, Path> e : datasetPaths.entrySet()) {
+        datasets.put(e.getKey(), ServedDataset.of(e.getKey(), Formats.open(e.getValue(), backend)));
+      }
+      BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
+      SluiceProducer producer = new SluiceProducer(datasets, root, streams);
+      FlightServer server =
+          FlightServer.builder(flightAllocator, Location.forGrpcInsecure(host, port), producer)
+              // gRPC calls a stream ready only under 32 KiB queued by default: with batches
+              // larger than that every putNext would wait for a flush (one batch per round trip).
+              .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES)
+              .build();
+      server.start();
+      return new SluiceDaemon(root, backend, datasets, streams, server, producer);
+    } catch (IOException | RuntimeException e) {
+      streams.shutdownNow();
+      for (ServedDataset d : datasets.values()) {
+        d.source().close();
+      }
+      root.close();
+      throw e;
+    }
+  }
+
+  /**
+   * A trainer killed mid-stream makes gRPC's Netty handler log a WARNING with a stack trace for
+   * every write it had queued: routine for a daemon whose clients come and go, and nothing is lost
+   * (the stream's buffers are freed, see {@link RankStreamer}). Real failures still log.
+   */
+  private static void quietTransportNoise() {
+    TRANSPORT_LOGGER.setLevel(java.util.logging.Level.SEVERE);
+  }
+
+  // Held strongly: java.util.logging keeps loggers weakly and would forget the level.
+  private static final java.util.logging.Logger TRANSPORT_LOGGER =
+      java.util.logging.Logger.getLogger("io.grpc.netty.NettyServerHandler");
+
+  /** The address clients connect to, for example {@code grpc+tcp://127.0.0.1:8815}. */
+  public String uri() {
+    Location l = server.getLocation();
+    return "grpc://" + l.getUri().getHost() + ":" + server.getPort();
+  }
+
+  public int port() {
+    return server.getPort();
+  }
+
+  public Map<String, ServedDataset> datasets() {
+    return datasets;
+  }
+
+  /** Requests refused as the client's mistake since start. */
+  public long rejectedRequests() {
+    return producer.rejectedRequests();
+  }
+
+  /** Bytes the daemon's allocators hold now (batches in flight). */
+  public long allocatedBytes() {
+    return root.getAllocatedMemory();
+  }
+
+  public void awaitTermination() throws InterruptedException {
+    server.awaitTermination();
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      server.shutdown();
+      if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+        server.close();
+      }
+      streams.shutdown();
+      if (!streams.awaitTermination(10, TimeUnit.SECONDS)) {
+        streams.shutdownNow();
+      }
+      server.close();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      streams.shutdownNow();
+    }
+    for (ServedDataset d : datasets.values()) {
+      d.source().close();
+    }
+    backend.close();
+    for (BufferAllocator child : root.getChildAllocators()) {
+      child.close();
+    }
+    root.close(); // throws if any batch buffer leaked
+  }
+}

@@ -1,0 +1,162 @@
+package io.sluice.server;
+
+import io.sluice.client.Delivery;
+import io.sluice.client.ProtocolException;
+import io.sluice.client.StreamRequest;
+import io.sluice.planner.EpochPlan;
+import io.sluice.planner.GlobalSequence;
+import io.sluice.planner.ShuffleMode;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+import org.apache.arrow.flight.CallStatus;
+import org.apache.arrow.flight.Criteria;
+import org.apache.arrow.flight.FlightDescriptor;
+import org.apache.arrow.flight.FlightEndpoint;
+import org.apache.arrow.flight.FlightInfo;
+import org.apache.arrow.flight.FlightRuntimeException;
+import org.apache.arrow.flight.NoOpFlightProducer;
+import org.apache.arrow.flight.Ticket;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.vector.types.pojo.Schema;
+
+/**
+ * The daemon's Flight face: turns descriptors into plans and hands each DoGet to a stream thread. A
+ * client's mistake becomes INVALID_ARGUMENT or NOT_FOUND here, at one boundary, and never disturbs
+ * other streams. Called on gRPC threads; never blocks them.
+ */
+final class SluiceProducer extends NoOpFlightProducer {
+  private static final Logger LOG = Logger.getLogger(SluiceProducer.class.getName());
+
+  /** Shards per block for {@code shuffle=block} until the config issue makes it an option. */
+  static final int DEFAULT_BLOCK_SHARDS = 4;
+
+  private final Map<String, ServedDataset> datasets;
+  private final BufferAllocator allocator;
+  private final ExecutorService streams;
+  private final AtomicLong rejectedRequests = new AtomicLong();
+
+  SluiceProducer(
+      Map<String, ServedDataset> datasets, BufferAllocator allocator, ExecutorService streams) {
+    this.datasets = Map.copyOf(datasets);
+    this.allocator = allocator;
+    this.streams = streams;
+  }
+
+  long rejectedRequests() {
+    return rejectedRequests.get();
+  }
+
+  @Override
+  public void listFlights(
+      CallContext context, Criteria criteria, StreamListener<FlightInfo> listener) {
+    for (ServedDataset d : datasets.values()) {
+      listener.onNext(
+          new FlightInfo(
+              d.schema(),
+              FlightDescriptor.path(d.name()),
+              List.of(),
+              d.source().manifest().totalBytes(),
+              d.source().layout().totalSamples()));
+    }
+    listener.onCompleted();
+  }
+
+  @Override
+  public FlightInfo getFlightInfo(CallContext context, FlightDescriptor descriptor) {
+    if (!descriptor.isCommand()) {
+      throw reject(
+          CallStatus.INVALID_ARGUMENT.withDescription(
+              "descriptor must be a command holding the request JSON, not a path"));
+    }
+    Resolved r = resolve(descriptor.getCommand());
+    byte[] ticket = r.request.toJson();
+    long rows = r.plan.stepCount() * r.request.batchSize();
+    return new FlightInfo(
+        r.schema, descriptor, List.of(new FlightEndpoint(new Ticket(ticket))), -1, rows);
+  }
+
+  @Override
+  public void getStream(CallContext context, Ticket ticket, ServerStreamListener listener) {
+    Resolved r;
+    try {
+      r = resolve(ticket.getBytes());
+    } catch (FlightRuntimeException e) {
+      listener.error(e);
+      return;
+    }
+    RankStreamer streamer =
+        new RankStreamer(r.dataset, r.request, r.plan, r.schema, allocator, listener);
+    try {
+      streams.execute(streamer);
+    } catch (RejectedExecutionException e) {
+      listener.error(
+          CallStatus.UNAVAILABLE.withDescription("daemon is shutting down").toRuntimeException());
+    }
+  }
+
+  private record Resolved(
+      ServedDataset dataset, StreamRequest request, EpochPlan plan, Schema schema) {}
+
+  private Resolved resolve(byte[] json) {
+    StreamRequest request;
+    try {
+      request = StreamRequest.parse(json);
+    } catch (ProtocolException e) {
+      throw reject(CallStatus.INVALID_ARGUMENT.withDescription(e.getMessage()).withCause(e));
+    }
+    ServedDataset dataset = datasets.get(request.dataset());
+    if (dataset == null) {
+      throw reject(
+          CallStatus.NOT_FOUND.withDescription(
+              "dataset="
+                  + request.dataset()
+                  + " is not served here (served: "
+                  + String.join(", ", datasets.keySet().stream().sorted().toList())
+                  + ")"));
+    }
+    request = request.withDelivery(resolveDelivery(request.delivery()));
+    try {
+      Schema schema = dataset.project(request.columns());
+      GlobalSequence sequence =
+          GlobalSequence.of(
+              dataset.source().layout(),
+              request.seed(),
+              request.epoch(),
+              ShuffleMode.parse(request.shuffle(), DEFAULT_BLOCK_SHARDS));
+      EpochPlan plan =
+          EpochPlan.of(sequence, request.worldSize(), request.batchSize(), request.dropLast());
+      plan.stepAtCursor(request.startCursor()); // validates the cursor now, not mid-stream
+      return new Resolved(dataset, request, plan, schema);
+    } catch (IllegalArgumentException e) {
+      throw reject(CallStatus.INVALID_ARGUMENT.withDescription(e.getMessage()).withCause(e));
+    }
+  }
+
+  private Delivery resolveDelivery(Delivery asked) {
+    return switch (asked) {
+      case CPU, AUTO -> Delivery.CPU;
+      case SHM, CUDA ->
+          throw reject(
+              CallStatus.UNIMPLEMENTED.withDescription(
+                  "delivery="
+                      + asked.wireName()
+                      + " is not available in this daemon version; use cpu or auto"));
+    };
+  }
+
+  private FlightRuntimeException reject(CallStatus status) {
+    rejectedRequests.incrementAndGet();
+    LOG.log(Level.FINE, "rejected request: {0}", status.description());
+    return status.toRuntimeException();
+  }
+
+  static String text(byte[] bytes) {
+    return new String(bytes, StandardCharsets.UTF_8);
+  }
+}

@@ -1,0 +1,310 @@
+package io.sluice.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.sluice.client.BatchMetadata;
+import io.sluice.client.RankStream;
+import io.sluice.client.SluiceClient;
+import io.sluice.client.StreamRequest;
+import io.sluice.demo.DemoDataset;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeSet;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.apache.arrow.flight.CallStatus;
+import org.apache.arrow.flight.FlightDescriptor;
+import org.apache.arrow.flight.FlightRuntimeException;
+import org.apache.arrow.flight.FlightStatusCode;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.apache.arrow.vector.UInt2Vector;
+import org.apache.arrow.vector.UInt8Vector;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** A real daemon on loopback, read by the Java client: delivery, resume, errors, leaks. */
+class DaemonIT {
+  static final int SHARDS = 3;
+  static final int PER_SHARD = 337; // N = 1011: not a multiple of any global batch used here
+  static final int SEQ_LEN = 24;
+  static final long N = (long) SHARDS * PER_SHARD;
+
+  @TempDir static Path dir;
+  static SluiceDaemon daemon;
+  static BufferAllocator clientAllocator;
+
+  @BeforeAll
+  static void start() throws Exception {
+    DemoDataset.ensure(dir, SHARDS, PER_SHARD, SEQ_LEN);
+    daemon = SluiceDaemon.start("127.0.0.1", 0, Map.of("t", dir));
+    clientAllocator = new RootAllocator(Long.MAX_VALUE);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    daemon.close(); // fails if any batch buffer leaked on the daemon's side
+    clientAllocator.close(); // and on the client's
+  }
+
+  /** One batch as a rank saw it. */
+  record Seen(BatchMetadata meta, long[] ids) {}
+
+  static List<Seen> readRank(StreamRequest req, int maxBatches) {
+    List<Seen> out = new ArrayList<>();
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator);
+        RankStream s = client.open(req)) {
+      while (out.size() < maxBatches && s.next()) {
+        int rows = s.root().getRowCount();
+        UInt8Vector idv = (UInt8Vector) s.root().getVector("sample_id");
+        FixedSizeListVector tokens = (FixedSizeListVector) s.root().getVector("tokens");
+        ByteBuffer data =
+            ((UInt2Vector) tokens.getDataVector())
+                .getDataBuffer()
+                .nioBuffer(0, rows * SEQ_LEN * 2)
+                .order(ByteOrder.LITTLE_ENDIAN);
+        long[] ids = new long[rows];
+        for (int i = 0; i < rows; i++) {
+          ids[i] = idv.get(i);
+          for (int j = 0; j < SEQ_LEN; j++) {
+            assertEquals(
+                DemoDataset.token(ids[i], j),
+                data.getShort((i * SEQ_LEN + j) * 2) & 0xFFFF,
+                "sample " + ids[i] + " token " + j);
+          }
+        }
+        out.add(new Seen(s.metadata(), ids));
+      }
+    }
+    return out;
+  }
+
+  static List<List<Seen>> readAllRanks(StreamRequest base) throws Exception {
+    try (ExecutorService pool = Executors.newFixedThreadPool(base.worldSize())) {
+      List<Future<List<Seen>>> fs = new ArrayList<>();
+      for (int r = 0; r < base.worldSize(); r++) {
+        StreamRequest req =
+            new StreamRequest(
+                base.dataset(),
+                r,
+                base.worldSize(),
+                base.batchSize(),
+                base.seed(),
+                base.epoch(),
+                base.shuffle(),
+                base.dropLast(),
+                base.startCursor(),
+                base.delivery(),
+                base.columns());
+        fs.add(pool.submit(() -> readRank(req, Integer.MAX_VALUE)));
+      }
+      List<List<Seen>> out = new ArrayList<>();
+      for (Future<List<Seen>> f : fs) {
+        out.add(f.get());
+      }
+      return out;
+    }
+  }
+
+  @ParameterizedTest(name = "world={0} batch={1} shuffle={2} drop_last={3}")
+  @CsvSource({
+    "4, 16, global, false",
+    "4, 16, global, true",
+    "8, 5, block, false",
+    "3, 7, shard, true",
+    "2, 64, none, false"
+  })
+  void everySampleExactlyOnceAcrossRanks(int world, int batch, String shuffle, boolean dropLast)
+      throws Exception {
+    StreamRequest base =
+        StreamRequest.of("t", 0, world, batch)
+            .withSeed(11)
+            .withShuffle(shuffle)
+            .withDropLast(dropLast);
+    List<List<Seen>> ranks = readAllRanks(base);
+    long g = (long) world * batch;
+    long steps = dropLast ? N / g : (N + g - 1) / g;
+    int[] count = new int[(int) N];
+    long padded = 0;
+    for (List<Seen> rank : ranks) {
+      assertEquals(steps, rank.size(), "every rank gets the same number of batches");
+      for (int t = 0; t < rank.size(); t++) {
+        Seen s = rank.get(t);
+        assertEquals(t, s.meta().step());
+        assertEquals((t + 1) * g, s.meta().cursor());
+        assertEquals(steps, s.meta().steps());
+        assertEquals("cpu", s.meta().delivery().wireName());
+        for (int i = 0; i < s.ids().length - s.meta().padded(); i++) {
+          count[(int) s.ids()[i]]++;
+        }
+        padded += s.meta().padded();
+      }
+    }
+    long expectedDelivered = dropLast ? steps * g : N;
+    long delivered = 0;
+    for (int i = 0; i < N; i++) {
+      assertTrue(count[i] <= 1, "sample " + i + " delivered " + count[i] + " times");
+      delivered += count[i];
+    }
+    assertEquals(expectedDelivered, delivered);
+    assertEquals(dropLast ? 0 : steps * g - N, padded);
+  }
+
+  @Test
+  void resumeWithAnotherWorldSizeContinuesTheSameSequence() throws Exception {
+    StreamRequest four = StreamRequest.of("t", 0, 4, 8).withSeed(5).withEpoch(2);
+    List<List<Seen>> whole = readAllRanks(four);
+    int k = 7;
+    long cursor = whole.get(0).get(k - 1).meta().cursor();
+    assertEquals(k * 32L, cursor);
+    List<List<Seen>> resumed =
+        readAllRanks(
+            StreamRequest.of("t", 0, 2, 16).withSeed(5).withEpoch(2).withStartCursor(cursor));
+    assertEquals(whole.get(0).size() - k, resumed.get(0).size());
+    for (int t = 0; t < resumed.get(0).size(); t++) {
+      TreeSet<Long> a = new TreeSet<>();
+      TreeSet<Long> b = new TreeSet<>();
+      List<Long> orderA = new ArrayList<>();
+      List<Long> orderB = new ArrayList<>();
+      for (List<Seen> r : whole) {
+        for (long id : r.get(k + t).ids()) {
+          a.add(id);
+          orderA.add(id);
+        }
+      }
+      for (List<Seen> r : resumed) {
+        assertEquals(k + t, r.get(t).meta().step());
+        for (long id : r.get(t).ids()) {
+          b.add(id);
+          orderB.add(id);
+        }
+      }
+      assertEquals(a, b, "step " + (k + t));
+      assertEquals(orderA, orderB, "rank-major order of step " + (k + t));
+    }
+  }
+
+  @Test
+  void differentEpochsAndSeedsGiveDifferentOrders() {
+    long[] e0 = readRank(StreamRequest.of("t", 0, 1, 32).withSeed(1), 1).get(0).ids();
+    long[] e1 = readRank(StreamRequest.of("t", 0, 1, 32).withSeed(1).withEpoch(1), 1).get(0).ids();
+    long[] s2 = readRank(StreamRequest.of("t", 0, 1, 32).withSeed(2), 1).get(0).ids();
+    long[] again = readRank(StreamRequest.of("t", 0, 1, 32).withSeed(1), 1).get(0).ids();
+    assertFalse(java.util.Arrays.equals(e0, e1));
+    assertFalse(java.util.Arrays.equals(e0, s2));
+    assertTrue(java.util.Arrays.equals(e0, again));
+  }
+
+  static FlightRuntimeException infoError(String json) {
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
+      return assertThrows(
+          FlightRuntimeException.class,
+          () ->
+              client
+                  .flightForTests()
+                  .getInfo(FlightDescriptor.command(json.getBytes(StandardCharsets.UTF_8))));
+    }
+  }
+
+  @ParameterizedTest
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"colour\":1}|INVALID_ARGUMENT|colour",
+        "{\"dataset\":\"t\",\"rank\":4,\"world_size\":4,\"batch_size\":4}|INVALID_ARGUMENT|rank=4",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":0}|INVALID_ARGUMENT|batch_size=0",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":2,\"batch_size\":4,\"start_cursor\":3}|INVALID_ARGUMENT|start_cursor=3",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"columns\":[\"pixels\"]}|INVALID_ARGUMENT|pixels",
+        "{\"dataset\":\"nope\",\"rank\":0,\"world_size\":1,\"batch_size\":4}|NOT_FOUND|dataset=nope",
+        "{not json|INVALID_ARGUMENT|JSON",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"shm\"}|UNIMPLEMENTED|delivery=shm",
+      })
+  void badRequestsGetAStatusNamingTheFieldAndTheDaemonGoesOn(
+      String json, String status, String named) {
+    FlightRuntimeException e = infoError(json);
+    assertEquals(FlightStatusCode.valueOf(status), e.status().code(), e.getMessage());
+    assertTrue(e.getMessage().contains(named), e.getMessage());
+    assertEquals(2, readRank(StreamRequest.of("t", 0, 1, 4), 2).size());
+  }
+
+  @Test
+  void badTicketFailsTheStreamNotTheDaemon() {
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
+      var stream =
+          client
+              .flightForTests()
+              .getStream(
+                  new org.apache.arrow.flight.Ticket(
+                      "{\"dataset\":\"t\"}".getBytes(StandardCharsets.UTF_8)));
+      FlightRuntimeException e = assertThrows(FlightRuntimeException.class, stream::next);
+      assertEquals(CallStatus.INVALID_ARGUMENT.code(), e.status().code());
+      try {
+        stream.close();
+      } catch (Exception ignored) {
+        // the stream already failed
+      }
+    }
+    assertEquals(1, readRank(StreamRequest.of("t", 0, 1, 4), 1).size());
+  }
+
+  @Test
+  void columnsSelectsAndSampleIdIsAlwaysThere() {
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator);
+        RankStream s =
+            client.open(
+                new StreamRequest(
+                    "t",
+                    0,
+                    1,
+                    4,
+                    0,
+                    0,
+                    "global",
+                    false,
+                    0,
+                    io.sluice.client.Delivery.AUTO,
+                    List.of()))) {
+      assertTrue(s.next());
+      assertEquals(
+          List.of("sample_id"),
+          s.root().getSchema().getFields().stream().map(f -> f.getName()).toList());
+      assertEquals("cpu", s.metadata().delivery().wireName(), "auto falls back to cpu and says so");
+    }
+  }
+
+  @Test
+  void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
+    DemoDataset.ensure(own, 2, 500, 512);
+    SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));
+    try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE)) {
+      for (int i = 0; i < 5; i++) {
+        try (SluiceClient client = SluiceClient.connect(d.uri(), alloc);
+            RankStream s = client.open(StreamRequest.of("c", 0, 1, 8))) {
+          assertTrue(s.next());
+          assertTrue(s.next());
+        } // closes mid-epoch: the daemon is told to cancel
+      }
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (d.allocatedBytes() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(0, d.allocatedBytes(), "daemon buffers after cancelled streams");
+    } finally {
+      d.close(); // throws if the allocator tree still holds memory
+    }
+  }
+}
