@@ -1,0 +1,73 @@
+"""The Sluice Flight protocol, client side: the descriptor a stream is asked for with, and the
+app_metadata every batch carries. DESIGN.md ("Contracts") is the reference; keep the two in step.
+"""
+
+import json
+
+SHUFFLE_MODES = ("global", "block", "shard", "none")
+DELIVERY_MODES = ("cpu", "shm", "cuda", "auto")
+
+# Delivery paths this client reads as-is. The stream names the path it took in app_metadata;
+# "shm" and "cuda" carry descriptors instead of batch bodies and need an importer.
+_READABLE_DELIVERIES = ("cpu",)
+
+
+def normalize_location(url):
+    """``grpc://h:p``, ``grpc+tcp://h:p``, ``grpc+unix://path`` pass through; ``h:p`` gets ``grpc://``."""
+    if not isinstance(url, str) or not url:
+        raise ValueError("url=%r must be a non-empty string like 'grpc://127.0.0.1:8815'" % (url,))
+    if "://" in url:
+        return url
+    host, sep, port = url.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError("url=%r must be 'grpc://HOST:PORT' or 'HOST:PORT'" % (url,))
+    return "grpc://" + url
+
+
+def descriptor_command(dataset, rank, world_size, batch_size, seed, epoch, shuffle, drop_last,
+                       start_cursor, delivery, columns):
+    """The UTF-8 JSON command of the FlightDescriptor. Values are sent as given: the daemon
+    validates them and answers a bad one with an error naming the field."""
+    return json.dumps({
+        "dataset": dataset,
+        "rank": rank,
+        "world_size": world_size,
+        "batch_size": batch_size,
+        "seed": seed,
+        "epoch": epoch,
+        "shuffle": shuffle,
+        "drop_last": drop_last,
+        "start_cursor": start_cursor,
+        "delivery": delivery,
+        "columns": None if columns is None else list(columns),
+    }, separators=(",", ":")).encode("utf-8")
+
+
+def parse_batch_metadata(buf):
+    """app_metadata (a pyarrow Buffer or bytes holding UTF-8 JSON) as a dict; {} when absent."""
+    if buf is None:
+        return {}
+    raw = buf.to_pybytes() if hasattr(buf, "to_pybytes") else bytes(buf)
+    if not raw:
+        return {}
+    meta = json.loads(raw.decode("utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError("batch app_metadata must be a JSON object, got %r" % (raw[:200],))
+    return meta
+
+
+def check_readable(meta):
+    delivery = meta.get("delivery", "cpu")
+    if delivery not in _READABLE_DELIVERIES:
+        raise NotImplementedError(
+            "the daemon delivered a batch with delivery=%r; this client reads only %s. "
+            "Ask for delivery='cpu'." % (delivery, ", ".join(_READABLE_DELIVERIES)))
+
+
+def is_last_step(meta):
+    """Whether this batch is the rank's last of the epoch (``step`` counts from 0, ``steps`` is the
+    epoch's batches per rank)."""
+    step, steps = meta.get("step"), meta.get("steps")
+    if step is None or steps is None:
+        return False
+    return int(step) + 1 >= int(steps)

@@ -1,0 +1,234 @@
+"""``sluice.Dataset``: one rank's batches from a Sluice daemon, as a PyTorch IterableDataset.
+
+Each iteration opens one Flight stream (GetFlightInfo + DoGet) for this rank at the dataset's
+position (epoch, cursor) and yields one dict of tensors per step. The position advances with every
+batch yielded, so ``state_dict()`` taken after batch k and loaded into a fresh Dataset makes its
+first batch batch k+1, for this or for another world size with the same global batch.
+"""
+
+import operator
+import os
+import warnings
+
+import pyarrow.flight as flight
+
+from . import _convert, _protocol
+
+try:
+    import torch
+    from torch.utils.data import IterableDataset as _Base
+except ImportError:  # torch is optional: a plain iterable then
+    torch = None
+
+    class _Base(object):
+        pass
+
+STATE_VERSION = 1
+
+
+class Dataset(_Base):
+    """Batches of ``dataset`` for one rank, streamed by the Sluice daemon at ``url``.
+
+    Args:
+        url: the daemon, ``grpc://host:port`` (or ``host:port``).
+        dataset: the dataset's name on the daemon (``sluice serve --dataset NAME=DIR``).
+        batch_size: samples per batch per rank; the global batch is ``world_size * batch_size``.
+        rank, world_size: default to torch.distributed when it is initialized, then to the
+            environment's ``RANK`` / ``WORLD_SIZE``, else 0 / 1.
+        seed, epoch: with ``shuffle`` they fix the global order; ``set_epoch`` moves to another.
+        shuffle: ``"global"``, ``"block"``, ``"shard"`` or ``"none"``.
+        drop_last: drop the epoch's incomplete last global batch instead of padding it by
+            wrapping around (padded rows are the batch's last ``last_metadata["padded"]`` rows).
+        delivery: ``"auto"``, ``"cpu"``, ``"shm"`` or ``"cuda"``; the path taken is in
+            ``last_metadata["delivery"]``. This client reads ``"cpu"`` batches.
+        columns: the columns to fetch (None: all); ``sample_id`` always comes along.
+
+    Each batch is a dict keyed by column: integer lists (``tokens``) as int64 ``[B, L]`` tensors,
+    numbers as tensors (numpy arrays when torch is not installed), binary and strings as lists.
+    Use it directly (``for batch in ds``) or in ``DataLoader(ds, batch_size=None)`` with
+    ``num_workers=0``: the daemon already loads in another process, and each rank reads one stream.
+    """
+
+    def __init__(self, url, dataset, batch_size, rank=None, world_size=None, seed=0, epoch=0,
+                 shuffle="global", drop_last=False, delivery="auto", columns=None):
+        self.url = _protocol.normalize_location(url)
+        self.dataset = dataset
+        self.batch_size = _integer("batch_size", batch_size)
+        default_rank, default_world = _default_rank_world()
+        self.rank = default_rank if rank is None else _integer("rank", rank)
+        self.world_size = (default_world if world_size is None
+                           else _integer("world_size", world_size))
+        self.seed = _integer("seed", seed)
+        self.shuffle = shuffle
+        self.drop_last = bool(drop_last)
+        self.delivery = delivery
+        self.columns = None if columns is None else list(columns)
+        # The position: the next batch is the one after global cursor `_cursor` of `_epoch`.
+        # `_epoch_done` marks an epoch read to its end: the next iteration starts the one after,
+        # unless set_epoch() named this epoch since (`_epoch_pinned`), which then has nothing left.
+        self._epoch = _integer("epoch", epoch)
+        self._cursor = 0
+        self._epoch_done = False
+        self._epoch_pinned = False
+        self.last_metadata = {}
+
+    # --- iteration -------------------------------------------------------------------------
+
+    def __iter__(self):
+        _check_worker()
+        pinned, self._epoch_pinned = self._epoch_pinned, False
+        if self._epoch_done:
+            if pinned:
+                return iter(())
+            self._epoch, self._cursor, self._epoch_done = self._epoch + 1, 0, False
+        return self._batches(may_start_next_epoch=not pinned)
+
+    def _batches(self, may_start_next_epoch):
+        client = flight.FlightClient(self.url)
+        try:
+            resumed_at_end = self._cursor > 0 and may_start_next_epoch
+            yielded = yield from self._read_epoch(client)
+            if yielded == 0 and resumed_at_end:
+                # The position was the end of the epoch (a checkpoint taken after its last batch
+                # that does not say so): go on with the next epoch, as an uninterrupted run would.
+                self._epoch, self._cursor = self._epoch + 1, 0
+                yield from self._read_epoch(client)
+            self._epoch_done = True
+        finally:
+            client.close()
+
+    def _read_epoch(self, client):
+        """Yields this rank's batches from the position to the end of the epoch, moving the
+        position past each batch before handing it out; returns how many it yielded."""
+        count = 0
+        for batch, meta in self._stream(client):
+            _protocol.check_readable(meta)
+            if "cursor" in meta:
+                self._cursor = int(meta["cursor"])
+            self._epoch_done = _protocol.is_last_step(meta)
+            self.last_metadata = meta
+            count += 1
+            yield _convert.batch_to_dict(batch)
+        return count
+
+    def _stream(self, client):
+        """(RecordBatch, metadata dict) for each step of this rank from the current position."""
+        command = _protocol.descriptor_command(
+            dataset=self.dataset, rank=self.rank, world_size=self.world_size,
+            batch_size=self.batch_size, seed=self.seed, epoch=self._epoch, shuffle=self.shuffle,
+            drop_last=self.drop_last, start_cursor=self._cursor, delivery=self.delivery,
+            columns=self.columns)
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
+        if len(info.endpoints) != 1:
+            raise RuntimeError("dataset=%r: the daemon answered %d endpoints, expected 1"
+                               % (self.dataset, len(info.endpoints)))
+        reader = client.do_get(info.endpoints[0].ticket)
+        try:
+            while True:
+                try:
+                    chunk = reader.read_chunk()
+                except StopIteration:
+                    return
+                if chunk.data is None:
+                    continue  # metadata-only message
+                yield chunk.data, _protocol.parse_batch_metadata(chunk.app_metadata)
+        except GeneratorExit:
+            reader.cancel()  # the consumer stopped early: tell the daemon to stop sending
+            raise
+
+    # --- epochs and checkpoints ------------------------------------------------------------
+
+    @property
+    def epoch(self):
+        return self._epoch
+
+    @property
+    def cursor(self):
+        return self._cursor
+
+    def set_epoch(self, epoch):
+        """Like ``DistributedSampler.set_epoch``: the next iteration reads ``epoch``, from its start
+        unless the dataset is already in ``epoch``. Then it keeps its position, so calling it at
+        the top of the training loop right after ``load_state_dict`` resumes mid-epoch (and an
+        epoch the checkpoint had finished yields nothing more)."""
+        epoch = _integer("epoch", epoch)
+        if epoch != self._epoch:
+            self._epoch, self._cursor, self._epoch_done = epoch, 0, False
+        self._epoch_pinned = True
+
+    def state_dict(self):
+        """The position after the last batch yielded, as a JSON-serializable dict."""
+        return {
+            "version": STATE_VERSION,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "epoch": self._epoch,
+            "shuffle": self.shuffle,
+            "drop_last": self.drop_last,
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+            "cursor": self._cursor,
+            "epoch_done": self._epoch_done,
+        }
+
+    def load_state_dict(self, state):
+        """Continue from ``state`` (from ``state_dict()``): the next batch is the one after the
+        checkpoint's. The world size may differ if the global batch
+        (``world_size * batch_size``) is the same; the daemon checks the cursor."""
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise ValueError("state_dict version=%r is not supported (expected %d)"
+                             % (version, STATE_VERSION))
+        if state.get("dataset") != self.dataset:
+            raise ValueError("state_dict dataset=%r does not match this Dataset's dataset=%r"
+                             % (state.get("dataset"), self.dataset))
+        # The checkpoint fixes the global order; take it rather than this Dataset's arguments.
+        self.seed = int(state["seed"])
+        self.shuffle = state["shuffle"]
+        self.drop_last = bool(state["drop_last"])
+        self._epoch = int(state["epoch"])
+        self._cursor = int(state["cursor"])
+        self._epoch_done = bool(state.get("epoch_done", False))
+        self._epoch_pinned = False
+        self.last_metadata = {}
+
+    def __repr__(self):
+        return ("sluice.Dataset(url=%r, dataset=%r, rank=%d, world_size=%d, batch_size=%d, "
+                "shuffle=%r, seed=%d, epoch=%d, cursor=%d)"
+                % (self.url, self.dataset, self.rank, self.world_size, self.batch_size,
+                   self.shuffle, self.seed, self._epoch, self._cursor))
+
+
+def _integer(name, value):
+    """``value`` as an int; floats, strings and bools are refused rather than truncated."""
+    if isinstance(value, bool):
+        raise TypeError("%s=%r must be an integer" % (name, value))
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError("%s=%r must be an integer" % (name, value)) from None
+
+
+def _default_rank_world():
+    if torch is not None:
+        dist = getattr(torch, "distributed", None)
+        if dist is not None and dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+    rank, world = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    return (int(rank) if rank else 0), (int(world) if world else 1)
+
+
+def _check_worker():
+    if torch is None:
+        return
+    info = torch.utils.data.get_worker_info()
+    if info is None:
+        return
+    if info.num_workers > 1:
+        raise ValueError(
+            "sluice.Dataset in a DataLoader with num_workers=%d: each rank reads one Flight "
+            "stream, so every worker would get the same batches. Use num_workers=0 (the daemon "
+            "already loads in another process)." % info.num_workers)
+    warnings.warn(
+        "sluice.Dataset in a DataLoader worker: state_dict() in the main process will not see "
+        "the worker's progress. Use num_workers=0.", RuntimeWarning, stacklevel=3)

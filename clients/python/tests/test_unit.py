@@ -1,0 +1,130 @@
+"""Batch conversion, protocol helpers and argument handling; no daemon needed."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from sluice import _convert, _protocol
+
+
+def token_batch(n=5, width=4, value_type=pa.uint16()):
+    flat = np.arange(n * width) % 60000
+    tokens = pa.FixedSizeListArray.from_arrays(pa.array(flat, type=value_type), width)
+    return pa.RecordBatch.from_arrays(
+        [pa.array(np.arange(n), type=pa.uint64()), tokens,
+         pa.array([b"x%d" % i for i in range(n)], type=pa.binary()),
+         pa.array(["s%d" % i for i in range(n)]),
+         pa.array(np.linspace(0, 1, n), type=pa.float32()),
+         pa.array([i % 2 == 0 for i in range(n)]),
+         pa.array(np.arange(n), type=pa.uint16())],
+        names=["sample_id", "tokens", "raw", "text", "weight", "keep", "small"])
+
+
+def test_numpy_conversion():
+    out = _convert.batch_to_dict(token_batch(), as_torch=False)
+    assert out["tokens"].dtype == np.int64 and out["tokens"].shape == (5, 4)
+    np.testing.assert_array_equal(out["tokens"].reshape(-1), np.arange(20))
+    assert out["sample_id"].dtype == np.int64
+    assert out["raw"] == [b"x%d" % i for i in range(5)]
+    assert out["text"] == ["s%d" % i for i in range(5)]
+    assert out["weight"].dtype == np.float32
+    assert out["keep"].dtype == np.bool_
+    assert out["small"].dtype == np.int32
+
+
+def test_torch_conversion():
+    torch = pytest.importorskip("torch")
+    out = _convert.batch_to_dict(token_batch(value_type=pa.uint32()))
+    assert out["tokens"].dtype == torch.int64 and tuple(out["tokens"].shape) == (5, 4)
+    assert out["sample_id"].dtype == torch.int64
+    assert out["weight"].dtype == torch.float32
+    assert out["keep"].dtype == torch.bool
+    assert out["small"].dtype == torch.int32
+    # int64 values read zero-copy from Arrow are read-only; the tensor must still be usable.
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(3), type=pa.int64())], names=["x"])
+    x = _convert.batch_to_dict(batch)["x"]
+    x += 1
+    assert x.tolist() == [1, 2, 3]
+
+
+def test_sliced_fixed_size_list_keeps_its_rows():
+    sliced = token_batch(n=6).slice(2, 3)
+    out = _convert.batch_to_dict(sliced, as_torch=False)
+    np.testing.assert_array_equal(out["tokens"], np.arange(8, 20).reshape(3, 4))
+    np.testing.assert_array_equal(out["sample_id"], [2, 3, 4])
+
+
+def test_variable_lists():
+    uniform = pa.array([[1, 2], [3, 4], [5, 6]], type=pa.list_(pa.uint16()))
+    ragged = pa.array([[1], [2, 3], []], type=pa.list_(pa.int32()))
+    batch = pa.RecordBatch.from_arrays([uniform, ragged], names=["u", "r"]).slice(1)
+    out = _convert.batch_to_dict(batch, as_torch=False)
+    np.testing.assert_array_equal(out["u"], [[3, 4], [5, 6]])
+    assert out["u"].dtype == np.int64
+    assert [a.tolist() for a in out["r"]] == [[2, 3], []]
+
+
+@pytest.mark.parametrize("url,location", [
+    ("grpc://127.0.0.1:8815", "grpc://127.0.0.1:8815"),
+    ("127.0.0.1:8815", "grpc://127.0.0.1:8815"),
+    ("localhost:1", "grpc://localhost:1"),
+    ("grpc+unix:///tmp/sluice.sock", "grpc+unix:///tmp/sluice.sock"),
+])
+def test_locations(url, location):
+    assert _protocol.normalize_location(url) == location
+
+
+@pytest.mark.parametrize("url", ["", "127.0.0.1", "host:port", None])
+def test_bad_locations(url):
+    with pytest.raises(ValueError):
+        _protocol.normalize_location(url)
+
+
+def test_descriptor_holds_every_key():
+    cmd = json.loads(_protocol.descriptor_command(
+        dataset="d", rank=1, world_size=2, batch_size=3, seed=4, epoch=5, shuffle="block",
+        drop_last=True, start_cursor=12, delivery="auto", columns=("tokens",)))
+    assert cmd == {"dataset": "d", "rank": 1, "world_size": 2, "batch_size": 3, "seed": 4,
+                   "epoch": 5, "shuffle": "block", "drop_last": True, "start_cursor": 12,
+                   "delivery": "auto", "columns": ["tokens"]}
+
+
+def test_metadata():
+    meta = _protocol.parse_batch_metadata(pa.py_buffer(b'{"step": 3, "steps": 4, "delivery": "cpu"}'))
+    assert _protocol.is_last_step(meta)
+    assert not _protocol.is_last_step({"step": 2, "steps": 4})
+    assert _protocol.parse_batch_metadata(None) == {}
+    _protocol.check_readable(meta)
+    with pytest.raises(NotImplementedError, match="shm"):
+        _protocol.check_readable({"delivery": "shm"})
+
+
+@pytest.mark.parametrize("kw", [dict(batch_size=8.5), dict(batch_size="8"), dict(rank=1.0),
+                                dict(seed=True)])
+def test_arguments_must_be_integers(kw):
+    import sluice
+    args = dict(url="127.0.0.1:1", dataset="d", batch_size=8, rank=0, world_size=2)
+    args.update(kw)
+    with pytest.raises(TypeError, match=next(iter(kw))):
+        sluice.Dataset(**args)
+
+
+def test_rank_and_world_size_from_torch_distributed(tmp_path, monkeypatch):
+    torch = pytest.importorskip("torch")
+    import torch.distributed as dist
+    import sluice
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this torch build")
+    monkeypatch.setenv("RANK", "5")  # torch.distributed, once initialized, wins over these
+    monkeypatch.setenv("WORLD_SIZE", "9")
+    dist.init_process_group("gloo", init_method="file://%s" % (tmp_path / "pg"), rank=0,
+                            world_size=1)
+    try:
+        ds = sluice.Dataset("127.0.0.1:1", "d", 8)
+        assert (ds.rank, ds.world_size) == (0, 1)
+    finally:
+        dist.destroy_process_group()
+    ds = sluice.Dataset("127.0.0.1:1", "d", 8)
+    assert (ds.rank, ds.world_size) == (5, 9)
