@@ -49,7 +49,7 @@ final class DatasetCommand implements Runnable {
         description = "Token type for tokens: uint16 or uint32 (default: uint16).")
     String dtype;
 
-    @Option(names = "--seq-len", description = "Tokens per sample, for tokens.")
+    @Option(names = "--seq-len", description = "tokens only: tokens per sample.")
     Integer seqLen;
 
     @Override
@@ -84,7 +84,7 @@ final class DatasetCommand implements Runnable {
       try {
         r = f.index(path, options, progress);
       } catch (IllegalArgumentException e) {
-        throw new UsageException("--" + e.getMessage().replace("_", "-"));
+        throw new UsageException(f.name() + ": " + e.getMessage());
       } finally {
         if (terminal) {
           err.println();

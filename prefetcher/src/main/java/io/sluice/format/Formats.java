@@ -1,5 +1,6 @@
 package io.sluice.format;
 
+import io.sluice.format.megatron.MegatronFormat;
 import io.sluice.format.tokens.TokensFormat;
 import io.sluice.read.ReadBackend;
 import java.io.IOException;
@@ -8,7 +9,7 @@ import java.util.List;
 
 /** The shard formats this build knows, by name. */
 public final class Formats {
-  private static final List<ShardFormat> ALL = List.of(new TokensFormat());
+  private static final List<ShardFormat> ALL = List.of(new TokensFormat(), new MegatronFormat());
 
   private Formats() {}
 
