@@ -1,6 +1,7 @@
 package io.sluice.cli;
 
 import io.sluice.demo.DemoRunner;
+import io.sluice.tools.EpochReader;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -81,11 +82,11 @@ final class DemoCommand implements Callable<Integer> {
       dir = base.resolve("sluice").resolve("demo-tokens");
     }
     System.out.println("sluice demo: one shuffled epoch through the daemon over Arrow Flight");
-    DemoRunner.Report r =
+    EpochReader.Result r =
         DemoRunner.run(
             new DemoRunner.Options(dir, shards, samplesPerShard, seqLen, ranks, batchSize, seed),
             System.out);
-    DemoRunner.print(r, ranks, System.out);
+    DemoRunner.print(r, System.out);
     return r.ok() ? 0 : 1;
   }
 }

@@ -19,6 +19,7 @@ import picocli.CommandLine.Command;
       ServeCommand.class,
       DatasetCommand.class,
       PlanCommand.class,
+      ReadCommand.class,
       TestCommand.class,
       CommandLine.HelpCommand.class
     })
@@ -60,6 +61,9 @@ public final class SluiceMain implements Runnable {
   }
 
   static String describe(Throwable ex) {
+    if (ex instanceof org.apache.arrow.flight.FlightRuntimeException f) {
+      return f.status().code() + ": " + f.status().description();
+    }
     String m = ex.getMessage();
     return (m == null || m.isBlank()) ? ex.getClass().getSimpleName() : m;
   }

@@ -3,6 +3,7 @@ package io.sluice.demo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.sluice.tools.EpochReader;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -18,13 +19,13 @@ class DemoIT {
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
     PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
     DemoRunner.Options o = new DemoRunner.Options(dir, 3, 1000, 64, 2, 16, 7);
-    DemoRunner.Report r = DemoRunner.run(o, out);
-    DemoRunner.print(r, 2, out);
+    EpochReader.Result r = DemoRunner.run(o, out);
+    DemoRunner.print(r, out);
     String text = buf.toString(StandardCharsets.UTF_8);
     assertTrue(r.ok(), text);
     assertTrue(text.contains("exactly-once: ok"), text);
-    assertEquals(3000, r.samples() - r.padded());
-    assertEquals(3008, r.samples(), "3000 samples padded to a multiple of 32");
+    assertEquals(3000, r.rows() - r.paddedRows());
+    assertEquals(3008, r.rows(), "3000 samples padded to a multiple of 32");
   }
 
   @Test
@@ -37,8 +38,9 @@ class DemoIT {
     Files.write(shard, bytes);
     Files.setLastModifiedTime(shard, java.nio.file.attribute.FileTime.fromMillis(mtime));
     PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-    DemoRunner.Report r = DemoRunner.run(new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1), quiet);
-    assertEquals(1, r.contentErrors());
+    EpochReader.Result r = DemoRunner.run(new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1), quiet);
+    assertEquals(1, r.badBatches());
+    assertTrue(!r.ok());
     assertTrue(r.firstProblem().contains("sample_id=140 token 3"), r.firstProblem());
   }
 }

@@ -44,6 +44,17 @@ public final class SluiceClient implements AutoCloseable {
     return names;
   }
 
+  /** Samples in {@code dataset}, as the daemon's ListFlights reports them. */
+  public long totalSamples(String dataset) {
+    for (FlightInfo info : flight.listFlights(org.apache.arrow.flight.Criteria.ALL)) {
+      FlightDescriptor d = info.getDescriptor();
+      if (!d.isCommand() && d.getPath().size() == 1 && d.getPath().get(0).equals(dataset)) {
+        return info.getRecords();
+      }
+    }
+    throw new ProtocolException("dataset", "dataset=" + dataset + " is not served by the daemon");
+  }
+
   /** Opens one rank's stream for one epoch; iterate it, then close it. */
   public RankStream open(StreamRequest request) {
     FlightInfo info = flight.getInfo(FlightDescriptor.command(request.toJson()));
