@@ -2,6 +2,7 @@ package io.sluice.format;
 
 import io.sluice.format.megatron.MegatronFormat;
 import io.sluice.format.tokens.TokensFormat;
+import io.sluice.format.wds.WdsFormat;
 import io.sluice.read.ReadBackend;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -9,7 +10,8 @@ import java.util.List;
 
 /** The shard formats this build knows, by name. */
 public final class Formats {
-  private static final List<ShardFormat> ALL = List.of(new TokensFormat(), new MegatronFormat());
+  private static final List<ShardFormat> ALL =
+      List.of(new TokensFormat(), new MegatronFormat(), new WdsFormat());
 
   private Formats() {}
 
