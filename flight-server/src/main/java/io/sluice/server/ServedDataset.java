@@ -3,6 +3,7 @@ package io.sluice.server;
 import io.sluice.client.Protocol;
 import io.sluice.client.ProtocolException;
 import io.sluice.format.SampleSource;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.arrow.vector.types.pojo.ArrowType;
@@ -14,16 +15,16 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * A dataset the daemon serves under a name; its batches carry {@code sample_id} then the source's
  * columns.
  */
-public record ServedDataset(String name, SampleSource source, Schema schema) {
+public record ServedDataset(String name, Path dir, SampleSource source, Schema schema) {
   static final Field SAMPLE_ID =
       new Field(
           Protocol.SAMPLE_ID_COLUMN, FieldType.notNullable(new ArrowType.Int(64, false)), null);
 
-  public static ServedDataset of(String name, SampleSource source) {
+  public static ServedDataset of(String name, Path dir, SampleSource source) {
     List<Field> fields = new ArrayList<>();
     fields.add(SAMPLE_ID);
     fields.addAll(source.schema().getFields());
-    return new ServedDataset(name, source, new Schema(fields));
+    return new ServedDataset(name, dir, source, new Schema(fields));
   }
 
   /** The schema restricted to {@code columns} ({@code sample_id} always kept), or all of it. */

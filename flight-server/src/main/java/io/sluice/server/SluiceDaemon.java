@@ -61,7 +61,9 @@ public final class SluiceDaemon implements AutoCloseable {
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
     try {
       for (Map.Entry<String, Path> e : datasetPaths.entrySet()) {
-        datasets.put(e.getKey(), ServedDataset.of(e.getKey(), Formats.open(e.getValue(), backend)));
+        datasets.put(
+            e.getKey(),
+            ServedDataset.of(e.getKey(), e.getValue(), Formats.open(e.getValue(), backend)));
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
       SluiceProducer producer = new SluiceProducer(datasets, root, streams);

@@ -3,6 +3,7 @@ package io.sluice.server;
 import io.sluice.client.Delivery;
 import io.sluice.client.ProtocolException;
 import io.sluice.client.StreamRequest;
+import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
@@ -121,6 +122,15 @@ final class SluiceProducer extends NoOpFlightProducer {
                   + ")"));
     }
     request = request.withDelivery(resolveDelivery(request.delivery()));
+    try {
+      // A stat per shard per stream: cheap next to an epoch, and it keeps a file rewritten
+      // after start-up from being served as garbage.
+      dataset.source().manifest().checkUnchanged(dataset.dir());
+    } catch (DatasetFormatException | java.io.IOException e) {
+      throw reject(
+          CallStatus.UNAVAILABLE.withDescription(
+              "dataset=" + dataset.name() + " is unavailable: " + e.getMessage()));
+    }
     try {
       Schema schema = dataset.project(request.columns());
       GlobalSequence sequence =

@@ -287,6 +287,28 @@ class DaemonIT {
   }
 
   @Test
+  void shardChangedAfterStartIsRefusedAndOthersKeepServing(@TempDir Path own) throws Exception {
+    DemoDataset.ensure(own, 2, 50, 8);
+    SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own, "t", dir));
+    try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+        SluiceClient client = SluiceClient.connect(d.uri(), alloc)) {
+      Path shard = own.resolve("shard-00001.bin");
+      java.nio.file.Files.write(shard, new byte[16], java.nio.file.StandardOpenOption.APPEND);
+      FlightRuntimeException e =
+          assertThrows(
+              FlightRuntimeException.class, () -> client.open(StreamRequest.of("c", 0, 1, 4)));
+      assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code());
+      assertTrue(e.getMessage().contains("file=" + shard), e.getMessage());
+      assertTrue(e.getMessage().contains("changed since indexing"), e.getMessage());
+      try (RankStream s = client.open(StreamRequest.of("t", 0, 1, 4))) {
+        assertTrue(s.next(), "the other dataset is still served");
+      }
+    } finally {
+      d.close();
+    }
+  }
+
+  @Test
   void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
     DemoDataset.ensure(own, 2, 500, 512);
     SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));

@@ -12,6 +12,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -130,41 +131,110 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
       throw new DatasetFormatException(
           file, -1, "manifest is not valid JSON: " + e.getMessage(), e);
     }
-    int version = need(file, root, "version").asInt();
+    if (root == null || !root.isObject()) {
+      throw new DatasetFormatException(file, -1, "manifest must be a JSON object");
+    }
+    long version = integer(file, root, "version", 0);
     if (version != VERSION) {
       throw new DatasetFormatException(
           file, -1, "manifest version=" + version + " is not supported (expected " + VERSION + ")");
     }
     Map<String, String> params = new TreeMap<>();
-    need(file, root, "params")
-        .fields()
-        .forEachRemaining(e -> params.put(e.getKey(), e.getValue().asText()));
+    JsonNode p = need(file, root, "params");
+    if (!p.isObject()) {
+      throw new DatasetFormatException(file, -1, "manifest field 'params' must be an object");
+    }
+    for (Iterator<Map.Entry<String, JsonNode>> it = p.fields(); it.hasNext(); ) {
+      Map.Entry<String, JsonNode> e = it.next();
+      params.put(e.getKey(), text(file, e.getValue(), "params." + e.getKey()));
+    }
+    JsonNode shardList = need(file, root, "shards");
+    if (!shardList.isArray() || shardList.isEmpty()) {
+      throw new DatasetFormatException(
+          file, -1, "manifest field 'shards' must be a non-empty list");
+    }
     List<ShardEntry> shards = new ArrayList<>();
-    for (JsonNode s : need(file, root, "shards")) {
+    long total = 0;
+    for (JsonNode s : shardList) {
       List<FileStamp> companions = new ArrayList<>();
       JsonNode cs = s.get("companions");
+      if (cs != null && !cs.isArray()) {
+        throw new DatasetFormatException(file, -1, "manifest field 'companions' must be a list");
+      }
       if (cs != null) {
         for (JsonNode c : cs) {
           companions.add(
               new FileStamp(
-                  need(file, c, "path").asText(),
-                  need(file, c, "length_bytes").asLong(),
-                  need(file, c, "mtime_ms").asLong()));
+                  relativePath(file, c),
+                  integer(file, c, "length_bytes", 0),
+                  integer(file, c, "mtime_ms", Long.MIN_VALUE)));
         }
       }
-      shards.add(
+      ShardEntry e =
           new ShardEntry(
-              need(file, s, "path").asText(),
-              need(file, s, "samples").asLong(),
-              need(file, s, "length_bytes").asLong(),
-              need(file, s, "mtime_ms").asLong(),
-              companions));
+              relativePath(file, s),
+              integer(file, s, "samples", 0),
+              integer(file, s, "length_bytes", 0),
+              integer(file, s, "mtime_ms", Long.MIN_VALUE),
+              companions);
+      total += e.samples();
+      if (total < 0 || total > DatasetLayout.MAX_SAMPLES) {
+        throw new DatasetFormatException(
+            file, -1, "manifest sample counts add up past " + DatasetLayout.MAX_SAMPLES);
+      }
+      shards.add(e);
     }
-    return new Manifest(need(file, root, "format").asText(), params, shards);
+    if (total == 0) {
+      throw new DatasetFormatException(file, -1, "manifest lists no samples");
+    }
+    return new Manifest(text(file, need(file, root, "format"), "format"), params, shards);
+  }
+
+  /** A shard or companion path: relative, inside the dataset folder. */
+  private static String relativePath(Path file, JsonNode node) {
+    String path = text(file, need(file, node, "path"), "path");
+    Path p;
+    try {
+      p = Path.of(path);
+    } catch (java.nio.file.InvalidPathException e) {
+      throw new DatasetFormatException(file, -1, "manifest path '" + path + "' is not a path", e);
+    }
+    if (path.isEmpty()
+        || p.isAbsolute()
+        || p.normalize().startsWith("..")
+        || p.getNameCount() != 1) {
+      throw new DatasetFormatException(
+          file, -1, "manifest path '" + path + "' must be a file name inside the dataset folder");
+    }
+    return path;
+  }
+
+  private static String text(Path file, JsonNode v, String key) {
+    if (!v.isTextual()) {
+      throw new DatasetFormatException(
+          file, -1, "manifest field '" + key + "'=" + v + " must be a string");
+    }
+    return v.asText();
+  }
+
+  private static long integer(Path file, JsonNode node, String key, long min) {
+    JsonNode v = need(file, node, key);
+    if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < min) {
+      throw new DatasetFormatException(
+          file,
+          -1,
+          "manifest field '"
+              + key
+              + "'="
+              + v
+              + " must be an integer >= "
+              + (min == Long.MIN_VALUE ? "-2^63" : min));
+    }
+    return v.longValue();
   }
 
   private static JsonNode need(Path file, JsonNode node, String key) {
-    JsonNode v = node.get(key);
+    JsonNode v = node == null || !node.isObject() ? null : node.get(key);
     if (v == null || v.isNull()) {
       throw new DatasetFormatException(file, -1, "manifest field '" + key + "' is missing");
     }

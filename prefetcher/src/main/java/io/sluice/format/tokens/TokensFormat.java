@@ -27,6 +27,9 @@ public final class TokensFormat implements ShardFormat {
   public static final String NAME = "tokens";
   private static final Set<String> OPTIONS = Set.of("dtype", "seq_len");
 
+  /** Longest sample: keeps one sample's bytes well inside an int and a batch buffer sane. */
+  public static final int MAX_SEQ_LEN = 1 << 24;
+
   @Override
   public String name() {
     return NAME;
@@ -76,8 +79,9 @@ public final class TokensFormat implements ShardFormat {
   /** Indexes {@code dir}, writes its manifest, and says how much was ignored as remainder. */
   public static IndexReport index(Path dir, TokenDtype dtype, int seqLen, IndexProgress progress)
       throws IOException {
-    if (seqLen < 1) {
-      throw new IllegalArgumentException("seq_len=" + seqLen + " must be >= 1");
+    if (seqLen < 1 || seqLen > MAX_SEQ_LEN) {
+      throw new IllegalArgumentException(
+          "seq_len=" + seqLen + " must be in [1, " + MAX_SEQ_LEN + "]");
     }
     List<Path> files = listShards(dir, ".bin");
     List<ShardEntry> shards = new ArrayList<>(files.size());
@@ -145,7 +149,29 @@ public final class TokensFormat implements ShardFormat {
     } catch (RuntimeException e) {
       throw new DatasetFormatException(manifestFile, -1, "bad tokens params: " + e.getMessage(), e);
     }
+    if (seqLen < 1 || seqLen > MAX_SEQ_LEN) {
+      throw new DatasetFormatException(
+          manifestFile, -1, "seq_len=" + seqLen + " must be in [1, " + MAX_SEQ_LEN + "]");
+    }
     manifest.checkUnchanged(dir);
+    long sampleBytes = (long) seqLen * dtype.widthBytes();
+    for (ShardEntry s : manifest.shards()) {
+      if (s.samples() > s.lengthBytes() / sampleBytes) {
+        throw new DatasetFormatException(
+            dir.resolve(s.path()),
+            -1,
+            "manifest says samples="
+                + s.samples()
+                + " but length_bytes="
+                + s.lengthBytes()
+                + " holds only "
+                + s.lengthBytes() / sampleBytes
+                + " of seq_len="
+                + seqLen
+                + " "
+                + dtype.wireName());
+      }
+    }
     return new TokensSource(dir, manifest, dtype, seqLen, backend);
   }
 }

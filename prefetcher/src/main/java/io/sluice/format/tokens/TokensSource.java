@@ -1,5 +1,6 @@
 package io.sluice.format.tokens;
 
+import io.sluice.format.DatasetFormatException;
 import io.sluice.format.Manifest;
 import io.sluice.format.SampleSource;
 import io.sluice.planner.DatasetLayout;
@@ -96,7 +97,15 @@ public final class TokensSource implements SampleSource {
     }
     int shard = layout.shardOf(sampleId);
     long offset = (sampleId - layout.firstSampleOf(shard)) * sampleLengthBytes();
-    files[shard].readFully(offset, dst);
+    try {
+      files[shard].readFully(offset, dst);
+    } catch (java.io.EOFException e) {
+      throw new DatasetFormatException(
+          files[shard].path(),
+          offset,
+          "sample_id=" + sampleId + " runs past the end of the shard (truncated since indexing?)",
+          e);
+    }
   }
 
   @Override

@@ -135,8 +135,9 @@ class TokensFormatTest {
       try (var ch = java.nio.channels.FileChannel.open(a, java.nio.file.StandardOpenOption.WRITE)) {
         ch.truncate(70);
       }
-      IOException e =
-          assertThrows(IOException.class, () -> ds.readSample(3, ByteBuffer.allocateDirect(32)));
+      DatasetFormatException e =
+          assertThrows(
+              DatasetFormatException.class, () -> ds.readSample(3, ByteBuffer.allocateDirect(32)));
       assertTrue(e.getMessage().contains("file=" + a + " offset=96"), e.getMessage());
     }
   }
