@@ -38,7 +38,14 @@ public final class SluiceMain implements Runnable {
         (ex, args) -> {
           PrintWriter err = ex.getCommandLine().getErr();
           String cmd = ex.getCommandLine().getCommandSpec().qualifiedName();
-          err.println(cmd + ": " + ex.getMessage() + " (see '" + cmd + " --help')");
+          String what = ex.getMessage();
+          if (ex instanceof CommandLine.UnmatchedArgumentException u
+              && ex.getCommandLine().getCommandSpec().subcommands().size() > 0
+              && !u.getUnmatched().isEmpty()
+              && !u.getUnmatched().get(0).startsWith("-")) {
+            what = "unknown command '" + u.getUnmatched().get(0) + "'";
+          }
+          err.println(cmd + ": " + what + " (see '" + cmd + " --help')");
           err.flush();
           return CommandLine.ExitCode.USAGE;
         });

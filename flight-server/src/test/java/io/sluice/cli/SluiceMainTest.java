@@ -49,7 +49,7 @@ class SluiceMainTest {
     Run r = run("no-such-thing");
     assertEquals(2, r.status());
     assertEquals(1, r.err().strip().lines().count(), r.err());
-    assertTrue(r.err().contains("no-such-thing"), r.err());
+    assertEquals("sluice: unknown command 'no-such-thing' (see 'sluice --help')", r.err().strip());
     assertEquals("", r.out());
   }
 
