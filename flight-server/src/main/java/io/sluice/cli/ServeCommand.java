@@ -1,5 +1,6 @@
 package io.sluice.cli;
 
+import io.sluice.server.FlightTransport;
 import io.sluice.server.SluiceDaemon;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -28,6 +29,14 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
   int port;
 
   @Option(
+      names = "--transport",
+      defaultValue = "auto",
+      description =
+          "Netty transport for Flight: auto (io_uring where available, else nio), nio, io_uring"
+              + " (default: ${DEFAULT-VALUE}).")
+  String transport;
+
+  @Option(
       names = "--dataset",
       required = true,
       paramLabel = "NAME=PATH",
@@ -40,7 +49,13 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
       throw new UsageException("--port=" + port + " must be in [0, 65535]");
     }
     Map<String, Path> paths = parseDatasets(datasets);
-    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths);
+    FlightTransport t;
+    try {
+      t = FlightTransport.parse(transport);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--" + e.getMessage());
+    }
+    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(

@@ -40,9 +40,10 @@ public final class DemoRunner {
     try (SluiceDaemon daemon = SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()))) {
       out.printf(
           Locale.ROOT,
-          "daemon       %s (backend posix, delivery cpu)%n"
+          "daemon       %s (transport %s, backend posix, delivery cpu)%n"
               + "epoch        0, shuffle global, seed %d, %d ranks x batch %d%n",
           daemon.uri(),
+          daemon.transport().wireName(),
           o.seed(),
           o.ranks(),
           o.batchSize());

@@ -30,6 +30,8 @@ public final class SluiceDaemon implements AutoCloseable {
   private final ExecutorService streams;
   private final FlightServer server;
   private final SluiceProducer producer;
+  private final FlightTransport transport;
+  private final FlightTransport.Loops loops;
 
   private SluiceDaemon(
       BufferAllocator root,
@@ -37,13 +39,22 @@ public final class SluiceDaemon implements AutoCloseable {
       Map<String, ServedDataset> datasets,
       ExecutorService streams,
       FlightServer server,
-      SluiceProducer producer) {
+      SluiceProducer producer,
+      FlightTransport transport,
+      FlightTransport.Loops loops) {
     this.root = root;
     this.backend = backend;
     this.datasets = datasets;
     this.streams = streams;
     this.server = server;
     this.producer = producer;
+    this.transport = transport;
+    this.loops = loops;
+  }
+
+  /** The transport the Flight server runs on: nio or io_uring. */
+  public FlightTransport transport() {
+    return transport;
   }
 
   /**
@@ -53,12 +64,21 @@ public final class SluiceDaemon implements AutoCloseable {
    */
   public static SluiceDaemon start(String host, int port, Map<String, Path> datasetPaths)
       throws IOException {
+    return start(host, port, datasetPaths, FlightTransport.AUTO);
+  }
+
+  /** As {@link #start(String, int, Map)}, on the given transport. */
+  public static SluiceDaemon start(
+      String host, int port, Map<String, Path> datasetPaths, FlightTransport transportChoice)
+      throws IOException {
     quietTransportNoise();
+    FlightTransport transport = transportChoice.resolve();
     BufferAllocator root = new RootAllocator(Long.MAX_VALUE);
     ReadBackend backend = new PosixReadBackend();
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
+    FlightTransport.Loops loops = null;
     try {
       for (Map.Entry<String, Path> e : datasetPaths.entrySet()) {
         datasets.put(
@@ -67,15 +87,19 @@ public final class SluiceDaemon implements AutoCloseable {
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
       SluiceProducer producer = new SluiceProducer(datasets, root, streams);
-      FlightServer server =
+      FlightServer.Builder builder =
           FlightServer.builder(flightAllocator, Location.forGrpcInsecure(host, port), producer)
               // gRPC calls a stream ready only under 32 KiB queued by default: with batches
               // larger than that every putNext would wait for a flush (one batch per round trip).
-              .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES)
-              .build();
+              .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES);
+      loops = transport.apply(builder);
+      FlightServer server = builder.build();
       server.start();
-      return new SluiceDaemon(root, backend, datasets, streams, server, producer);
+      return new SluiceDaemon(root, backend, datasets, streams, server, producer, transport, loops);
     } catch (IOException | RuntimeException e) {
+      if (loops != null) {
+        loops.close();
+      }
       streams.shutdownNow();
       for (ServedDataset d : datasets.values()) {
         d.source().close();
@@ -142,6 +166,7 @@ public final class SluiceDaemon implements AutoCloseable {
       Thread.currentThread().interrupt();
       streams.shutdownNow();
     }
+    loops.close();
     for (ServedDataset d : datasets.values()) {
       d.source().close();
     }

@@ -309,6 +309,36 @@ class DaemonIT {
   }
 
   @Test
+  void bothTransportsServeTheSameBatches(@TempDir Path own) throws Exception {
+    DemoDataset.ensure(own, 2, 40, 8);
+    List<long[]> firsts = new ArrayList<>();
+    for (FlightTransport t : new FlightTransport[] {FlightTransport.NIO, FlightTransport.AUTO}) {
+      try (SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own), t);
+          BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+          SluiceClient client = SluiceClient.connect(d.uri(), alloc);
+          RankStream s = client.open(StreamRequest.of("c", 0, 1, 16).withSeed(9))) {
+        assertTrue(s.next());
+        long[] ids = new long[16];
+        for (int i = 0; i < 16; i++) {
+          ids[i] = ((UInt8Vector) s.root().getVector("sample_id")).get(i);
+        }
+        firsts.add(ids);
+        if (t == FlightTransport.NIO) {
+          assertEquals(FlightTransport.NIO, d.transport());
+        } else {
+          assertEquals(
+              io.netty.channel.uring.IoUring.isAvailable()
+                  ? FlightTransport.IO_URING
+                  : FlightTransport.NIO,
+              d.transport(),
+              "auto takes io_uring where Netty reports it available");
+        }
+      }
+    }
+    assertTrue(java.util.Arrays.equals(firsts.get(0), firsts.get(1)));
+  }
+
+  @Test
   void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
     DemoDataset.ensure(own, 2, 500, 512);
     SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));
