@@ -1,6 +1,7 @@
 package io.sluice.cli;
 
 import io.sluice.demo.DemoRunner;
+import io.sluice.server.FlightTransport;
 import io.sluice.tools.EpochReader;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -59,6 +60,20 @@ final class DemoCommand implements Callable<Integer> {
       description = "Shuffle seed (default: ${DEFAULT-VALUE}).")
   long seed;
 
+  @Option(
+      names = "--transport",
+      defaultValue = "auto",
+      description = "Flight transport: auto, nio, io_uring (default: ${DEFAULT-VALUE}).")
+  String transport;
+
+  private FlightTransport parseTransport() {
+    try {
+      return FlightTransport.parse(transport);
+    } catch (IllegalArgumentException e) {
+      throw new UsageException("--" + e.getMessage());
+    }
+  }
+
   @Override
   public Integer call() throws Exception {
     for (var e :
@@ -84,7 +99,8 @@ final class DemoCommand implements Callable<Integer> {
     System.out.println("sluice demo: one shuffled epoch through the daemon over Arrow Flight");
     EpochReader.Result r =
         DemoRunner.run(
-            new DemoRunner.Options(dir, shards, samplesPerShard, seqLen, ranks, batchSize, seed),
+            new DemoRunner.Options(
+                dir, shards, samplesPerShard, seqLen, ranks, batchSize, seed, parseTransport()),
             System.out);
     DemoRunner.print(r, System.out);
     return r.ok() ? 0 : 1;

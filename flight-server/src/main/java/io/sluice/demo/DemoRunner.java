@@ -3,6 +3,7 @@ package io.sluice.demo;
 import io.sluice.client.Protocol;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.Manifest;
+import io.sluice.server.FlightTransport;
 import io.sluice.server.SluiceDaemon;
 import io.sluice.tools.EpochReader;
 import java.io.PrintStream;
@@ -23,7 +24,14 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
 public final class DemoRunner {
   /** What to run. */
   public record Options(
-      Path dir, int shards, int samplesPerShard, int seqLen, int ranks, int batchSize, long seed) {}
+      Path dir,
+      int shards,
+      int samplesPerShard,
+      int seqLen,
+      int ranks,
+      int batchSize,
+      long seed,
+      FlightTransport transport) {}
 
   private DemoRunner() {}
 
@@ -37,7 +45,8 @@ public final class DemoRunner {
         m.totalSamples(),
         mib(m.totalBytes()),
         o.dir());
-    try (SluiceDaemon daemon = SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()))) {
+    try (SluiceDaemon daemon =
+        SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()), o.transport())) {
       out.printf(
           Locale.ROOT,
           "daemon       %s (transport %s, backend posix, delivery cpu)%n"

@@ -3,6 +3,7 @@ package io.sluice.demo;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.sluice.server.FlightTransport;
 import io.sluice.tools.EpochReader;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
@@ -18,7 +19,7 @@ class DemoIT {
   void demoReportsExactlyOnceAndGoodContent(@TempDir Path dir) throws Exception {
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
     PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
-    DemoRunner.Options o = new DemoRunner.Options(dir, 3, 1000, 64, 2, 16, 7);
+    DemoRunner.Options o = new DemoRunner.Options(dir, 3, 1000, 64, 2, 16, 7, FlightTransport.AUTO);
     EpochReader.Result r = DemoRunner.run(o, out);
     DemoRunner.print(r, out);
     String text = buf.toString(StandardCharsets.UTF_8);
@@ -38,7 +39,9 @@ class DemoIT {
     Files.write(shard, bytes);
     Files.setLastModifiedTime(shard, java.nio.file.attribute.FileTime.fromMillis(mtime));
     PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
-    EpochReader.Result r = DemoRunner.run(new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1), quiet);
+    EpochReader.Result r =
+        DemoRunner.run(
+            new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1, FlightTransport.NIO), quiet);
     assertEquals(1, r.badBatches());
     assertTrue(!r.ok());
     assertTrue(r.firstProblem().contains("sample_id=140 token 3"), r.firstProblem());
