@@ -1,5 +1,6 @@
 package io.sluice.format;
 
+import io.sluice.format.arrow.ArrowIpcFormat;
 import io.sluice.format.megatron.MegatronFormat;
 import io.sluice.format.tokens.TokensFormat;
 import io.sluice.format.wds.WdsFormat;
@@ -11,7 +12,7 @@ import java.util.List;
 /** The shard formats this build knows, by name. */
 public final class Formats {
   private static final List<ShardFormat> ALL =
-      List.of(new TokensFormat(), new MegatronFormat(), new WdsFormat());
+      List.of(new TokensFormat(), new MegatronFormat(), new WdsFormat(), new ArrowIpcFormat());
 
   private Formats() {}
 
