@@ -66,12 +66,25 @@ final class DemoCommand implements Callable<Integer> {
       description = "Flight transport: auto, nio, io_uring (default: ${DEFAULT-VALUE}).")
   String transport;
 
+  @Option(
+      names = "--backend",
+      defaultValue = "auto",
+      description = "Read backend: auto, posix, io_uring (default: ${DEFAULT-VALUE}).")
+  String backend;
+
   private FlightTransport parseTransport() {
     try {
       return FlightTransport.parse(transport);
     } catch (IllegalArgumentException e) {
       throw new UsageException("--" + e.getMessage());
     }
+  }
+
+  private String parseBackend() {
+    if (!java.util.Set.of("auto", "posix", "io_uring").contains(backend)) {
+      throw new UsageException("--backend=" + backend + " must be one of auto, posix, io_uring");
+    }
+    return backend;
   }
 
   @Override
@@ -100,7 +113,15 @@ final class DemoCommand implements Callable<Integer> {
     EpochReader.Result r =
         DemoRunner.run(
             new DemoRunner.Options(
-                dir, shards, samplesPerShard, seqLen, ranks, batchSize, seed, parseTransport()),
+                dir,
+                shards,
+                samplesPerShard,
+                seqLen,
+                ranks,
+                batchSize,
+                seed,
+                parseTransport(),
+                parseBackend()),
             System.out);
     DemoRunner.print(r, System.out);
     return r.ok() ? 0 : 1;

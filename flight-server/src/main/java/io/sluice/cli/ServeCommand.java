@@ -37,6 +37,14 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
   String transport;
 
   @Option(
+      names = "--backend",
+      defaultValue = "auto",
+      description =
+          "Read backend: auto (io_uring where available, else posix), posix, io_uring"
+              + " (default: ${DEFAULT-VALUE}).")
+  String backend;
+
+  @Option(
       names = "--dataset",
       required = true,
       paramLabel = "NAME=PATH",
@@ -55,7 +63,10 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
     } catch (IllegalArgumentException e) {
       throw new UsageException("--" + e.getMessage());
     }
-    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t);
+    if (!java.util.Set.of("auto", "posix", "io_uring").contains(backend)) {
+      throw new UsageException("--backend=" + backend + " must be one of auto, posix, io_uring");
+    }
+    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t, backend);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(

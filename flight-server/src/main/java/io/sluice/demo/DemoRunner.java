@@ -31,7 +31,8 @@ public final class DemoRunner {
       int ranks,
       int batchSize,
       long seed,
-      FlightTransport transport) {}
+      FlightTransport transport,
+      String backend) {}
 
   private DemoRunner() {}
 
@@ -46,13 +47,14 @@ public final class DemoRunner {
         mib(m.totalBytes()),
         o.dir());
     try (SluiceDaemon daemon =
-        SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()), o.transport())) {
+        SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()), o.transport(), o.backend())) {
       out.printf(
           Locale.ROOT,
-          "daemon       %s (transport %s, backend posix, delivery cpu)%n"
+          "daemon       %s (transport %s, backend %s, delivery cpu)%n"
               + "epoch        0, shuffle global, seed %d, %d ranks x batch %d%n",
           daemon.uri(),
           daemon.transport().wireName(),
+          daemon.backendName(),
           o.seed(),
           o.ranks(),
           o.batchSize());

@@ -1,8 +1,8 @@
 package io.sluice.server;
 
 import io.sluice.format.Formats;
-import io.sluice.read.PosixReadBackend;
 import io.sluice.read.ReadBackend;
+import io.sluice.read.ReadBackends;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -52,6 +52,11 @@ public final class SluiceDaemon implements AutoCloseable {
     this.loops = loops;
   }
 
+  /** The read backend in use: posix or io_uring. */
+  public String backendName() {
+    return backend.name();
+  }
+
   /** The transport the Flight server runs on: nio or io_uring. */
   public FlightTransport transport() {
     return transport;
@@ -64,17 +69,24 @@ public final class SluiceDaemon implements AutoCloseable {
    */
   public static SluiceDaemon start(String host, int port, Map<String, Path> datasetPaths)
       throws IOException {
-    return start(host, port, datasetPaths, FlightTransport.AUTO);
+    return start(host, port, datasetPaths, FlightTransport.AUTO, ReadBackends.AUTO);
   }
 
-  /** As {@link #start(String, int, Map)}, on the given transport. */
+  /**
+   * As {@link #start(String, int, Map)}, on the given transport and read backend ({@code auto},
+   * {@code posix} or {@code io_uring}; an explicit choice that is unavailable fails fast).
+   */
   public static SluiceDaemon start(
-      String host, int port, Map<String, Path> datasetPaths, FlightTransport transportChoice)
+      String host,
+      int port,
+      Map<String, Path> datasetPaths,
+      FlightTransport transportChoice,
+      String backendChoice)
       throws IOException {
     quietTransportNoise();
     FlightTransport transport = transportChoice.resolve();
     BufferAllocator root = new RootAllocator(Long.MAX_VALUE);
-    ReadBackend backend = new PosixReadBackend();
+    ReadBackend backend = ReadBackends.select(backendChoice);
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());

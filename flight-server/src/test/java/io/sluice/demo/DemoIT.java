@@ -19,7 +19,8 @@ class DemoIT {
   void demoReportsExactlyOnceAndGoodContent(@TempDir Path dir) throws Exception {
     ByteArrayOutputStream buf = new ByteArrayOutputStream();
     PrintStream out = new PrintStream(buf, true, StandardCharsets.UTF_8);
-    DemoRunner.Options o = new DemoRunner.Options(dir, 3, 1000, 64, 2, 16, 7, FlightTransport.AUTO);
+    DemoRunner.Options o =
+        new DemoRunner.Options(dir, 3, 1000, 64, 2, 16, 7, FlightTransport.AUTO, "auto");
     EpochReader.Result r = DemoRunner.run(o, out);
     DemoRunner.print(r, out);
     String text = buf.toString(StandardCharsets.UTF_8);
@@ -41,7 +42,7 @@ class DemoIT {
     PrintStream quiet = new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8);
     EpochReader.Result r =
         DemoRunner.run(
-            new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1, FlightTransport.NIO), quiet);
+            new DemoRunner.Options(dir, 2, 100, 16, 2, 8, 1, FlightTransport.NIO, "posix"), quiet);
     assertEquals(1, r.badBatches());
     assertTrue(!r.ok());
     assertTrue(r.firstProblem().contains("sample_id=140 token 3"), r.firstProblem());

@@ -313,7 +313,13 @@ class DaemonIT {
     DemoDataset.ensure(own, 2, 40, 8);
     List<long[]> firsts = new ArrayList<>();
     for (FlightTransport t : new FlightTransport[] {FlightTransport.NIO, FlightTransport.AUTO}) {
-      try (SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own), t);
+      try (SluiceDaemon d =
+              SluiceDaemon.start(
+                  "127.0.0.1",
+                  0,
+                  Map.of("c", own),
+                  t,
+                  t == FlightTransport.NIO ? "posix" : "auto");
           BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
           SluiceClient client = SluiceClient.connect(d.uri(), alloc);
           RankStream s = client.open(StreamRequest.of("c", 0, 1, 16).withSeed(9))) {

@@ -1,7 +1,9 @@
 package io.sluice.read;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * Where sample bytes come from: one implementation per storage path (posix, io_uring, s3, peer,
@@ -13,6 +15,30 @@ public interface ReadBackend extends AutoCloseable {
 
   /** Opens a shard for positional reads. */
   ReadFile open(Path path) throws IOException;
+
+  /**
+   * Starts filling {@code dst} from its position to its limit with the bytes of {@code file} at
+   * {@code offset}, as {@link ReadFile#readFully} would, without waiting: one thread can keep many
+   * reads in flight. {@code dst} belongs to the read until the future completes (then its position
+   * is at its limit); the caller must not touch or free it before.
+   *
+   * <p>Never throws: every failure (end of file, closed file, bad argument, I/O error) completes
+   * the future exceptionally with the exception {@code readFully} would have thrown. Where the
+   * future completes is up to the backend (io_uring: its ring thread): attach short, non-blocking
+   * dependents, or use the {@code *Async} variants.
+   *
+   * <p>The default reads synchronously on the calling thread.
+   *
+   * @param file a file this backend opened
+   */
+  default CompletableFuture<Void> readAsync(ReadFile file, long offset, ByteBuffer dst) {
+    try {
+      file.readFully(offset, dst);
+      return CompletableFuture.completedFuture(null);
+    } catch (IOException | RuntimeException e) {
+      return CompletableFuture.failedFuture(e);
+    }
+  }
 
   @Override
   void close();

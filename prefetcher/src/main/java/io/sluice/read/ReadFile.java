@@ -12,11 +12,18 @@ public interface ReadFile extends AutoCloseable {
   long lengthBytes();
 
   /**
-   * Fills {@code dst} from its position to its limit with the bytes at {@code offset}. A read that
-   * runs past the end of the file fails naming the file, offset and lengths.
+   * Fills {@code dst} from its position to its limit with the bytes at {@code offset} and leaves
+   * its position at its limit. A read that runs past the end of the file fails with an {@link
+   * java.io.EOFException} naming the file, offset and lengths; a read after {@link #close()} fails
+   * with an {@link IOException} naming the file. Direct buffers are read into in place; heap
+   * buffers work too, through a direct bounce buffer (one extra copy). Read-only buffers and
+   * negative offsets are refused with {@link IllegalArgumentException}.
    */
   void readFully(long offset, ByteBuffer dst) throws IOException;
 
+  /**
+   * Closes the file. A read racing with it either completes or fails naming the file. Idempotent.
+   */
   @Override
   void close() throws IOException;
 }

@@ -1,0 +1,67 @@
+package io.sluice.read;
+
+import io.sluice.nativeio.IoUring;
+import java.io.UncheckedIOException;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Picks the read backend {@code --backend} names: {@code auto} (io_uring where it works, else
+ * posix, saying why once), {@code io_uring} (fails fast with the cause where it does not work) or
+ * {@code posix}.
+ */
+public final class ReadBackends {
+  public static final String AUTO = "auto";
+  public static final String CHOICES = "auto, posix, io_uring";
+
+  private static final Logger LOG = Logger.getLogger(ReadBackends.class.getName());
+  private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
+
+  private ReadBackends() {}
+
+  /**
+   * @throws IllegalArgumentException for an unknown choice
+   * @throws IllegalStateException when {@code io_uring} is chosen and unavailable, cause chained
+   */
+  public static ReadBackend select(String choice) {
+    if (choice == null) {
+      throw new IllegalArgumentException("backend=null must be one of " + CHOICES);
+    }
+    return switch (choice) {
+      case PosixReadBackend.NAME -> new PosixReadBackend();
+      case IoUringReadBackend.NAME -> ioUring();
+      case AUTO -> auto();
+      default ->
+          throw new IllegalArgumentException("backend=" + choice + " must be one of " + CHOICES);
+    };
+  }
+
+  private static ReadBackend ioUring() {
+    try {
+      return new IoUringReadBackend();
+    } catch (UnsupportedOperationException | UncheckedIOException e) {
+      throw new IllegalStateException(
+          "backend=io_uring is unavailable here: "
+              + e.getMessage()
+              + " (use backend=auto or posix)",
+          e);
+    }
+  }
+
+  private static ReadBackend auto() {
+    Throwable cause = IoUring.unavailabilityCause();
+    if (cause == null) {
+      try {
+        return new IoUringReadBackend();
+      } catch (RuntimeException e) {
+        cause = e; // available, yet the ring failed to start (memlock, fd limit)
+      }
+    }
+    // Once per process: every dataset and restart of a component would repeat it otherwise.
+    Level level = FALLBACK_LOGGED.compareAndSet(false, true) ? Level.WARNING : Level.FINE;
+    String why = cause.getMessage();
+    LOG.log(level, () -> "io_uring unavailable, using posix: " + why);
+    return new PosixReadBackend();
+  }
+}

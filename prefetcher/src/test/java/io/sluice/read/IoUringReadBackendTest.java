@@ -1,0 +1,149 @@
+package io.sluice.read;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.sluice.nativeio.IoUring;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import org.junit.jupiter.api.Test;
+
+class IoUringReadBackendTest extends ReadBackendConformanceTest {
+  @Override
+  protected ReadBackend newBackend() {
+    return new IoUringReadBackend(false, 64);
+  }
+
+  @Override
+  protected void assumeBackendAvailable() {
+    assumeIoUring();
+  }
+
+  static void assumeIoUring() {
+    if (!IoUring.isAvailable()) {
+      System.out.println("skipping io_uring tests: " + IoUring.unavailabilityCause());
+    }
+    assumeTrue(
+        IoUring.isAvailable(), () -> "io_uring unavailable: " + IoUring.unavailabilityCause());
+  }
+
+  @Test
+  void nameAndMode() {
+    assertEquals("io_uring", backend.name());
+    assertFalse(((IoUringReadBackend) backend).direct());
+    assertFalse(((IoUringReadBackend.UringFile) shared).directIo());
+  }
+
+  @Test
+  void readsInFlightFinishWhenTheirFileIsClosed() throws IOException {
+    ReadFile f = backend.open(file);
+    List<CompletableFuture<Void>> futures = new ArrayList<>();
+    List<ByteBuffer> bufs = new ArrayList<>();
+    for (int i = 0; i < 64; i++) {
+      ByteBuffer buf = ByteBuffer.allocateDirect(64 << 10);
+      bufs.add(buf);
+      futures.add(backend.readAsync(f, (long) i * (64 << 10), buf));
+    }
+    f.close(); // the fd stays open until the last of them completes
+    CompletableFuture.allOf(futures.toArray(CompletableFuture[]::new)).join();
+    for (int i = 0; i < 64; i++) {
+      assertRead(new Range((long) i * (64 << 10), 64 << 10), bufs.get(i), "read " + i);
+    }
+  }
+
+  @Test
+  void refusesFilesOfAnotherBackend() throws IOException {
+    try (PosixReadBackend posix = new PosixReadBackend();
+        ReadFile foreign = posix.open(file)) {
+      CompletionException e =
+          assertThrows(
+              CompletionException.class,
+              () -> backend.readAsync(foreign, 0, ByteBuffer.allocateDirect(8)).join());
+      assertInstanceOf(IllegalArgumentException.class, e.getCause());
+      assertTrue(e.getCause().getMessage().contains("not opened by this io_uring backend"));
+    }
+  }
+
+  @Test
+  void readsAfterTheBackendClosesFailNamingTheFile() throws IOException {
+    IoUringReadBackend other = new IoUringReadBackend();
+    try (ReadFile f = other.open(file)) {
+      other.close();
+      IOException e =
+          assertThrows(IOException.class, () -> f.readFully(0, ByteBuffer.allocateDirect(8)));
+      assertTrue(e.getMessage().contains("file=" + file), e.getMessage());
+      assertTrue(e.getMessage().contains("closed"), e.getMessage());
+    }
+  }
+
+  @Test
+  void blockingOnTheRingThreadIsRefusedInsteadOfDeadlocking() {
+    // A dependent runs on the ring thread when attached before the read completes: a 4 MiB read
+    // makes that all but certain; retry until it happened once.
+    for (int attempt = 0; attempt < 50; attempt++) {
+      CompletableFuture<String> nested =
+          backend
+              .readAsync(shared, 0, ByteBuffer.allocateDirect(4 << 20))
+              .thenApply(
+                  ignored -> {
+                    if (!Thread.currentThread().getName().startsWith("sluice-io_uring-")) {
+                      return "ran on the caller";
+                    }
+                    try {
+                      shared.readFully(0, ByteBuffer.allocateDirect(8));
+                      return "readFully returned on the ring thread";
+                    } catch (IOException | RuntimeException e) {
+                      return e.toString();
+                    }
+                  });
+      String outcome = nested.join();
+      if (!outcome.equals("ran on the caller")) {
+        assertTrue(outcome.startsWith(IllegalStateException.class.getName()), outcome);
+        assertTrue(outcome.contains("use readAsync"), outcome);
+        return;
+      }
+    }
+    throw new AssertionError("no dependent ran on the ring thread in 50 attempts");
+  }
+
+  @Test
+  void queueDepthIsValidatedWithItsValue() {
+    IllegalArgumentException e =
+        assertThrows(IllegalArgumentException.class, () -> new IoUringReadBackend(false, 0));
+    assertEquals("queueDepth=0 must be in [1, 4096]", e.getMessage());
+  }
+
+  @Test
+  void manyVirtualThreadsReadAtOnce() throws Exception {
+    // Each parks in readFully (no carrier pinned, unlike FileChannel) while the ring reads.
+    List<Thread> threads = new ArrayList<>();
+    List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+    for (int t = 0; t < 64; t++) {
+      long offset = (long) t * 4099;
+      threads.add(
+          Thread.ofVirtual()
+              .start(
+                  () -> {
+                    try {
+                      ByteBuffer buf = ByteBuffer.allocateDirect(100_000);
+                      shared.readFully(offset, buf);
+                      assertRead(new Range(offset, 100_000), buf, "offset " + offset);
+                    } catch (Throwable e) {
+                      failures.add(e);
+                    }
+                  }));
+    }
+    for (Thread t : threads) {
+      t.join();
+    }
+    assertTrue(failures.isEmpty(), failures.toString());
+  }
+}
