@@ -109,6 +109,8 @@ final class DemoCommand implements Callable<Integer> {
               : Path.of(System.getProperty("user.home"), ".cache");
       dir = base.resolve("sluice").resolve("demo-tokens");
     }
+    FlightTransport chosenTransport = parseTransport();
+    String chosenBackend = parseBackend();
     System.out.println("sluice demo: one shuffled epoch through the daemon over Arrow Flight");
     EpochReader.Result r =
         DemoRunner.run(
@@ -120,8 +122,8 @@ final class DemoCommand implements Callable<Integer> {
                 ranks,
                 batchSize,
                 seed,
-                parseTransport(),
-                parseBackend()),
+                chosenTransport,
+                chosenBackend),
             System.out);
     DemoRunner.print(r, System.out);
     return r.ok() ? 0 : 1;

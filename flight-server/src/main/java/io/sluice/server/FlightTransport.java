@@ -79,8 +79,10 @@ public enum FlightTransport {
     @Override
     public void close() {
       if (boss != null) {
-        boss.shutdownGracefully(0, 2, TimeUnit.SECONDS);
-        workers.shutdownGracefully(0, 2, TimeUnit.SECONDS);
+        boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
+        workers
+            .shutdownGracefully(0, 2, TimeUnit.SECONDS)
+            .awaitUninterruptibly(5, TimeUnit.SECONDS);
       }
     }
   }

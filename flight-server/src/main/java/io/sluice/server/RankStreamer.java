@@ -25,7 +25,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
 final class RankStreamer implements Runnable {
   private static final Logger LOG = Logger.getLogger(RankStreamer.class.getName());
   private static final long READY_WAIT_MS = 30_000;
-  private static final long DRAIN_WAIT_NS = 10_000_000_000L;
+  private static final long DRAIN_WAIT_NS = 5_000_000_000L;
 
   private final ServedDataset dataset;
   private final StreamRequest request;
@@ -131,6 +131,10 @@ final class RankStreamer implements Runnable {
               paddedCount,
               steps);
       byte[] json = meta.toJson();
+      if (listener.isCancelled()) {
+        // gRPC drops a message sent on a cancelled call without releasing its buffers.
+        return;
+      }
       ArrowBuf metaBuf = allocator.buffer(json.length);
       metaBuf.setBytes(0, json);
       metaBuf.writerIndex(json.length);

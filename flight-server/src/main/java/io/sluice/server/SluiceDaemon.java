@@ -169,8 +169,10 @@ public final class SluiceDaemon implements AutoCloseable {
       if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
         server.close();
       }
+      // Streams end (and drain what they queued) before the event loops that carry their
+      // writes go away: a write handed to a terminated loop is never released.
       streams.shutdown();
-      if (!streams.awaitTermination(10, TimeUnit.SECONDS)) {
+      if (!streams.awaitTermination(15, TimeUnit.SECONDS)) {
         streams.shutdownNow();
       }
       server.close();
