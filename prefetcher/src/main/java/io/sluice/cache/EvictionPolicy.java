@@ -1,0 +1,61 @@
+package io.sluice.cache;
+
+/**
+ * Chooses which cached sample {@link SampleCache} evicts when it needs room. A policy sees only
+ * evictable samples: a sample becomes a candidate at {@link #onInsert} and at its last {@link
+ * #onUnpin}, and stops being one at {@link #onPin} and {@link #onRemove}. The cache calls every
+ * method under its lock, so implementations need no synchronisation; one instance serves one cache
+ * (the cache calls {@link #attach} once, at build).
+ *
+ * <p>Implementations: {@link BeladyPolicy} (farthest next use, from the plan), {@link LruPolicy}
+ * (exact least recently used), {@link CaffeinePolicy} (Caffeine's W-TinyLFU ordering).
+ */
+public interface EvictionPolicy {
+  /** What {@link #victim()} answers when no sample can be evicted. */
+  long NO_VICTIM = -1;
+
+  /** The name stats and benchmarks print: {@code "belady"}, {@code "lru"}, {@code "caffeine"}. */
+  String name();
+
+  /**
+   * Binds the policy to a cache with this byte budget. Called once, before any other call; a policy
+   * already attached to another cache must throw {@link IllegalStateException}.
+   */
+  void attach(long budgetBytes);
+
+  /** A sample was committed to the cache, unpinned: it is now a candidate. */
+  void onInsert(long sampleId, long sizeBytes);
+
+  /** A reader asked for a sample that is not cached. */
+  default void onMiss(long sampleId) {}
+
+  /**
+   * A reader pinned a sample that had no pins: it is no longer a candidate until {@link #onUnpin}.
+   * Called before the {@link #onHit} of the same access.
+   */
+  void onPin(long sampleId);
+
+  /** A reader found and pinned a cached sample: one use, at the cache's current step. */
+  void onHit(long sampleId);
+
+  /** The last pin on a sample was released: it is a candidate again. */
+  void onUnpin(long sampleId);
+
+  /** A candidate left the cache (evicted). */
+  void onRemove(long sampleId);
+
+  /**
+   * The candidate to evict next, or {@link #NO_VICTIM} when there is none. Does not remove it: the
+   * cache evicts it and then calls {@link #onRemove}.
+   */
+  long victim();
+
+  /** The consumers reached {@code step} (never called with a smaller step than before). */
+  default void advanceTo(long step) {}
+
+  /**
+   * The plan changed (a new epoch's look-ahead, whose steps are numbered from its own start):
+   * answer next uses from {@code nextUse} from now on, the current step being {@code currentStep}.
+   */
+  default void replan(NextUse nextUse, long currentStep) {}
+}

@@ -1,0 +1,594 @@
+package io.sluice.cache;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.HashMap;
+import java.util.TreeMap;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Off-heap, byte-budgeted cache of sample bytes keyed by sample id, evicting through a pluggable
+ * {@link EvictionPolicy}. Shared by the node's stream threads and the prefetcher thread; every
+ * method is thread-safe.
+ *
+ * <p>Fill it with {@link #put} (copies) or {@link #reserve} + {@link Reservation#commit()} (read
+ * straight into cache memory); read it with {@link #pin}, which returns a {@link Handle} whose
+ * bytes cannot move or be evicted until it is closed. Tell it the consumers' step with {@link
+ * #advanceTo} so a plan-driven policy knows what "future" means. {@link #close()} frees all memory
+ * at once.
+ */
+public final class SampleCache implements AutoCloseable {
+
+  /*
+   * Implementation notes.
+   *
+   * Eviction. With the plan, every future access of this node is known (LookAhead.nextUseStep,
+   * this epoch and the next), so the cache can run Belady's MIN: on a miss with a full cache,
+   * evict the block whose next reference is farthest in the future (L. A. Belady, "A study of
+   * replacement algorithms for a virtual-storage computer", IBM Systems Journal 5(2), 1966; its
+   * optimality for unit-size blocks is proved in R. L. Mattson et al., "Evaluation techniques for
+   * storage hierarchies", IBM Systems Journal 9(2), 1970). It is usually called OPT because it is
+   * only realisable with an oracle, which here the planner is (NoPFS, Dryden et al., SC 2021,
+   * exploits the same clairvoyance for prefetching). What differs from the textbook algorithm:
+   *  - time is the training step, not the reference: the samples of one step are needed together
+   *    (one batch), so all of them count as used at that step, and a sample put during the step
+   *    it is needed in ranks as needed now (the last candidate) until the step ends. With one
+   *    access per step this is MIN exactly (SampleCachePolicyTest checks it against a brute-force
+   *    MIN and an exhaustive OPT); with many, ties inside a step can cost a little;
+   *  - pinned samples (a reader holds their bytes) and open reservations are not candidates, so
+   *    the victim is the farthest-needed unpinned sample, and a put that cannot fit once every
+   *    unpinned sample is gone is refused up front instead of emptying the cache for nothing;
+   *  - samples have sizes. MIN is then a heuristic (variable-size OPT is NP-hard; see Berger,
+   *    Beckmann and Harchol-Balter, "Practical bounds on optimal caching with variable object
+   *    sizes", SIGMETRICS 2018); ties between equal next uses evict the larger sample first;
+   *  - MIN is demand paging: the missed sample is always admitted. Bypassing samples whose next
+   *    use is later than every candidate's would save a few more misses; not done (yet).
+   * BeladyPolicy keeps candidates in a tree ordered by next-use step, so a victim is O(log n) and
+   * a use costs one oracle call (one Feistel inversion per epoch) plus O(log n). Keys go stale
+   * when the consumers pass a step at which a sample was expected but not read; advanceTo
+   * recomputes exactly those, from the small end of the tree.
+   *
+   * Memory. One shared Arena; slabs of slabBytes (4096-aligned) are taken lazily until the budget
+   * is reached and never returned before close(), so the budget is a hard limit on off-heap bytes,
+   * not a target. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
+   * alignmentBytes, coalescing on free. A sample lives in one contiguous extent (a pinned view is
+   * one MemorySegment), so variable sizes fragment the slabs; the cache then evicts more than one
+   * victim for a put. Metadata (an Entry per sample, the policy's nodes) is on the heap; sample
+   * bytes never are.
+   *
+   * Concurrency. One ReentrantLock guards all metadata: the entry map, the allocator, the policy
+   * and the counters. The critical sections are a hash lookup, a tree update and an oracle call
+   * (well under a microsecond); the byte copies of put() and the reads into a reservation happen
+   * outside the lock, between reserve() and commit(). Contention is a handful of threads (the
+   * local ranks' streams and the prefetcher) doing far less than a million operations a second,
+   * so striping would buy nothing measurable, and Belady needs one global order of candidates
+   * anyway. Pins make the unlocked copies safe: an extent is reused only after its entry is
+   * removed, which a pin or an open reservation prevents.
+   */
+
+  /** The default slab size when the budget is larger. */
+  public static final long DEFAULT_SLAB_BYTES = 64L << 20;
+
+  /** The default allocation granularity: a cache line. */
+  public static final int DEFAULT_ALIGNMENT_BYTES = 64;
+
+  static final class Entry {
+    final long sampleId;
+    final long address;
+    final long lengthBytes;
+    final long allocatedBytes;
+    int pins;
+    boolean committed;
+
+    Entry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
+      this.sampleId = sampleId;
+      this.address = address;
+      this.lengthBytes = lengthBytes;
+      this.allocatedBytes = allocatedBytes;
+    }
+  }
+
+  private final ReentrantLock lock = new ReentrantLock();
+  private final long budgetBytes;
+  private final long alignmentBytes;
+  private final Arena arena;
+  private final SlabAllocator allocator;
+  private final EvictionPolicy policy;
+  private final HashMap<Long, Entry> entries = new HashMap<>();
+  // Extents that must not move: pinned samples and open reservations, address -> allocated bytes.
+  private final TreeMap<Long, Long> stuck = new TreeMap<>();
+  private long currentStep;
+  private long hits;
+  private long misses;
+  private long evictions;
+  private long rejections;
+  private long committedEntries;
+  private long usedBytes;
+  private long pinnedBytes;
+  private long openHandles;
+  private long openReservations;
+  private boolean closed;
+
+  private SampleCache(Builder b) {
+    this.budgetBytes = b.budgetBytes;
+    this.alignmentBytes = b.alignmentBytes;
+    this.policy = b.policy;
+    long slab = b.slabBytes == 0 ? Math.min(b.budgetBytes, DEFAULT_SLAB_BYTES) : b.slabBytes;
+    policy.attach(budgetBytes);
+    this.arena = Arena.ofShared();
+    this.allocator =
+        new SlabAllocator(
+            arena, roundDown(budgetBytes, alignmentBytes), roundDown(slab, alignmentBytes));
+    if (b.preallocate) {
+      try {
+        allocator.takeAllSlabs();
+      } catch (RuntimeException | OutOfMemoryError e) {
+        arena.close();
+        throw e;
+      }
+    }
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /**
+   * Copies {@code bytes} into the cache under {@code sampleId} (evicting through the policy to make
+   * room) and returns true; returns false, copying nothing, when the sample is already cached or
+   * being loaded, or cannot fit even with every unpinned sample evicted (counted as a rejection).
+   */
+  public boolean put(long sampleId, MemorySegment bytes) {
+    try (Reservation r = reserve(sampleId, bytes.byteSize())) {
+      if (r == null) {
+        return false;
+      }
+      MemorySegment.copy(bytes, 0, r.segment(), 0, bytes.byteSize());
+      r.commit();
+      return true;
+    }
+  }
+
+  /**
+   * Sets aside {@code lengthBytes} of cache memory for {@code sampleId}, evicting through the
+   * policy to make room; null when the sample is already cached or being loaded, or the bytes
+   * cannot fit even with every unpinned sample evicted (counted as a rejection).
+   */
+  public Reservation reserve(long sampleId, long lengthBytes) {
+    if (sampleId < 0) {
+      throw new IllegalArgumentException("sampleId=" + sampleId + " must be >= 0");
+    }
+    if (lengthBytes < 0) {
+      throw new IllegalArgumentException("lengthBytes=" + lengthBytes + " must be >= 0");
+    }
+    lock.lock();
+    try {
+      ensureOpen();
+      if (entries.containsKey(sampleId)) {
+        return null;
+      }
+      long need = Math.max(alignmentBytes, roundUp(lengthBytes, alignmentBytes));
+      long address = lengthBytes > Long.MAX_VALUE / 2 ? -1 : allocateEvicting(need);
+      if (address < 0) {
+        rejections++;
+        return null;
+      }
+      Entry e = new Entry(sampleId, address, lengthBytes, need);
+      entries.put(sampleId, e);
+      stuck.put(address, need);
+      usedBytes += need;
+      openReservations++;
+      return new Reservation(this, e, allocator.segment(address, lengthBytes));
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Pins a cached sample and returns its bytes (a hit), or returns null (a miss). The sample cannot
+   * be evicted until every handle on it is closed.
+   */
+  public Handle pin(long sampleId) {
+    lock.lock();
+    try {
+      ensureOpen();
+      Entry e = entries.get(sampleId);
+      if (e == null || !e.committed) {
+        misses++;
+        policy.onMiss(sampleId);
+        return null;
+      }
+      hits++;
+      if (e.pins++ == 0) {
+        stuck.put(e.address, e.allocatedBytes);
+        pinnedBytes += e.allocatedBytes;
+        policy.onPin(sampleId);
+      }
+      policy.onHit(sampleId);
+      openHandles++;
+      return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Whether the sample is cached (committed). Not counted as a hit or a miss. */
+  public boolean contains(long sampleId) {
+    lock.lock();
+    try {
+      ensureOpen();
+      Entry e = entries.get(sampleId);
+      return e != null && e.committed;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * The consumers reached {@code step}: samples used from now on are used at this step. Smaller
+   * steps than the current one are ignored, so each local rank's stream may report its own; pass
+   * the slowest rank's step for the best decisions.
+   */
+  public void advanceTo(long step) {
+    if (step < 0) {
+      throw new IllegalArgumentException("step=" + step + " must be >= 0");
+    }
+    lock.lock();
+    try {
+      ensureOpen();
+      if (step > currentStep) {
+        currentStep = step;
+        policy.advanceTo(step);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Switches the policy to a new plan (at an epoch boundary the look-ahead moves on one epoch and
+   * its steps are renumbered from its start): {@code currentStep} is in the new numbering.
+   */
+  public void replan(NextUse nextUse, long currentStep) {
+    if (nextUse == null) {
+      throw new IllegalArgumentException("nextUse=null must be non-null");
+    }
+    if (currentStep < 0) {
+      throw new IllegalArgumentException("currentStep=" + currentStep + " must be >= 0");
+    }
+    lock.lock();
+    try {
+      ensureOpen();
+      this.currentStep = currentStep;
+      policy.replan(nextUse, currentStep);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** The current step, as set by {@link #advanceTo} and {@link #replan}. */
+  public long currentStep() {
+    lock.lock();
+    try {
+      return currentStep;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  public CacheStats stats() {
+    lock.lock();
+    try {
+      return new CacheStats(
+          hits,
+          misses,
+          evictions,
+          rejections,
+          committedEntries,
+          usedBytes,
+          pinnedBytes,
+          allocator.slabBytesTaken(),
+          budgetBytes);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Frees all cache memory (the arena is closed: every segment handed out becomes inaccessible).
+   * Idempotent.
+   *
+   * @throws IllegalStateException after freeing, when handles or reservations were still open: a
+   *     leak in the caller
+   */
+  @Override
+  public void close() {
+    long leakedHandles;
+    long leakedReservations;
+    lock.lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      leakedHandles = openHandles;
+      leakedReservations = openReservations;
+      entries.clear();
+      stuck.clear();
+      committedEntries = 0;
+      usedBytes = 0;
+      pinnedBytes = 0;
+      arena.close();
+    } finally {
+      lock.unlock();
+    }
+    if (leakedHandles != 0 || leakedReservations != 0) {
+      throw new IllegalStateException(
+          "sample cache closed with openHandles="
+              + leakedHandles
+              + " openReservations="
+              + leakedReservations
+              + "; their segments are no longer accessible");
+    }
+  }
+
+  void release(Handle h) {
+    lock.lock();
+    try {
+      if (h.released || closed) {
+        h.released = true;
+        return;
+      }
+      h.released = true;
+      openHandles--;
+      Entry e = h.entry;
+      if (--e.pins == 0) {
+        stuck.remove(e.address);
+        pinnedBytes -= e.allocatedBytes;
+        policy.onUnpin(e.sampleId);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  void commit(Reservation r) {
+    lock.lock();
+    try {
+      ensureOpen();
+      if (r.done) {
+        throw new IllegalStateException(
+            "reservation sampleId=" + r.entry.sampleId + " is already committed or closed");
+      }
+      Entry e = r.entry;
+      try {
+        policy.onInsert(e.sampleId, e.allocatedBytes);
+      } catch (RuntimeException ex) {
+        abortLocked(r);
+        throw ex;
+      }
+      r.done = true;
+      openReservations--;
+      e.committed = true;
+      committedEntries++;
+      stuck.remove(e.address);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  void abort(Reservation r) {
+    lock.lock();
+    try {
+      if (closed) {
+        r.done = true;
+        return;
+      }
+      if (!r.done) {
+        abortLocked(r);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private void abortLocked(Reservation r) {
+    Entry e = r.entry;
+    r.done = true;
+    openReservations--;
+    entries.remove(e.sampleId);
+    stuck.remove(e.address);
+    usedBytes -= e.allocatedBytes;
+    allocator.free(e.address, e.allocatedBytes);
+  }
+
+  /** An extent of {@code need} bytes, evicting as the policy says; -1 when it cannot fit. */
+  private long allocateEvicting(long need) {
+    long address = allocator.allocate(need);
+    if (address >= 0) {
+      return address;
+    }
+    if (!allocator.couldFitWithout(stuck, need)) {
+      return -1;
+    }
+    while (true) {
+      long victim = policy.victim();
+      if (victim == EvictionPolicy.NO_VICTIM) {
+        throw new IllegalStateException(
+            "policy="
+                + policy.name()
+                + " has no victim, but unpinned samples hold room for lengthBytes="
+                + need);
+      }
+      evict(victim);
+      address = allocator.allocate(need);
+      if (address >= 0) {
+        return address;
+      }
+    }
+  }
+
+  private void evict(long sampleId) {
+    Entry e = entries.get(sampleId);
+    if (e == null || !e.committed || e.pins != 0) {
+      throw new IllegalStateException(
+          "policy=" + policy.name() + " chose sampleId=" + sampleId + ", not an unpinned sample");
+    }
+    entries.remove(sampleId);
+    policy.onRemove(sampleId);
+    allocator.free(e.address, e.allocatedBytes);
+    usedBytes -= e.allocatedBytes;
+    committedEntries--;
+    evictions++;
+  }
+
+  private void ensureOpen() {
+    if (closed) {
+      throw new IllegalStateException("sample cache is closed");
+    }
+  }
+
+  /**
+   * Checks the allocator, the byte counters and the budget against the entries; throws {@link
+   * AssertionError} naming the first inconsistency. For tests.
+   */
+  void checkInvariants() {
+    lock.lock();
+    try {
+      if (closed) {
+        return;
+      }
+      long used = 0;
+      long pinned = 0;
+      long committed = 0;
+      long stuckCount = 0;
+      for (Entry e : entries.values()) {
+        used += e.allocatedBytes;
+        if (e.pins > 0) {
+          pinned += e.allocatedBytes;
+        }
+        if (e.committed) {
+          committed++;
+        }
+        if (e.pins > 0 || !e.committed) {
+          stuckCount++;
+          if (!stuck.containsKey(e.address)) {
+            throw new AssertionError(
+                "sampleId=" + e.sampleId + " is pinned or reserved, not stuck");
+          }
+        }
+      }
+      if (used != usedBytes || pinned != pinnedBytes || committed != committedEntries) {
+        throw new AssertionError(
+            "counted used="
+                + used
+                + " pinned="
+                + pinned
+                + " entries="
+                + committed
+                + ", recorded "
+                + usedBytes
+                + ", "
+                + pinnedBytes
+                + ", "
+                + committedEntries);
+      }
+      if (stuckCount != stuck.size()) {
+        throw new AssertionError("stuck.size=" + stuck.size() + " != " + stuckCount);
+      }
+      if (usedBytes > budgetBytes) {
+        throw new AssertionError("usedBytes=" + usedBytes + " > budgetBytes=" + budgetBytes);
+      }
+      allocator.checkInvariants(usedBytes);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private static long roundUp(long value, long alignment) {
+    return (value + alignment - 1) & -alignment;
+  }
+
+  private static long roundDown(long value, long alignment) {
+    return value & -alignment;
+  }
+
+  /** Builds a {@link SampleCache}; rejects bad values naming the option and the value. */
+  public static final class Builder {
+    private long budgetBytes;
+    private long slabBytes;
+    private int alignmentBytes = DEFAULT_ALIGNMENT_BYTES;
+    private EvictionPolicy policy;
+    private boolean preallocate;
+
+    private Builder() {}
+
+    /** The hard limit on off-heap bytes (rounded down to the alignment). Required. */
+    public Builder budgetBytes(long budgetBytes) {
+      if (budgetBytes < 1) {
+        throw new IllegalArgumentException("budgetBytes=" + budgetBytes + " must be >= 1");
+      }
+      this.budgetBytes = budgetBytes;
+      return this;
+    }
+
+    /**
+     * The size of each slab taken from the OS, and so the largest sample the cache holds. Default:
+     * the budget, up to {@link #DEFAULT_SLAB_BYTES}.
+     */
+    public Builder slabBytes(long slabBytes) {
+      if (slabBytes < 1 || slabBytes > SlabAllocator.MAX_SLAB_BYTES) {
+        throw new IllegalArgumentException(
+            "slabBytes=" + slabBytes + " must be in [1, " + SlabAllocator.MAX_SLAB_BYTES + "]");
+      }
+      this.slabBytes = slabBytes;
+      return this;
+    }
+
+    /**
+     * Address and length granularity of every sample: a power of two in [8, 4096]. 4096 suits
+     * O_DIRECT reads into reservations. Default {@link #DEFAULT_ALIGNMENT_BYTES}.
+     */
+    public Builder alignmentBytes(int alignmentBytes) {
+      if (alignmentBytes < 8 || alignmentBytes > 4096 || Integer.bitCount(alignmentBytes) != 1) {
+        throw new IllegalArgumentException(
+            "alignmentBytes=" + alignmentBytes + " must be a power of two in [8, 4096]");
+      }
+      this.alignmentBytes = alignmentBytes;
+      return this;
+    }
+
+    /** The eviction policy: a fresh instance, owned by this cache from now on. Required. */
+    public Builder policy(EvictionPolicy policy) {
+      if (policy == null) {
+        throw new IllegalArgumentException("policy=null must be non-null");
+      }
+      this.policy = policy;
+      return this;
+    }
+
+    /** Takes the whole budget from the OS at build instead of slab by slab on demand. */
+    public Builder preallocate(boolean preallocate) {
+      this.preallocate = preallocate;
+      return this;
+    }
+
+    public SampleCache build() {
+      if (budgetBytes == 0) {
+        throw new IllegalArgumentException("budgetBytes is required");
+      }
+      if (policy == null) {
+        throw new IllegalArgumentException("policy is required");
+      }
+      if (budgetBytes < alignmentBytes) {
+        throw new IllegalArgumentException(
+            "budgetBytes=" + budgetBytes + " must be >= alignmentBytes=" + alignmentBytes);
+      }
+      if (slabBytes != 0 && slabBytes < alignmentBytes) {
+        throw new IllegalArgumentException(
+            "slabBytes=" + slabBytes + " must be >= alignmentBytes=" + alignmentBytes);
+      }
+      return new SampleCache(this);
+    }
+  }
+}

@@ -1,0 +1,207 @@
+package io.sluice.cache;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.NavigableMap;
+import java.util.TreeMap;
+import java.util.TreeSet;
+
+/**
+ * Best-fit allocation of aligned extents from off-heap slabs taken lazily from one arena, never
+ * more than the budget in all. Free extents coalesce with their neighbours on free. Owned by {@link
+ * SampleCache} and called under its lock.
+ *
+ * <p>An extent is named by an address: {@code slabIndex << SLAB_SHIFT | offsetInSlab}. A slab is
+ * shorter than {@code 1 << SLAB_SHIFT}, so extents of different slabs are never adjacent in address
+ * space and never coalesce.
+ */
+final class SlabAllocator {
+  static final int SLAB_SHIFT = 40;
+  static final long MAX_SLAB_BYTES = (1L << SLAB_SHIFT) - 4096;
+  private static final long OFFSET_MASK = (1L << SLAB_SHIFT) - 1;
+  private static final int SLAB_ALIGNMENT = 4096;
+
+  private record Extent(long lengthBytes, long address) implements Comparable<Extent> {
+    @Override
+    public int compareTo(Extent o) {
+      int c = Long.compare(lengthBytes, o.lengthBytes);
+      return c != 0 ? c : Long.compare(address, o.address);
+    }
+  }
+
+  private final Arena arena;
+  private final long budgetBytes;
+  private final long slabBytes;
+  private final List<MemorySegment> slabs = new ArrayList<>();
+  private final TreeMap<Long, Long> freeByAddress = new TreeMap<>();
+  private final TreeSet<Extent> freeBySize = new TreeSet<>();
+  private long slabBytesTaken;
+  private long freeBytes;
+
+  /**
+   * {@code budgetBytes} and {@code slabBytes} are multiples of the alignment (the cache checks).
+   */
+  SlabAllocator(Arena arena, long budgetBytes, long slabBytes) {
+    this.arena = arena;
+    this.budgetBytes = budgetBytes;
+    this.slabBytes = slabBytes;
+  }
+
+  long slabBytesTaken() {
+    return slabBytesTaken;
+  }
+
+  /** Takes every slab the budget allows now instead of on demand. */
+  void takeAllSlabs() {
+    while (nextSlabBytes() > 0) {
+      takeSlab();
+    }
+  }
+
+  /**
+   * An extent of exactly {@code lengthBytes} (a multiple of the alignment), or -1 when no free
+   * extent is long enough and the budget allows no new slab that would be.
+   */
+  long allocate(long lengthBytes) {
+    Extent e = freeBySize.ceiling(new Extent(lengthBytes, -1));
+    if (e == null) {
+      if (nextSlabBytes() < lengthBytes) {
+        return -1;
+      }
+      takeSlab();
+      e = freeBySize.ceiling(new Extent(lengthBytes, -1));
+    }
+    removeFree(e.address, e.lengthBytes);
+    if (e.lengthBytes > lengthBytes) {
+      addFree(e.address + lengthBytes, e.lengthBytes - lengthBytes);
+    }
+    return e.address;
+  }
+
+  /** Returns an extent {@link #allocate} handed out, merging it with free neighbours. */
+  void free(long address, long lengthBytes) {
+    long start = address;
+    long length = lengthBytes;
+    Map.Entry<Long, Long> before = freeByAddress.floorEntry(address);
+    if (before != null && before.getKey() + before.getValue() == address) {
+      removeFree(before.getKey(), before.getValue());
+      start = before.getKey();
+      length += before.getValue();
+    }
+    Long afterLength = freeByAddress.get(address + lengthBytes);
+    if (afterLength != null) {
+      removeFree(address + lengthBytes, afterLength);
+      length += afterLength;
+    }
+    addFree(start, length);
+  }
+
+  /** The memory of an extent, {@code lengthBytes} long (at most its allocated length). */
+  MemorySegment segment(long address, long lengthBytes) {
+    return slabs.get((int) (address >>> SLAB_SHIFT)).asSlice(address & OFFSET_MASK, lengthBytes);
+  }
+
+  /**
+   * Whether {@code lengthBytes} could be allocated once every allocated extent except {@code stuck}
+   * (address to length: pinned samples and open reservations) were freed: the longest gap between
+   * stuck extents of one slab, or a slab not taken yet, is at least that long.
+   */
+  boolean couldFitWithout(NavigableMap<Long, Long> stuck, long lengthBytes) {
+    if (nextSlabBytes() >= lengthBytes) {
+      return true;
+    }
+    for (int s = 0; s < slabs.size(); s++) {
+      long base = (long) s << SLAB_SHIFT;
+      long end = base + slabs.get(s).byteSize();
+      long gapStart = base;
+      for (Map.Entry<Long, Long> x : stuck.subMap(base, true, end, false).entrySet()) {
+        if (x.getKey() - gapStart >= lengthBytes) {
+          return true;
+        }
+        gapStart = x.getKey() + x.getValue();
+      }
+      if (end - gapStart >= lengthBytes) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Checks the free lists against each other and against {@code allocatedBytes} (what the cache
+   * believes is allocated); throws {@link AssertionError} naming the first inconsistency. For
+   * tests.
+   */
+  void checkInvariants(long allocatedBytes) {
+    if (freeByAddress.size() != freeBySize.size()) {
+      throw new AssertionError(
+          "freeByAddress.size="
+              + freeByAddress.size()
+              + " != freeBySize.size="
+              + freeBySize.size());
+    }
+    long sum = 0;
+    long previousEnd = -1;
+    for (Map.Entry<Long, Long> e : freeByAddress.entrySet()) {
+      long address = e.getKey();
+      long length = e.getValue();
+      if (!freeBySize.contains(new Extent(length, address))) {
+        throw new AssertionError("free extent address=" + address + " missing from freeBySize");
+      }
+      if (address <= previousEnd) {
+        throw new AssertionError(
+            "free extent address=" + address + " overlaps or touches one ending at " + previousEnd);
+      }
+      int slab = (int) (address >>> SLAB_SHIFT);
+      if (slab >= slabs.size()
+          || (address & OFFSET_MASK) + length > slabs.get(slab).byteSize()
+          || length <= 0) {
+        throw new AssertionError("free extent address=" + address + " length=" + length);
+      }
+      previousEnd = address + length;
+      sum += length;
+    }
+    if (sum != freeBytes || freeBytes + allocatedBytes != slabBytesTaken) {
+      throw new AssertionError(
+          "free="
+              + sum
+              + " (counted "
+              + freeBytes
+              + ") + allocated="
+              + allocatedBytes
+              + " != slabBytes="
+              + slabBytesTaken);
+    }
+    if (slabBytesTaken > budgetBytes) {
+      throw new AssertionError("slabBytes=" + slabBytesTaken + " > budgetBytes=" + budgetBytes);
+    }
+  }
+
+  private long nextSlabBytes() {
+    return Math.min(slabBytes, budgetBytes - slabBytesTaken);
+  }
+
+  private void takeSlab() {
+    long length = nextSlabBytes();
+    MemorySegment slab = arena.allocate(length, SLAB_ALIGNMENT);
+    long address = (long) slabs.size() << SLAB_SHIFT;
+    slabs.add(slab);
+    slabBytesTaken += length;
+    addFree(address, length);
+  }
+
+  private void addFree(long address, long length) {
+    freeByAddress.put(address, length);
+    freeBySize.add(new Extent(length, address));
+    freeBytes += length;
+  }
+
+  private void removeFree(long address, long length) {
+    freeByAddress.remove(address);
+    freeBySize.remove(new Extent(length, address));
+    freeBytes -= length;
+  }
+}
