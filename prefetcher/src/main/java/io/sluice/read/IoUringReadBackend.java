@@ -78,6 +78,11 @@ public final class IoUringReadBackend implements ReadBackend {
   }
 
   @Override
+  public boolean prefersBatches() {
+    return true;
+  }
+
+  @Override
   public String name() {
     return NAME;
   }

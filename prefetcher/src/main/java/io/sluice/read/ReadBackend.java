@@ -40,6 +40,16 @@ public interface ReadBackend extends AutoCloseable {
     }
   }
 
+  /**
+   * True when reads issued together with {@link #readAsync} finish sooner than the same reads one
+   * after another (io_uring: one submission, many in flight). A format filling a batch then issues
+   * all of the batch's reads before waiting; otherwise it reads in a plain loop, which is cheaper
+   * for backends whose async path is a thread per read.
+   */
+  default boolean prefersBatches() {
+    return false;
+  }
+
   @Override
   void close();
 }

@@ -10,6 +10,8 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.vector.BaseFixedWidthVector;
 import org.apache.arrow.vector.VectorSchemaRoot;
@@ -32,6 +34,7 @@ public final class TokensSource implements SampleSource {
   private final int seqLen;
   private final Schema schema;
   private final ReadFile[] files;
+  private final ReadBackend backend;
 
   TokensSource(Path dir, Manifest manifest, TokenDtype dtype, int seqLen, ReadBackend backend)
       throws IOException {
@@ -40,6 +43,7 @@ public final class TokensSource implements SampleSource {
     this.dtype = dtype;
     this.seqLen = seqLen;
     this.schema = new Schema(List.of(tokensField(dtype, seqLen)));
+    this.backend = backend;
     this.files = new ReadFile[manifest.shards().size()];
     try {
       for (int i = 0; i < files.length; i++) {
@@ -120,14 +124,65 @@ public final class TokensSource implements SampleSource {
     tokens.allocateNew();
     BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
     ArrowBuf buf = data.getDataBuffer();
-    for (int i = 0; i < count; i++) {
-      readSample(sampleIds[i], buf.nioBuffer((long) i * sampleBytes, sampleBytes));
+    if (backend.prefersBatches()) {
+      readBatch(sampleIds, count, buf, sampleBytes);
+    } else {
+      for (int i = 0; i < count; i++) {
+        readSample(sampleIds[i], buf.nioBuffer((long) i * sampleBytes, sampleBytes));
+      }
     }
     // Non-nullable columns still carry validity bitmaps in Arrow Java: mark every slot valid.
     data.getValidityBuffer().setOne(0L, (elements + 7L) / 8);
     data.setValueCount(elements);
     tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
     tokens.setValueCount(count);
+  }
+
+  /** Issues every sample's read before waiting on any, so the backend keeps them all in flight. */
+  private void readBatch(long[] sampleIds, int count, ArrowBuf buf, int sampleBytes)
+      throws IOException {
+    List<CompletableFuture<Void>> reads = new java.util.ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
+      long id = sampleIds[i];
+      if (id < 0 || id >= layout.totalSamples()) {
+        throw new IllegalArgumentException(
+            "sample_id=" + id + " is outside [0, " + layout.totalSamples() + ")");
+      }
+      int shard = layout.shardOf(id);
+      long offset = (id - layout.firstSampleOf(shard)) * sampleBytes;
+      reads.add(
+          backend.readAsync(
+              files[shard], offset, buf.nioBuffer((long) i * sampleBytes, sampleBytes)));
+    }
+    Exception first = null;
+    for (int i = 0; i < count; i++) {
+      try {
+        reads.get(i).join();
+      } catch (CompletionException e) {
+        // Wait for every read even after a failure: each still writes into the batch's buffer.
+        if (first == null) {
+          Throwable c = e.getCause();
+          int shard = layout.shardOf(sampleIds[i]);
+          long offset = (sampleIds[i] - layout.firstSampleOf(shard)) * sampleBytes;
+          first =
+              c instanceof java.io.EOFException
+                  ? new DatasetFormatException(
+                      files[shard].path(),
+                      offset,
+                      "sample_id="
+                          + sampleIds[i]
+                          + " runs past the end of the shard (truncated since indexing?)",
+                      c)
+                  : c instanceof IOException io ? io : new IOException(c.getMessage(), c);
+        }
+      }
+    }
+    if (first instanceof IOException io) {
+      throw io;
+    }
+    if (first != null) {
+      throw (RuntimeException) first;
+    }
   }
 
   @Override
