@@ -7,6 +7,7 @@ import io.sluice.format.ShardEntry;
 import io.sluice.planner.DatasetLayout;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadFile;
+import io.sluice.read.ReadFiles;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Path;
@@ -215,24 +216,10 @@ public final class MegatronSource implements SampleSource {
       return;
     }
     closed = true;
-    IOException first = null;
-    for (ReadFile f : bins) {
-      if (f == null) {
-        continue;
-      }
-      try {
-        f.close();
-      } catch (IOException e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    arena.close();
-    if (first != null) {
-      throw first;
+    try {
+      ReadFiles.closeAll(bins);
+    } finally {
+      arena.close();
     }
   }
 }

@@ -6,6 +6,7 @@ import io.sluice.format.SampleSource;
 import io.sluice.planner.DatasetLayout;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadFile;
+import io.sluice.read.ReadFiles;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -187,23 +188,6 @@ public final class TokensSource implements SampleSource {
 
   @Override
   public void close() throws IOException {
-    IOException first = null;
-    for (ReadFile f : files) {
-      if (f == null) {
-        continue;
-      }
-      try {
-        f.close();
-      } catch (IOException e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
+    ReadFiles.closeAll(files);
   }
 }

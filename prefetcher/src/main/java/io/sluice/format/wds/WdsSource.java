@@ -7,6 +7,7 @@ import io.sluice.format.ShardEntry;
 import io.sluice.planner.DatasetLayout;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadFile;
+import io.sluice.read.ReadFiles;
 import java.io.EOFException;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -288,23 +289,6 @@ final class WdsSource implements SampleSource {
 
   @Override
   public void close() throws IOException {
-    IOException first = null;
-    for (ReadFile f : files) {
-      if (f == null) {
-        continue;
-      }
-      try {
-        f.close();
-      } catch (IOException e) {
-        if (first == null) {
-          first = e;
-        } else {
-          first.addSuppressed(e);
-        }
-      }
-    }
-    if (first != null) {
-      throw first;
-    }
+    ReadFiles.closeAll(files);
   }
 }
