@@ -3,19 +3,12 @@ indexed with ``sluice dataset index --format arrow``, served by ``sluice serve``
 with plain pyarrow.flight; every served row must equal the row pyarrow wrote, exactly once over
 two ranks.
 
-Self-contained (its own daemon, module scope); the launcher is ``$SLUICE_LAUNCHER`` or the repo's
+Its own daemon (module scope, started through sluice_daemon); the launcher is ``$SLUICE_LAUNCHER`` or the repo's
 ``sluice``.
 """
 
 import collections
 import json
-import os
-import re
-import signal
-import subprocess
-import threading
-import time
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.feather as feather
@@ -23,10 +16,8 @@ import pyarrow.flight as flight
 import pyarrow.ipc as ipc
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT_S = 180
-INDEX_TIMEOUT_S = 600  # the first launcher call may build the daemon
-SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp)?://\S+:(\d+))")
+from sluice_daemon import index, run_index, serving
+
 NAME = "arrowrt"
 BATCH_SIZE = 7
 WORLD_SIZE = 2
@@ -92,75 +83,14 @@ def write_shards(root):
     return first
 
 
-def launcher():
-    path = os.environ.get("SLUICE_LAUNCHER") or str(REPO / "sluice")
-    if not os.path.exists(path):
-        pytest.fail("no Sluice launcher at %s (set SLUICE_LAUNCHER)" % path)
-    return path
-
-
-def index(root):
-    cmd = [launcher(), "dataset", "index", str(root), "--format", "arrow"]
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=INDEX_TIMEOUT_S)
-
-
-class Daemon(object):
-    """``sluice serve`` in its own process group; output drained on a thread."""
-
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.lines = collections.deque(maxlen=400)
-        self.url = None
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            m = SERVING.search(line)
-            if m and self.url is None:
-                self.url = "grpc://127.0.0.1:%s" % m.group(2)
-                self._ready.set()
-        self._ready.set()
-
-    def wait_ready(self, timeout_s):
-        self._ready.wait(timeout_s)
-        if self.url is None:
-            self.stop()
-            pytest.fail("%s: no 'sluice: serving' line within %d s (exit=%s):\n%s" % (
-                " ".join(self.cmd), timeout_s, self.proc.poll(), "\n".join(self.lines)[-4000:]))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def arrow_served(tmp_path_factory):
     root = tmp_path_factory.mktemp("sluice-arrow") / NAME
     n = write_shards(root)
-    done = index(root)
-    if done.returncode != 0 or not (root / "sluice-manifest.json").exists():
-        pytest.fail("sluice dataset index exited %d:\n%s" % (done.returncode, done.stdout[-4000:]))
-    assert ("%d samples" % n) in done.stdout, done.stdout
-    daemon = Daemon([launcher(), "serve", "--host", "127.0.0.1", "--port", "0",
-                     "--dataset", "%s=%s" % (NAME, root)])
-    try:
-        daemon.wait_ready(START_TIMEOUT_S)
+    out = index(root, "arrow")
+    assert ("%d samples" % n) in out, out
+    with serving({NAME: root}) as daemon:
         yield daemon.url, n, root
-    finally:
-        daemon.stop()
-    severe = [line for line in daemon.lines if "SEVERE" in line]
-    if severe:
-        pytest.fail("the daemon logged SEVERE:\n" + "\n".join(severe[-40:]))
 
 
 def read_rank(url, rank):
@@ -208,7 +138,7 @@ def test_every_row_is_served_exactly_once_as_written(arrow_served):
 
 def test_reindexing_the_unchanged_folder_keeps_the_manifest(arrow_served):
     _, _, root = arrow_served
-    done = index(root)
+    done = run_index(root, "arrow")
     assert done.returncode == 0, done.stdout
     assert "manifest unchanged" in done.stdout, done.stdout
     for name, _, _ in SHARDS:
@@ -220,7 +150,7 @@ def test_lz4_feather_is_refused_naming_file_and_fix(tmp_path):
         pytest.skip("this pyarrow has no lz4")
     path = tmp_path / "z.feather"
     feather.write_feather(pa.Table.from_batches([batch_of(0, 5)]), str(path))  # lz4 by default
-    done = index(tmp_path)
+    done = run_index(tmp_path, "arrow")
     assert done.returncode != 0, done.stdout
     assert "file=%s" % path in done.stdout, done.stdout
     assert "compression='uncompressed'" in done.stdout, done.stdout

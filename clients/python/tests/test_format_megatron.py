@@ -9,23 +9,15 @@ not imported. Self-contained: it starts its own daemon and uses no conftest fixt
 import collections
 import json
 import os
-import re
-import signal
 import struct
-import subprocess
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT_S = 180
-INDEX_TIMEOUT_S = 600  # the first launcher call may build the daemon
-SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp)?://\S+:(\d+))")
+from sluice_daemon import index, serving
+
 
 # Megatron-LM's DType codes.
 DTYPE_CODES = {
@@ -80,67 +72,6 @@ def random_sequences(rng, dtype, count):
     return out
 
 
-def _launcher():
-    path = os.environ.get("SLUICE_LAUNCHER") or str(REPO / "sluice")
-    if not os.path.exists(path):
-        pytest.fail("no Sluice launcher at %s (set SLUICE_LAUNCHER)" % path)
-    return path
-
-
-def _index(launcher, root):
-    cmd = [launcher, "dataset", "index", str(root), "--format", "megatron"]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=INDEX_TIMEOUT_S)
-    if done.returncode != 0 or not (root / "sluice-manifest.json").exists():
-        pytest.fail("%s exited %d without writing %s:\n%s" % (
-            " ".join(cmd), done.returncode, root / "sluice-manifest.json", done.stdout[-4000:]))
-    return done.stdout
-
-
-class _Daemon(object):
-    """``sluice serve`` in its own process group; output drained on a thread, port parsed."""
-
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.lines = collections.deque(maxlen=400)
-        self.url = None
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            m = SERVING.search(line)
-            if m and self.url is None:
-                self.url = "grpc://127.0.0.1:%s" % m.group(2)
-                self._ready.set()
-        self._ready.set()
-
-    def wait_ready(self, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(1.0):
-            if time.monotonic() > deadline:
-                break
-        if self.url is None:
-            tail = "\n".join(self.lines)
-            self.stop()
-            pytest.fail("%s: no 'sluice: serving' line within %d s (exit=%s):\n%s"
-                        % (" ".join(self.cmd), timeout_s, self.proc.poll(), tail[-4000:]))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=20)
-        self._drain.join(timeout=5)
-
-
 class Served(object):
     def __init__(self, url, expected, index_output, daemon_lines):
         self.url = url
@@ -156,7 +87,6 @@ def megatron_served(tmp_path_factory):
     root = tmp_path_factory.mktemp("megatron-data")
     rng = np.random.default_rng(20240611)
     expected, outputs = {}, {}
-    launcher = _launcher()
     for name, (dtype, _, shard_counts) in DATASETS.items():
         d = root / name
         d.mkdir()
@@ -168,19 +98,9 @@ def megatron_served(tmp_path_factory):
         for s in shards:
             seqs.extend(s)
         expected[name] = seqs
-        outputs[name] = (d, _index(launcher, d), _index(launcher, d))
-    cmd = [launcher, "serve", "--host", "127.0.0.1", "--port", "0"]
-    for name in DATASETS:
-        cmd += ["--dataset", "%s=%s" % (name, root / name)]
-    daemon = _Daemon(cmd)
-    try:
-        daemon.wait_ready(START_TIMEOUT_S)
+        outputs[name] = (d, index(d, "megatron"), index(d, "megatron"))
+    with serving({name: root / name for name in DATASETS}) as daemon:
         yield Served(daemon.url, expected, outputs, daemon.lines)
-    finally:
-        daemon.stop()
-    severe = [line for line in daemon.lines if "SEVERE" in line]
-    if severe:
-        pytest.fail("the daemon logged SEVERE during the tests:\n" + "\n".join(severe[-40:]))
 
 
 def _read_rank(url, req):

@@ -3,39 +3,23 @@ and GNU dialects), indexed with ``sluice dataset index --format wds``, served by
 and read back over plain ``pyarrow.flight`` for two ranks. Every sample's key and member bytes
 must come back exactly once, by ``sample_id`` (its global index in file-name order).
 
-Self-contained: its own module-scoped daemon; the launcher is ``$SLUICE_LAUNCHER`` or
+Its own module-scoped daemon (sluice_daemon); the launcher is ``$SLUICE_LAUNCHER`` or
 ``<repo>/sluice``.
 """
 
-import collections
 import io
 import json
 import os
-import re
-import signal
-import subprocess
 import tarfile
-import threading
-import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.flight as flight
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-START_TIMEOUT_S = 180
-INDEX_TIMEOUT_S = 600  # the first launcher call may build the daemon
-SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp)?://\S+:(\d+))")
+from sluice_daemon import index, run_index, serving
+
 NAME = "wdsrt"
 BATCH = 5
-
-
-def _launcher():
-    path = os.environ.get("SLUICE_LAUNCHER") or str(REPO / "sluice")
-    if not os.path.exists(path):
-        pytest.fail("no Sluice launcher at %s (set SLUICE_LAUNCHER)" % path)
-    return path
 
 
 class _Writer(object):
@@ -127,73 +111,18 @@ def _write_dataset(root):
     return expected, exts
 
 
-class _Daemon(object):
-    """``sluice serve`` in its own process group; output drained on a thread."""
-
-    def __init__(self, cmd):
-        self.cmd = cmd
-        self.lines = collections.deque(maxlen=400)
-        self.url = None
-        self._ready = threading.Event()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-            m = SERVING.search(line)
-            if m and self.url is None:
-                self.url = "grpc://127.0.0.1:%s" % m.group(2)
-                self._ready.set()
-        self._ready.set()
-
-    def wait_ready(self, timeout_s):
-        deadline = time.monotonic() + timeout_s
-        while not self._ready.wait(1.0) and time.monotonic() < deadline:
-            pass
-        if self.url is None:
-            self.stop()
-            pytest.fail("%s: no 'sluice: serving' line within %d s (exit=%s):\n%s" % (
-                " ".join(self.cmd), timeout_s, self.proc.poll(), "\n".join(self.lines)[-4000:]))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=20)
-        self._drain.join(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def wds_served(tmp_path_factory):
     if os.environ.get("SLUICE_TEST_SERVER") == "python":
         pytest.skip("the wds format needs the Java daemon (SLUICE_TEST_SERVER=python)")
     root = tmp_path_factory.mktemp("wds-data")
     expected, exts = _write_dataset(root)
-    launcher = _launcher()
-    cmd = [launcher, "dataset", "index", str(root), "--format", "wds"]
-    done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=INDEX_TIMEOUT_S)
-    if done.returncode != 0:
-        pytest.fail("%s exited %d:\n%s" % (" ".join(cmd), done.returncode, done.stdout[-4000:]))
-    assert "%d samples" % len(expected) in done.stdout, done.stdout
+    out = index(root, "wds")
+    assert "%d samples" % len(expected) in out, out
     for n in range(3):
         assert (root / ("shard-%03d.tar.sluice-idx" % n)).exists()
-    daemon = _Daemon([launcher, "serve", "--host", "127.0.0.1", "--port", "0",
-                      "--dataset", "%s=%s" % (NAME, root)])
-    try:
-        daemon.wait_ready(START_TIMEOUT_S)
+    with serving({NAME: root}) as daemon:
         yield daemon.url, expected, exts, root
-    finally:
-        daemon.stop()
-    severe = [line for line in daemon.lines if "SEVERE" in line]
-    if severe:
-        pytest.fail("the daemon logged SEVERE:\n" + "\n".join(severe[-40:]))
 
 
 def _read_rank(url, rank, world):
@@ -244,9 +173,7 @@ def test_wds_reindex_unchanged_folder_is_reused(wds_served):
     _, _, _, root = wds_served
     idx = root / "shard-001.tar.sluice-idx"
     before = idx.stat().st_mtime_ns
-    done = subprocess.run([_launcher(), "dataset", "index", str(root), "--format", "wds"],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          timeout=INDEX_TIMEOUT_S)
+    done = run_index(root, "wds")
     assert done.returncode == 0, done.stdout
     assert "manifest unchanged" in done.stdout, done.stdout
     assert idx.stat().st_mtime_ns == before

@@ -85,19 +85,7 @@ public final class EpochReader {
     List<Future<RankResult>> futures = new ArrayList<>();
     try (ExecutorService pool = Executors.newFixedThreadPool(ranks.length)) {
       for (int r : ranks) {
-        StreamRequest req =
-            new StreamRequest(
-                base.dataset(),
-                r,
-                base.worldSize(),
-                base.batchSize(),
-                base.seed(),
-                base.epoch(),
-                base.shuffle(),
-                base.dropLast(),
-                base.startCursor(),
-                base.delivery(),
-                base.columns());
+        StreamRequest req = base.withRank(r);
         futures.add(pool.submit(() -> readRank(uri, req, totalSamples, once, twice, check)));
       }
     }

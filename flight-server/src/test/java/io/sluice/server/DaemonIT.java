@@ -97,19 +97,7 @@ class DaemonIT {
     try (ExecutorService pool = Executors.newFixedThreadPool(base.worldSize())) {
       List<Future<List<Seen>>> fs = new ArrayList<>();
       for (int r = 0; r < base.worldSize(); r++) {
-        StreamRequest req =
-            new StreamRequest(
-                base.dataset(),
-                r,
-                base.worldSize(),
-                base.batchSize(),
-                base.seed(),
-                base.epoch(),
-                base.shuffle(),
-                base.dropLast(),
-                base.startCursor(),
-                base.delivery(),
-                base.columns());
+        StreamRequest req = base.withRank(r);
         fs.add(pool.submit(() -> readRank(req, Integer.MAX_VALUE)));
       }
       List<List<Seen>> out = new ArrayList<>();

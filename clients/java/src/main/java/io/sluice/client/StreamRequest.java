@@ -71,6 +71,21 @@ public record StreamRequest(
         dataset, rank, worldSize, batchSize, 0, 0, "global", false, 0, Delivery.CPU, null);
   }
 
+  public StreamRequest withRank(int newRank) {
+    return new StreamRequest(
+        dataset,
+        newRank,
+        worldSize,
+        batchSize,
+        seed,
+        epoch,
+        shuffle,
+        dropLast,
+        startCursor,
+        delivery,
+        columns);
+  }
+
   public StreamRequest withSeed(long newSeed) {
     return new StreamRequest(
         dataset,
