@@ -82,7 +82,14 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
                 },
                 "sluice-shutdown"));
     System.out.println(
-        "sluice: serving " + daemon.uri() + " datasets=" + String.join(",", paths.keySet()));
+        "sluice: serving "
+            + daemon.uri()
+            + " datasets="
+            + String.join(",", paths.keySet())
+            + " transport="
+            + daemon.transport().wireName()
+            + " backend="
+            + daemon.backendName());
     System.out.flush();
     daemon.awaitTermination();
     stopped.await();
