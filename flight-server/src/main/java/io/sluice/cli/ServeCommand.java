@@ -45,6 +45,16 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
   String backend;
 
   @Option(
+      names = "--memory-budget",
+      defaultValue = "4g",
+      paramLabel = "SIZE",
+      description =
+          "Bytes of batch memory the daemon may hold, with k/m/g suffixes (default:"
+              + " ${DEFAULT-VALUE}). A batch that does not fit fails its stream with"
+              + " RESOURCE_EXHAUSTED.")
+  String memoryBudget;
+
+  @Option(
       names = "--dataset",
       required = true,
       paramLabel = "NAME=PATH",
@@ -66,7 +76,16 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
     if (!java.util.Set.of("auto", "posix", "io_uring").contains(backend)) {
       throw new UsageException("--backend=" + backend + " must be one of auto, posix, io_uring");
     }
-    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t, backend);
+    long budget = ByteSize.parse("--memory-budget", memoryBudget);
+    if (budget < SluiceDaemon.MIN_MEMORY_BUDGET_BYTES) {
+      throw new UsageException(
+          "--memory-budget="
+              + memoryBudget
+              + " must be at least "
+              + SluiceDaemon.MIN_MEMORY_BUDGET_BYTES
+              + " bytes (1m)");
+    }
+    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t, backend, budget);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -89,7 +108,9 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
             + " transport="
             + daemon.transport().wireName()
             + " backend="
-            + daemon.backendName());
+            + daemon.backendName()
+            + " memory_budget="
+            + daemon.memoryBudgetBytes());
     System.out.flush();
     daemon.awaitTermination();
     stopped.await();

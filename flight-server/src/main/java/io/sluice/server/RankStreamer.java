@@ -2,6 +2,7 @@ package io.sluice.server;
 
 import io.sluice.client.BatchMetadata;
 import io.sluice.client.StreamRequest;
+import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -10,6 +11,7 @@ import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightProducer.ServerStreamListener;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.OutOfMemoryException;
 import org.apache.arrow.vector.VectorLoader;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.VectorUnloader;
@@ -63,13 +65,23 @@ final class RankStreamer implements Runnable {
       stream(allocator, out);
     } catch (Exception e) {
       LOG.log(Level.WARNING, name + " failed", e);
+      String where = "dataset=" + dataset.name() + " rank=" + request.rank() + ": ";
+      CallStatus status =
+          switch (e) {
+            case OutOfMemoryException oom ->
+                CallStatus.RESOURCE_EXHAUSTED.withDescription(
+                    where
+                        + "a batch does not fit the daemon's memory budget ("
+                        + parent.getLimit()
+                        + " bytes, "
+                        + parent.getAllocatedMemory()
+                        + " in use): lower batch_size or raise --memory-budget");
+            case DatasetFormatException bad ->
+                CallStatus.UNAVAILABLE.withDescription(where + bad.getMessage());
+            default -> CallStatus.INTERNAL.withDescription(where + e.getMessage());
+          };
       try {
-        listener.error(
-            CallStatus.INTERNAL
-                .withDescription(
-                    "dataset=" + dataset.name() + " rank=" + request.rank() + ": " + e.getMessage())
-                .withCause(e)
-                .toRuntimeException());
+        listener.error(status.withCause(e).toRuntimeException());
       } catch (RuntimeException alreadyClosed) {
         e.addSuppressed(alreadyClosed);
       }

@@ -24,6 +24,9 @@ public final class SluiceDaemon implements AutoCloseable {
   /** Bytes queued per stream before it stops being ready: a few batches in flight. */
   static final int BACKPRESSURE_THRESHOLD_BYTES = 8 << 20;
 
+  /** Smallest memory budget accepted: room for gRPC's buffers and a small batch. */
+  public static final long MIN_MEMORY_BUDGET_BYTES = 1 << 20;
+
   private final BufferAllocator root;
   private final ReadBackend backend;
   private final Map<String, ServedDataset> datasets;
@@ -83,9 +86,33 @@ public final class SluiceDaemon implements AutoCloseable {
       FlightTransport transportChoice,
       String backendChoice)
       throws IOException {
+    return start(host, port, datasetPaths, transportChoice, backendChoice, Long.MAX_VALUE);
+  }
+
+  /**
+   * As above, with every Arrow buffer the daemon holds (batches being built and queued for the
+   * wire, gRPC's receive buffers) inside {@code memoryBudgetBytes}. A batch that does not fit fails
+   * its stream with RESOURCE_EXHAUSTED; the other streams go on.
+   */
+  public static SluiceDaemon start(
+      String host,
+      int port,
+      Map<String, Path> datasetPaths,
+      FlightTransport transportChoice,
+      String backendChoice,
+      long memoryBudgetBytes)
+      throws IOException {
+    if (memoryBudgetBytes < MIN_MEMORY_BUDGET_BYTES) {
+      throw new IllegalArgumentException(
+          "memory_budget="
+              + memoryBudgetBytes
+              + " must be >= "
+              + MIN_MEMORY_BUDGET_BYTES
+              + " bytes (gRPC needs room for its own buffers)");
+    }
     quietTransportNoise();
     FlightTransport transport = transportChoice.resolve();
-    BufferAllocator root = new RootAllocator(Long.MAX_VALUE);
+    BufferAllocator root = new RootAllocator(memoryBudgetBytes);
     ReadBackend backend = ReadBackends.select(backendChoice);
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
@@ -151,6 +178,11 @@ public final class SluiceDaemon implements AutoCloseable {
   /** Requests refused as the client's mistake since start. */
   public long rejectedRequests() {
     return producer.rejectedRequests();
+  }
+
+  /** The budget every Arrow buffer of the daemon lives in. */
+  public long memoryBudgetBytes() {
+    return root.getLimit();
   }
 
   /** Bytes the daemon's allocators hold now (batches in flight). */

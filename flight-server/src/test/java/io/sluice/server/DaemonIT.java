@@ -333,6 +333,36 @@ class DaemonIT {
   }
 
   @Test
+  void batchOverTheMemoryBudgetIsResourceExhaustedAndOthersGoOn(@TempDir Path own)
+      throws Exception {
+    DemoDataset.ensure(own, 2, 600, 1024); // 2 KiB samples
+    try (SluiceDaemon d =
+            SluiceDaemon.start(
+                "127.0.0.1",
+                0,
+                Map.of("c", own),
+                FlightTransport.AUTO,
+                "auto",
+                SluiceDaemon.MIN_MEMORY_BUDGET_BYTES);
+        BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+        SluiceClient client = SluiceClient.connect(d.uri(), alloc)) {
+      // 1024 samples x 2 KiB = 2 MiB per batch: more than the whole 1 MiB budget.
+      try (RankStream big = client.open(StreamRequest.of("c", 0, 1, 1024))) {
+        FlightRuntimeException e = assertThrows(FlightRuntimeException.class, big::next);
+        assertEquals(FlightStatusCode.RESOURCE_EXHAUSTED, e.status().code(), e.getMessage());
+        assertTrue(e.getMessage().contains("memory budget"), e.getMessage());
+      }
+      try (RankStream small = client.open(StreamRequest.of("c", 0, 1, 8))) {
+        int n = 0;
+        while (small.next()) {
+          n++;
+        }
+        assertEquals(150, n, "a batch that fits streams the whole epoch");
+      }
+    }
+  }
+
+  @Test
   void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
     DemoDataset.ensure(own, 2, 500, 512);
     SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));
