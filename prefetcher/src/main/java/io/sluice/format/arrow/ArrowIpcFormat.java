@@ -7,6 +7,7 @@ import io.sluice.format.IndexReport;
 import io.sluice.format.Manifest;
 import io.sluice.format.SampleSource;
 import io.sluice.format.ShardEntry;
+import io.sluice.format.ShardFiles;
 import io.sluice.format.ShardFormat;
 import io.sluice.read.ReadBackend;
 import java.io.IOException;
@@ -15,7 +16,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.stream.Stream;
 
 /**
  * {@code arrow}: a folder of Arrow IPC shards ({@code *.arrow}, {@code *.feather}, {@code *.ipc},
@@ -42,7 +42,7 @@ public final class ArrowIpcFormat implements ShardFormat {
               + options.keySet().iterator().next()
               + " is not an option of arrow (it has none)");
     }
-    List<Path> files = listShards(dir);
+    List<Path> files = ShardFiles.list(dir, SUFFIXES.toArray(String[]::new));
     List<ShardEntry> shards = new ArrayList<>(files.size());
     List<String> notes = new ArrayList<>();
     ShardIndex first = null;
@@ -111,29 +111,6 @@ public final class ArrowIpcFormat implements ShardFormat {
             + IpcSchema.brief(first.schema())
             + "; this file: "
             + IpcSchema.brief(index.schema()));
-  }
-
-  /** The shard files of {@code dir}, in file-name order. */
-  static List<Path> listShards(Path dir) throws IOException {
-    if (!Files.isDirectory(dir)) {
-      throw new DatasetFormatException(dir, -1, "not a directory");
-    }
-    List<Path> files;
-    try (Stream<Path> s = Files.list(dir)) {
-      files =
-          s.filter(
-                  p -> {
-                    String n = p.getFileName().toString();
-                    return SUFFIXES.stream().anyMatch(n::endsWith) && Files.isRegularFile(p);
-                  })
-              .sorted()
-              .toList();
-    }
-    if (files.isEmpty()) {
-      throw new DatasetFormatException(
-          dir, -1, "no *.arrow, *.feather, *.ipc or *.arrows shards in this folder");
-    }
-    return files;
   }
 
   @Override

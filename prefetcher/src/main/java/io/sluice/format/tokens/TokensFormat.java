@@ -7,16 +7,15 @@ import io.sluice.format.IndexReport;
 import io.sluice.format.Manifest;
 import io.sluice.format.SampleSource;
 import io.sluice.format.ShardEntry;
+import io.sluice.format.ShardFiles;
 import io.sluice.format.ShardFormat;
 import io.sluice.read.ReadBackend;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.stream.Stream;
 
 /**
  * {@code tokens}: a folder of flat token arrays ({@code *.bin}, little-endian, no header, as
@@ -33,24 +32,6 @@ public final class TokensFormat implements ShardFormat {
   @Override
   public String name() {
     return NAME;
-  }
-
-  /** The shard files of {@code dir} with the given suffix, in file-name order. */
-  public static List<Path> listShards(Path dir, String suffix) throws IOException {
-    if (!Files.isDirectory(dir)) {
-      throw new DatasetFormatException(dir, -1, "not a directory");
-    }
-    List<Path> files;
-    try (Stream<Path> s = Files.list(dir)) {
-      files =
-          s.filter(p -> p.getFileName().toString().endsWith(suffix) && Files.isRegularFile(p))
-              .sorted()
-              .toList();
-    }
-    if (files.isEmpty()) {
-      throw new DatasetFormatException(dir, -1, "no *" + suffix + " shards in this folder");
-    }
-    return files;
   }
 
   @Override
@@ -83,7 +64,7 @@ public final class TokensFormat implements ShardFormat {
       throw new IllegalArgumentException(
           "seq_len=" + seqLen + " must be in [1, " + MAX_SEQ_LEN + "]");
     }
-    List<Path> files = listShards(dir, ".bin");
+    List<Path> files = ShardFiles.list(dir, ".bin");
     List<ShardEntry> shards = new ArrayList<>(files.size());
     List<String> notes = new ArrayList<>();
     long sampleBytes = (long) seqLen * dtype.widthBytes();

@@ -7,6 +7,7 @@ import io.sluice.format.IndexReport;
 import io.sluice.format.Manifest;
 import io.sluice.format.SampleSource;
 import io.sluice.format.ShardEntry;
+import io.sluice.format.ShardFiles;
 import io.sluice.format.ShardFormat;
 import io.sluice.read.ReadBackend;
 import java.io.IOException;
@@ -16,7 +17,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.stream.Stream;
 
 /**
  * {@code wds}: a folder of WebDataset tar shards ({@code *.tar}, file-name order). A sample is a
@@ -56,7 +56,7 @@ public final class WdsFormat implements ShardFormat {
               + options.keySet().iterator().next()
               + " is not an option of wds (it has none)");
     }
-    List<Path> files = listShards(dir);
+    List<Path> files = ShardFiles.list(dir, ".tar");
     List<ShardEntry> shards = new ArrayList<>(files.size());
     List<String> notes = new ArrayList<>();
     TreeSet<String> extensions = new TreeSet<>();
@@ -117,23 +117,6 @@ public final class WdsFormat implements ShardFormat {
     return old.tarLengthBytes() == tar.lengthBytes() && old.tarMtimeMs() == tar.mtimeMs()
         ? old
         : null;
-  }
-
-  private static List<Path> listShards(Path dir) throws IOException {
-    if (!Files.isDirectory(dir)) {
-      throw new DatasetFormatException(dir, -1, "a directory");
-    }
-    List<Path> files;
-    try (Stream<Path> s = Files.list(dir)) {
-      files =
-          s.filter(p -> p.getFileName().toString().endsWith(".tar") && Files.isRegularFile(p))
-              .sorted()
-              .toList();
-    }
-    if (files.isEmpty()) {
-      throw new DatasetFormatException(dir, -1, "*.tar shards in this folder, found none");
-    }
-    return files;
   }
 
   static String joinExtensions(Iterable<String> sorted) {
