@@ -21,8 +21,8 @@ def flight_info(url, req):
         client.close()
 
 
-def read_rank(url, req):
-    """[(RecordBatch, metadata dict)] of one rank's stream."""
+def read_stream(url, req):
+    """(FlightInfo, [(RecordBatch, metadata dict)]) of one rank's stream."""
     client = flight.FlightClient(url)
     try:
         info = client.get_flight_info(
@@ -37,9 +37,14 @@ def read_rank(url, req):
                 break
             assert chunk.app_metadata is not None, "batch %d has no app_metadata" % len(out)
             out.append((chunk.data, json.loads(chunk.app_metadata.to_pybytes().decode("utf-8"))))
-        return out
+        return info, out
     finally:
         client.close()
+
+
+def read_rank(url, req):
+    """[(RecordBatch, metadata dict)] of one rank's stream."""
+    return read_stream(url, req)[1]
 
 
 def read_all_ranks(url, dataset, world_size, batch_size, **extra):

@@ -8,14 +8,13 @@ Its own daemon (module scope, started through sluice_daemon); the launcher is ``
 """
 
 import collections
-import json
 
 import pyarrow as pa
 import pyarrow.feather as feather
-import pyarrow.flight as flight
 import pyarrow.ipc as ipc
 import pytest
 
+from flight_helpers import read_stream
 from sluice_daemon import index, run_index, serving
 
 NAME = "arrowrt"
@@ -97,20 +96,8 @@ def read_rank(url, rank):
     """[(RecordBatch, app_metadata dict)] of one rank's epoch."""
     req = {"dataset": NAME, "rank": rank, "world_size": WORLD_SIZE, "batch_size": BATCH_SIZE,
            "shuffle": "global", "seed": 3}
-    client = flight.connect(url)
-    try:
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(req)))
-        reader = client.do_get(info.endpoints[0].ticket)
-        out = []
-        while True:
-            try:
-                chunk = reader.read_chunk()
-            except StopIteration:
-                break
-            out.append((chunk.data, json.loads(chunk.app_metadata.to_pybytes())))
-        return info.schema, out
-    finally:
-        client.close()
+    info, out = read_stream(url, req)
+    return info.schema, out
 
 
 def test_every_row_is_served_exactly_once_as_written(arrow_served):

@@ -13,9 +13,9 @@ import struct
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.flight as flight
 import pytest
 
+from flight_helpers import read_stream
 from sluice_daemon import index, serving
 
 
@@ -103,26 +103,6 @@ def megatron_served(tmp_path_factory):
         yield Served(daemon.url, expected, outputs, daemon.lines)
 
 
-def _read_rank(url, req):
-    client = flight.FlightClient(url)
-    try:
-        info = client.get_flight_info(
-            flight.FlightDescriptor.for_command(json.dumps(req).encode("utf-8")))
-        assert len(info.endpoints) == 1, info.endpoints
-        reader = client.do_get(info.endpoints[0].ticket)
-        out = []
-        while True:
-            try:
-                chunk = reader.read_chunk()
-            except StopIteration:
-                break
-            assert chunk.app_metadata is not None, "batch %d has no app_metadata" % len(out)
-            out.append((chunk.data, json.loads(chunk.app_metadata.to_pybytes().decode("utf-8"))))
-        return info, out
-    finally:
-        client.close()
-
-
 def test_index_reports_the_sequences_and_reuses_an_unchanged_folder(megatron_served):
     for name, (folder, first, second) in megatron_served.index_output.items():
         n = len(megatron_served.expected[name])
@@ -144,7 +124,7 @@ def test_two_ranks_read_every_sequence_exactly_once_byte_for_byte(megatron_serve
     for rank in range(WORLD):
         req = {"dataset": name, "rank": rank, "world_size": WORLD, "batch_size": BATCH,
                "shuffle": "global", "seed": 3}
-        info, batches = _read_rank(megatron_served.url, req)
+        info, batches = read_stream(megatron_served.url, req)
         assert info.schema.field("tokens").type == pa.list_(
             pa.field("item", arrow_type, nullable=False)), info.schema
         batches_per_rank.append(len(batches))

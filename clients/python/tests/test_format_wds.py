@@ -8,14 +8,13 @@ Its own module-scoped daemon (sluice_daemon); the launcher is ``$SLUICE_LAUNCHER
 """
 
 import io
-import json
 import os
 import tarfile
 
 import numpy as np
-import pyarrow.flight as flight
 import pytest
 
+from flight_helpers import read_stream
 from sluice_daemon import index, run_index, serving
 
 NAME = "wdsrt"
@@ -126,28 +125,17 @@ def wds_served(tmp_path_factory):
 
 
 def _read_rank(url, rank, world):
-    client = flight.FlightClient(url)
-    try:
-        cmd = {"dataset": NAME, "rank": rank, "world_size": world, "batch_size": BATCH,
-               "shuffle": "global", "seed": 3}
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(cmd)))
-        reader = client.do_get(info.endpoints[0].ticket)
-        rows, names = [], info.schema.names
-        while True:
-            try:
-                chunk = reader.read_chunk()
-            except StopIteration:
-                break
-            meta = json.loads(chunk.app_metadata.to_pybytes())
-            batch = chunk.data
-            assert batch.num_rows == BATCH
-            real = batch.num_rows - int(meta.get("padded", 0))
-            cols = {n: batch.column(n).to_pylist() for n in batch.schema.names}
-            for i in range(real):
-                rows.append({n: cols[n][i] for n in cols})
-        return names, rows
-    finally:
-        client.close()
+    cmd = {"dataset": NAME, "rank": rank, "world_size": world, "batch_size": BATCH,
+           "shuffle": "global", "seed": 3}
+    info, batches = read_stream(url, cmd)
+    rows = []
+    for batch, meta in batches:
+        assert batch.num_rows == BATCH
+        real = batch.num_rows - int(meta.get("padded", 0))
+        cols = {n: batch.column(n).to_pylist() for n in batch.schema.names}
+        for i in range(real):
+            rows.append({n: cols[n][i] for n in cols})
+    return info.schema.names, rows
 
 
 def test_wds_round_trip_two_ranks(wds_served):
