@@ -6,6 +6,7 @@ import io.sluice.tools.EpochReader;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code sluice demo}: the main job end to end on an embedded default dataset. */
@@ -60,32 +61,7 @@ final class DemoCommand implements Callable<Integer> {
       description = "Shuffle seed (default: ${DEFAULT-VALUE}).")
   long seed;
 
-  @Option(
-      names = "--transport",
-      defaultValue = "auto",
-      description = "Flight transport: auto, nio, io_uring (default: ${DEFAULT-VALUE}).")
-  String transport;
-
-  @Option(
-      names = "--backend",
-      defaultValue = "auto",
-      description = "Read backend: auto, posix, io_uring (default: ${DEFAULT-VALUE}).")
-  String backend;
-
-  private FlightTransport parseTransport() {
-    try {
-      return FlightTransport.parse(transport);
-    } catch (IllegalArgumentException e) {
-      throw new UsageException("--" + e.getMessage());
-    }
-  }
-
-  private String parseBackend() {
-    if (!java.util.Set.of("auto", "posix", "io_uring").contains(backend)) {
-      throw new UsageException("--backend=" + backend + " must be one of auto, posix, io_uring");
-    }
-    return backend;
-  }
+  @Mixin DataPlaneOptions dataPlane;
 
   @Override
   public Integer call() throws Exception {
@@ -109,21 +85,13 @@ final class DemoCommand implements Callable<Integer> {
               : Path.of(System.getProperty("user.home"), ".cache");
       dir = base.resolve("sluice").resolve("demo-tokens");
     }
-    FlightTransport chosenTransport = parseTransport();
-    String chosenBackend = parseBackend();
+    FlightTransport transport = dataPlane.transport();
+    String backend = dataPlane.backend();
     System.out.println("sluice demo: one shuffled epoch through the daemon over Arrow Flight");
     EpochReader.Result r =
         DemoRunner.run(
             new DemoRunner.Options(
-                dir,
-                shards,
-                samplesPerShard,
-                seqLen,
-                ranks,
-                batchSize,
-                seed,
-                chosenTransport,
-                chosenBackend),
+                dir, shards, samplesPerShard, seqLen, ranks, batchSize, seed, transport, backend),
             System.out);
     DemoRunner.print(r, System.out);
     return r.ok() ? 0 : 1;

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code sluice serve}: runs the daemon until SIGTERM or SIGINT. */
@@ -28,21 +29,7 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
       description = "Port; 0 picks a free one (default: ${DEFAULT-VALUE}).")
   int port;
 
-  @Option(
-      names = "--transport",
-      defaultValue = "auto",
-      description =
-          "Netty transport for Flight: auto (io_uring where available, else nio), nio, io_uring"
-              + " (default: ${DEFAULT-VALUE}).")
-  String transport;
-
-  @Option(
-      names = "--backend",
-      defaultValue = "auto",
-      description =
-          "Read backend: auto (io_uring where available, else posix), posix, io_uring"
-              + " (default: ${DEFAULT-VALUE}).")
-  String backend;
+  @Mixin DataPlaneOptions dataPlane;
 
   @Option(
       names = "--memory-budget",
@@ -67,15 +54,8 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
       throw new UsageException("--port=" + port + " must be in [0, 65535]");
     }
     Map<String, Path> paths = parseDatasets(datasets);
-    FlightTransport t;
-    try {
-      t = FlightTransport.parse(transport);
-    } catch (IllegalArgumentException e) {
-      throw new UsageException("--" + e.getMessage());
-    }
-    if (!java.util.Set.of("auto", "posix", "io_uring").contains(backend)) {
-      throw new UsageException("--backend=" + backend + " must be one of auto, posix, io_uring");
-    }
+    FlightTransport transport = dataPlane.transport();
+    String backend = dataPlane.backend();
     long budget = ByteSize.parse("--memory-budget", memoryBudget);
     if (budget < SluiceDaemon.MIN_MEMORY_BUDGET_BYTES) {
       throw new UsageException(
@@ -85,7 +65,7 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
               + SluiceDaemon.MIN_MEMORY_BUDGET_BYTES
               + " bytes (1m)");
     }
-    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, t, backend, budget);
+    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, transport, backend, budget);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(

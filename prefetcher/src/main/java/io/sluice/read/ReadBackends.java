@@ -25,16 +25,26 @@ public final class ReadBackends {
    * @throws IllegalStateException when {@code io_uring} is chosen and unavailable, cause chained
    */
   public static ReadBackend select(String choice) {
-    if (choice == null) {
-      throw new IllegalArgumentException("backend=null must be one of " + CHOICES);
-    }
-    return switch (choice) {
+    return switch (checkChoice(choice)) {
       case PosixReadBackend.NAME -> new PosixReadBackend();
       case IoUringReadBackend.NAME -> ioUring();
-      case AUTO -> auto();
-      default ->
-          throw new IllegalArgumentException("backend=" + choice + " must be one of " + CHOICES);
+      default -> auto();
     };
+  }
+
+  /**
+   * Returns {@code choice} when it names a backend ({@code auto}, {@code posix}, {@code io_uring}),
+   * without opening anything, so a command line can be checked before the daemon starts.
+   *
+   * @throws IllegalArgumentException for anything else
+   */
+  public static String checkChoice(String choice) {
+    if (!AUTO.equals(choice)
+        && !PosixReadBackend.NAME.equals(choice)
+        && !IoUringReadBackend.NAME.equals(choice)) {
+      throw new IllegalArgumentException("backend=" + choice + " must be one of " + CHOICES);
+    }
+    return choice;
   }
 
   private static ReadBackend ioUring() {
