@@ -7,9 +7,11 @@ import io.sluice.planner.DatasetLayout;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadFile;
 import io.sluice.read.ReadFiles;
+import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
@@ -96,21 +98,33 @@ public final class TokensSource implements SampleSource {
 
   /** Reads sample {@code sampleId} into {@code dst}, which must have exactly one sample's room. */
   public void readSample(long sampleId, ByteBuffer dst) throws IOException {
+    int shard = shardOf(sampleId);
+    long offset = offsetOf(sampleId, shard);
+    try {
+      files[shard].readFully(offset, dst);
+    } catch (EOFException e) {
+      throw pastEnd(sampleId, shard, offset, e);
+    }
+  }
+
+  private int shardOf(long sampleId) {
     if (sampleId < 0 || sampleId >= layout.totalSamples()) {
       throw new IllegalArgumentException(
           "sample_id=" + sampleId + " is outside [0, " + layout.totalSamples() + ")");
     }
-    int shard = layout.shardOf(sampleId);
-    long offset = (sampleId - layout.firstSampleOf(shard)) * sampleLengthBytes();
-    try {
-      files[shard].readFully(offset, dst);
-    } catch (java.io.EOFException e) {
-      throw new DatasetFormatException(
-          files[shard].path(),
-          offset,
-          "sample_id=" + sampleId + " runs past the end of the shard (truncated since indexing?)",
-          e);
-    }
+    return layout.shardOf(sampleId);
+  }
+
+  private long offsetOf(long sampleId, int shard) {
+    return (sampleId - layout.firstSampleOf(shard)) * sampleLengthBytes();
+  }
+
+  private DatasetFormatException pastEnd(long sampleId, int shard, long offset, Throwable cause) {
+    return new DatasetFormatException(
+        files[shard].path(),
+        offset,
+        "sample_id=" + sampleId + " runs past the end of the shard (truncated since indexing?)",
+        cause);
   }
 
   @Override
@@ -142,18 +156,19 @@ public final class TokensSource implements SampleSource {
   /** Issues every sample's read before waiting on any, so the backend keeps them all in flight. */
   private void readBatch(long[] sampleIds, int count, ArrowBuf buf, int sampleBytes)
       throws IOException {
-    List<CompletableFuture<Void>> reads = new java.util.ArrayList<>(count);
+    // Every id is checked before the first read starts: a started read owns its slice of buf
+    // until it completes, so none may be left running when this method throws.
+    int[] shards = new int[count];
     for (int i = 0; i < count; i++) {
-      long id = sampleIds[i];
-      if (id < 0 || id >= layout.totalSamples()) {
-        throw new IllegalArgumentException(
-            "sample_id=" + id + " is outside [0, " + layout.totalSamples() + ")");
-      }
-      int shard = layout.shardOf(id);
-      long offset = (id - layout.firstSampleOf(shard)) * sampleBytes;
+      shards[i] = shardOf(sampleIds[i]);
+    }
+    List<CompletableFuture<Void>> reads = new ArrayList<>(count);
+    for (int i = 0; i < count; i++) {
       reads.add(
           backend.readAsync(
-              files[shard], offset, buf.nioBuffer((long) i * sampleBytes, sampleBytes)));
+              files[shards[i]],
+              offsetOf(sampleIds[i], shards[i]),
+              buf.nioBuffer((long) i * sampleBytes, sampleBytes)));
     }
     Exception first = null;
     for (int i = 0; i < count; i++) {
@@ -163,17 +178,9 @@ public final class TokensSource implements SampleSource {
         // Wait for every read even after a failure: each still writes into the batch's buffer.
         if (first == null) {
           Throwable c = e.getCause();
-          int shard = layout.shardOf(sampleIds[i]);
-          long offset = (sampleIds[i] - layout.firstSampleOf(shard)) * sampleBytes;
           first =
-              c instanceof java.io.EOFException
-                  ? new DatasetFormatException(
-                      files[shard].path(),
-                      offset,
-                      "sample_id="
-                          + sampleIds[i]
-                          + " runs past the end of the shard (truncated since indexing?)",
-                      c)
+              c instanceof EOFException
+                  ? pastEnd(sampleIds[i], shards[i], offsetOf(sampleIds[i], shards[i]), c)
                   : c instanceof IOException io ? io : new IOException(c.getMessage(), c);
         }
       }
