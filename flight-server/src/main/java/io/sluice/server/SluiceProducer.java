@@ -7,7 +7,6 @@ import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
-import java.nio.charset.StandardCharsets;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
@@ -164,9 +163,5 @@ final class SluiceProducer extends NoOpFlightProducer {
     rejectedRequests.incrementAndGet();
     LOG.log(Level.FINE, "rejected request: {0}", status.description());
     return status.toRuntimeException();
-  }
-
-  static String text(byte[] bytes) {
-    return new String(bytes, StandardCharsets.UTF_8);
   }
 }
