@@ -198,6 +198,7 @@ public final class SluiceDaemon implements AutoCloseable {
   public void close() throws IOException {
     try {
       server.shutdown();
+      producer.stopStreams();
       if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
         server.close();
       }

@@ -9,6 +9,8 @@ import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
@@ -40,12 +42,20 @@ final class SluiceProducer extends NoOpFlightProducer {
   private final BufferAllocator allocator;
   private final ExecutorService streams;
   private final AtomicLong rejectedRequests = new AtomicLong();
+  private final Set<RankStreamer> active = ConcurrentHashMap.newKeySet();
 
   SluiceProducer(
       Map<String, ServedDataset> datasets, BufferAllocator allocator, ExecutorService streams) {
     this.datasets = Map.copyOf(datasets);
     this.allocator = allocator;
     this.streams = streams;
+  }
+
+  /** Asks every running stream to end now (daemon shutdown). */
+  void stopStreams() {
+    for (RankStreamer s : active) {
+      s.stop();
+    }
   }
 
   long rejectedRequests() {
@@ -92,9 +102,18 @@ final class SluiceProducer extends NoOpFlightProducer {
     }
     RankStreamer streamer =
         new RankStreamer(r.dataset, r.request, r.plan, r.schema, allocator, listener);
+    active.add(streamer);
     try {
-      streams.execute(streamer);
+      streams.execute(
+          () -> {
+            try {
+              streamer.run();
+            } finally {
+              active.remove(streamer);
+            }
+          });
     } catch (RejectedExecutionException e) {
+      active.remove(streamer);
       listener.error(
           CallStatus.UNAVAILABLE.withDescription("daemon is shutting down").toRuntimeException());
     }

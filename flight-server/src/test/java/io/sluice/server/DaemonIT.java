@@ -362,6 +362,38 @@ class DaemonIT {
     }
   }
 
+  /**
+   * Regression: closing the daemon while a stream waited on a client that neither read nor
+   * cancelled used to wait out the stream and then leak the batch it had queued on a closed event
+   * loop. The daemon now stops its streams itself.
+   */
+  @Test
+  @org.junit.jupiter.api.Timeout(120) // a hang guard, not a performance bound
+  void daemonClosingUnderAStalledClientStopsTheStreamAndLeaksNothing(@TempDir Path own)
+      throws Exception {
+    DemoDataset.ensure(own, 2, 4000, 512); // 1 KiB samples, 8000 in all
+    SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));
+    try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+        SluiceClient client = SluiceClient.connect(d.uri(), alloc);
+        RankStream s = client.open(StreamRequest.of("c", 0, 1, 256))) {
+      assertTrue(s.next()); // the stream is running; the client now stops reading
+      d.close(); // throws if a batch buffer leaked
+      assertEquals(0, d.allocatedBytes());
+      FlightRuntimeException e =
+          assertThrows(
+              FlightRuntimeException.class,
+              () -> {
+                while (s.next()) {
+                  // drain what was already sent
+                }
+              });
+      assertTrue(
+          e.status().code() == FlightStatusCode.UNAVAILABLE
+              || e.status().code() == FlightStatusCode.CANCELLED,
+          e.getMessage());
+    }
+  }
+
   @Test
   void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
     DemoDataset.ensure(own, 2, 500, 512);
