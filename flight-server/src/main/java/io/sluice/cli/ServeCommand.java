@@ -36,9 +36,10 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
       defaultValue = "4g",
       paramLabel = "SIZE",
       description =
-          "Bytes of batch memory the daemon may hold, with k/m/g suffixes (default:"
-              + " ${DEFAULT-VALUE}). A batch that does not fit fails its stream with"
-              + " RESOURCE_EXHAUSTED.")
+          "Off-heap bytes the daemon may hold, with k/m/g suffixes (default:"
+              + " ${DEFAULT-VALUE}): half for the sample caches and read-ahead (from 256m up),"
+              + " half for batches being built and sent. A batch that does not fit fails its"
+              + " stream with RESOURCE_EXHAUSTED.")
   String memoryBudget;
 
   @Option(

@@ -4,6 +4,8 @@ import io.sluice.client.BatchMetadata;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
+import io.sluice.prefetch.Prefetcher;
+import io.sluice.prefetch.StreamStats;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.apache.arrow.flight.BackpressureStrategy;
@@ -27,7 +29,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
 final class RankStreamer implements Runnable {
   private static final Logger LOG = Logger.getLogger(RankStreamer.class.getName());
   private static final long READY_WAIT_MS = 30_000;
-  private static final long DRAIN_WAIT_NS = 5_000_000_000L;
+  private static final long DRAIN_WAIT_NS = 10_000_000_000L;
 
   private final ServedDataset dataset;
   private final StreamRequest request;
@@ -35,6 +37,7 @@ final class RankStreamer implements Runnable {
   private final Schema schema;
   private final BufferAllocator parent;
   private final ServerStreamListener listener;
+  private final Prefetcher.Consumer readAhead;
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
       new BackpressureStrategy.CallbackBackpressureStrategy();
   private volatile boolean stopRequested;
@@ -45,13 +48,15 @@ final class RankStreamer implements Runnable {
       EpochPlan plan,
       Schema schema,
       BufferAllocator parent,
-      ServerStreamListener listener) {
+      ServerStreamListener listener,
+      Prefetcher.Consumer readAhead) {
     this.dataset = dataset;
     this.request = request;
     this.plan = plan;
     this.schema = schema;
     this.parent = parent;
     this.listener = listener;
+    this.readAhead = readAhead;
   }
 
   @Override
@@ -89,6 +94,25 @@ final class RankStreamer implements Runnable {
         e.addSuppressed(alreadyClosed);
       }
     } finally {
+      if (readAhead != null) {
+        readAhead.close();
+        StreamStats.Snapshot s = readAhead.stats().snapshot();
+        LOG.fine(
+            () ->
+                name
+                    + ": batches="
+                    + s.batches()
+                    + " hits="
+                    + s.hits()
+                    + " misses="
+                    + s.misses()
+                    + " stalls="
+                    + s.stalls()
+                    + " stall_ms="
+                    + s.stallNanos() / 1_000_000
+                    + " lead="
+                    + s.lead());
+      }
       closeWhenDrained(allocator, name);
     }
   }
@@ -147,9 +171,15 @@ final class RankStreamer implements Runnable {
       for (boolean p : padded) {
         paddedCount += p ? 1 : 0;
       }
-      try (VectorSchemaRoot batch = assembler.assemble(ids, b);
-          ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
-        loader.load(rb);
+      if (readAhead == null) {
+        try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
+          load(loader, batch);
+        }
+      } else {
+        try (Prefetcher.Batch samples = readAhead.take(step, ids, b);
+            VectorSchemaRoot batch = assembler.assembleFrom(ids, b, samples.bytes())) {
+          load(loader, batch);
+        }
       }
       BatchMetadata meta =
           new BatchMetadata(
@@ -170,6 +200,12 @@ final class RankStreamer implements Runnable {
       listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
     }
     listener.completed();
+  }
+
+  private static void load(VectorLoader loader, VectorSchemaRoot batch) {
+    try (ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
+      loader.load(rb);
+    }
   }
 
   private boolean awaitReady() {

@@ -1,11 +1,13 @@
 package io.sluice.server;
 
 import io.sluice.format.Formats;
+import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadBackends;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -27,12 +29,17 @@ public final class SluiceDaemon implements AutoCloseable {
   /** Smallest memory budget accepted: room for gRPC's buffers and a small batch. */
   public static final long MIN_MEMORY_BUDGET_BYTES = 1 << 20;
 
+  /** Smallest memory budget with read-ahead: room for one job's cache and scratch buffers. */
+  public static final long MIN_READ_AHEAD_BUDGET_BYTES = 256L << 20;
+
   private final BufferAllocator root;
   private final ReadBackend backend;
   private final Map<String, ServedDataset> datasets;
   private final ExecutorService streams;
   private final FlightServer server;
   private final SluiceProducer producer;
+  private final ReadEngine readEngine;
+  private final long memoryBudgetBytes;
   private final FlightTransport transport;
   private final FlightTransport.Loops loops;
 
@@ -43,8 +50,12 @@ public final class SluiceDaemon implements AutoCloseable {
       ExecutorService streams,
       FlightServer server,
       SluiceProducer producer,
+      ReadEngine readEngine,
+      long memoryBudgetBytes,
       FlightTransport transport,
       FlightTransport.Loops loops) {
+    this.readEngine = readEngine;
+    this.memoryBudgetBytes = memoryBudgetBytes;
     this.root = root;
     this.backend = backend;
     this.datasets = datasets;
@@ -89,11 +100,7 @@ public final class SluiceDaemon implements AutoCloseable {
     return start(host, port, datasetPaths, transportChoice, backendChoice, Long.MAX_VALUE);
   }
 
-  /**
-   * As above, with every Arrow buffer the daemon holds (batches being built and queued for the
-   * wire, gRPC's receive buffers) inside {@code memoryBudgetBytes}. A batch that does not fit fails
-   * its stream with RESOURCE_EXHAUSTED; the other streams go on.
-   */
+  /** As below, with the default read-ahead. */
   public static SluiceDaemon start(
       String host,
       int port,
@@ -101,6 +108,32 @@ public final class SluiceDaemon implements AutoCloseable {
       FlightTransport transportChoice,
       String backendChoice,
       long memoryBudgetBytes)
+      throws IOException {
+    return start(
+        host,
+        port,
+        datasetPaths,
+        transportChoice,
+        backendChoice,
+        memoryBudgetBytes,
+        PrefetchOptions.defaults());
+  }
+
+  /**
+   * As above, with the daemon's off-heap memory inside {@code memoryBudgetBytes}: half for the
+   * sample caches and read-ahead buffers (when the budget is at least {@value
+   * #MIN_READ_AHEAD_BUDGET_BYTES} bytes; below that streams read on demand), the rest for Arrow
+   * buffers (batches being built and queued for the wire, gRPC's receive buffers). A batch that
+   * does not fit fails its stream with RESOURCE_EXHAUSTED; the other streams go on.
+   */
+  public static SluiceDaemon start(
+      String host,
+      int port,
+      Map<String, Path> datasetPaths,
+      FlightTransport transportChoice,
+      String backendChoice,
+      long memoryBudgetBytes,
+      PrefetchOptions prefetch)
       throws IOException {
     if (memoryBudgetBytes < MIN_MEMORY_BUDGET_BYTES) {
       throw new IllegalArgumentException(
@@ -112,8 +145,10 @@ public final class SluiceDaemon implements AutoCloseable {
     }
     quietTransportNoise();
     FlightTransport transport = transportChoice.resolve();
-    BufferAllocator root = new RootAllocator(memoryBudgetBytes);
+    long cacheBudget = memoryBudgetBytes >= MIN_READ_AHEAD_BUDGET_BYTES ? memoryBudgetBytes / 2 : 0;
+    BufferAllocator root = new RootAllocator(memoryBudgetBytes - cacheBudget);
     ReadBackend backend = ReadBackends.select(backendChoice);
+    ReadEngine readEngine = null;
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
@@ -125,7 +160,8 @@ public final class SluiceDaemon implements AutoCloseable {
             ServedDataset.of(e.getKey(), e.getValue(), Formats.open(e.getValue(), backend)));
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
-      SluiceProducer producer = new SluiceProducer(datasets, root, streams);
+      readEngine = new ReadEngine(backend, cacheBudget, datasets.size(), prefetch);
+      SluiceProducer producer = new SluiceProducer(datasets, root, streams, readEngine);
       FlightServer.Builder builder =
           FlightServer.builder(flightAllocator, Location.forGrpcInsecure(host, port), producer)
               // gRPC calls a stream ready only under 32 KiB queued by default: with batches
@@ -134,12 +170,25 @@ public final class SluiceDaemon implements AutoCloseable {
       loops = transport.apply(builder);
       FlightServer server = builder.build();
       server.start();
-      return new SluiceDaemon(root, backend, datasets, streams, server, producer, transport, loops);
+      return new SluiceDaemon(
+          root,
+          backend,
+          datasets,
+          streams,
+          server,
+          producer,
+          readEngine,
+          memoryBudgetBytes,
+          transport,
+          loops);
     } catch (IOException | RuntimeException e) {
       if (loops != null) {
         loops.close();
       }
       streams.shutdownNow();
+      if (readEngine != null) {
+        readEngine.close();
+      }
       for (ServedDataset d : datasets.values()) {
         d.source().close();
       }
@@ -180,9 +229,19 @@ public final class SluiceDaemon implements AutoCloseable {
     return producer.rejectedRequests();
   }
 
-  /** The budget every Arrow buffer of the daemon lives in. */
+  /** The budget the daemon's off-heap memory (caches, read-ahead, Arrow buffers) lives in. */
   public long memoryBudgetBytes() {
+    return memoryBudgetBytes;
+  }
+
+  /** The part of the budget for Arrow buffers (batches being built and queued). */
+  public long arrowBudgetBytes() {
     return root.getLimit();
+  }
+
+  /** Each read-ahead job's counters now. */
+  List<ReadEngine.JobStats> readAheadStats() {
+    return readEngine.stats();
   }
 
   /** Bytes the daemon's allocators hold now (batches in flight). */
@@ -199,7 +258,9 @@ public final class SluiceDaemon implements AutoCloseable {
     try {
       server.shutdown();
       producer.stopStreams();
-      if (!server.awaitTermination(5, TimeUnit.SECONDS)) {
+      // Well inside a stream's drain wait (RankStreamer.DRAIN_WAIT_NS): buffers a stalled client
+      // never read are freed only when close() below drops its connection.
+      if (!server.awaitTermination(3, TimeUnit.SECONDS)) {
         server.close();
       }
       // Streams end (and drain what they queued) before the event loops that carry their
@@ -214,6 +275,7 @@ public final class SluiceDaemon implements AutoCloseable {
       streams.shutdownNow();
     }
     loops.close();
+    readEngine.close();
     for (ServedDataset d : datasets.values()) {
       d.source().close();
     }

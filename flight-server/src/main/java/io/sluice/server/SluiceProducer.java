@@ -7,6 +7,7 @@ import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
+import io.sluice.prefetch.Prefetcher;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -41,14 +42,19 @@ final class SluiceProducer extends NoOpFlightProducer {
   private final Map<String, ServedDataset> datasets;
   private final BufferAllocator allocator;
   private final ExecutorService streams;
+  private final ReadEngine readEngine;
   private final AtomicLong rejectedRequests = new AtomicLong();
   private final Set<RankStreamer> active = ConcurrentHashMap.newKeySet();
 
   SluiceProducer(
-      Map<String, ServedDataset> datasets, BufferAllocator allocator, ExecutorService streams) {
+      Map<String, ServedDataset> datasets,
+      BufferAllocator allocator,
+      ExecutorService streams,
+      ReadEngine readEngine) {
     this.datasets = Map.copyOf(datasets);
     this.allocator = allocator;
     this.streams = streams;
+    this.readEngine = readEngine;
   }
 
   /** Asks every running stream to end now (daemon shutdown). */
@@ -100,8 +106,16 @@ final class SluiceProducer extends NoOpFlightProducer {
       listener.error(e);
       return;
     }
+    Prefetcher.Consumer readAhead;
+    try {
+      readAhead =
+          readEngine.attach(r.dataset, r.request, r.plan.stepAtCursor(r.request.startCursor()));
+    } catch (RuntimeException e) {
+      LOG.log(Level.WARNING, "read-ahead unavailable for this stream, reading on demand", e);
+      readAhead = null;
+    }
     RankStreamer streamer =
-        new RankStreamer(r.dataset, r.request, r.plan, r.schema, allocator, listener);
+        new RankStreamer(r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead);
     active.add(streamer);
     try {
       streams.execute(
@@ -114,6 +128,9 @@ final class SluiceProducer extends NoOpFlightProducer {
           });
     } catch (RejectedExecutionException e) {
       active.remove(streamer);
+      if (readAhead != null) {
+        readAhead.close();
+      }
       listener.error(
           CallStatus.UNAVAILABLE.withDescription("daemon is shutting down").toRuntimeException());
     }

@@ -212,6 +212,20 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /**
+   * Whether the sample is cached or being loaded (reserved, not yet committed). Not counted as a
+   * hit or a miss.
+   */
+  public boolean holds(long sampleId) {
+    lock.lock();
+    try {
+      ensureOpen();
+      return entries.containsKey(sampleId);
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Whether the sample is cached (committed). Not counted as a hit or a miss. */
   public boolean contains(long sampleId) {
     lock.lock();

@@ -2,6 +2,7 @@ package io.sluice.format.tokens;
 
 import io.sluice.format.DatasetFormatException;
 import io.sluice.format.Manifest;
+import io.sluice.format.SampleExtents;
 import io.sluice.format.SampleSource;
 import io.sluice.planner.DatasetLayout;
 import io.sluice.read.ReadBackend;
@@ -9,6 +10,7 @@ import io.sluice.read.ReadFile;
 import io.sluice.read.ReadFiles;
 import java.io.EOFException;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,7 +30,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * An indexed token dataset open for reading: column {@code tokens}, a fixed_size_list of the dtype.
  * Sample bytes are read straight into the vector's data buffer, no heap copy.
  */
-public final class TokensSource implements SampleSource {
+public final class TokensSource implements SampleSource, SampleExtents {
   public static final String TOKENS_COLUMN = "tokens";
 
   private final Manifest manifest;
@@ -96,7 +98,28 @@ public final class TokensSource implements SampleSource {
     return seqLen * dtype.widthBytes();
   }
 
+  @Override
+  public int fileOf(long sampleId) {
+    return shardOf(sampleId);
+  }
+
+  @Override
+  public long offsetOf(long sampleId) {
+    return offsetOf(sampleId, shardOf(sampleId));
+  }
+
+  @Override
+  public int lengthOf(long sampleId) {
+    return sampleLengthBytes();
+  }
+
+  @Override
+  public ReadFile file(int index) {
+    return files[index];
+  }
+
   /** Reads sample {@code sampleId} into {@code dst}, which must have exactly one sample's room. */
+  @Override
   public void readSample(long sampleId, ByteBuffer dst) throws IOException {
     int shard = shardOf(sampleId);
     long offset = offsetOf(sampleId, shard);
@@ -134,11 +157,7 @@ public final class TokensSource implements SampleSource {
       return;
     }
     int sampleBytes = sampleLengthBytes();
-    int elements = count * seqLen;
-    tokens.setInitialCapacity(count);
-    tokens.allocateNew();
-    BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
-    ArrowBuf buf = data.getDataBuffer();
+    ArrowBuf buf = allocate(tokens, count);
     if (backend.prefersBatches()) {
       readBatch(sampleIds, count, buf, sampleBytes);
     } else {
@@ -146,6 +165,42 @@ public final class TokensSource implements SampleSource {
         readSample(sampleIds[i], buf.nioBuffer((long) i * sampleBytes, sampleBytes));
       }
     }
+    finish(tokens, count);
+  }
+
+  @Override
+  public void fillFrom(long[] sampleIds, int count, MemorySegment[] bytes, VectorSchemaRoot root) {
+    FixedSizeListVector tokens = (FixedSizeListVector) root.getVector(TOKENS_COLUMN);
+    if (tokens == null) {
+      return;
+    }
+    int sampleBytes = sampleLengthBytes();
+    ArrowBuf buf = allocate(tokens, count);
+    MemorySegment dst = MemorySegment.ofBuffer(buf.nioBuffer(0, count * sampleBytes));
+    for (int i = 0; i < count; i++) {
+      if (bytes[i].byteSize() != sampleBytes) {
+        throw new IllegalArgumentException(
+            "bytes["
+                + i
+                + "].byteSize="
+                + bytes[i].byteSize()
+                + " != sample length "
+                + sampleBytes);
+      }
+      MemorySegment.copy(bytes[i], 0, dst, (long) i * sampleBytes, sampleBytes);
+    }
+    finish(tokens, count);
+  }
+
+  private static ArrowBuf allocate(FixedSizeListVector tokens, int count) {
+    tokens.setInitialCapacity(count);
+    tokens.allocateNew();
+    return ((BaseFixedWidthVector) tokens.getDataVector()).getDataBuffer();
+  }
+
+  private void finish(FixedSizeListVector tokens, int count) {
+    int elements = count * seqLen;
+    BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
     // Non-nullable columns still carry validity bitmaps in Arrow Java: mark every slot valid.
     data.getValidityBuffer().setOne(0L, (elements + 7L) / 8);
     data.setValueCount(elements);

@@ -1,0 +1,209 @@
+package io.sluice.server;
+
+import io.sluice.cache.BeladyPolicy;
+import io.sluice.cache.NextUse;
+import io.sluice.cache.SampleCache;
+import io.sluice.client.StreamRequest;
+import io.sluice.format.SampleExtents;
+import io.sluice.planner.EpochPlan;
+import io.sluice.planner.GlobalSequence;
+import io.sluice.planner.ShuffleMode;
+import io.sluice.prefetch.PrefetchOptions;
+import io.sluice.prefetch.PrefetchStats;
+import io.sluice.prefetch.Prefetcher;
+import io.sluice.read.ReadBackend;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.logging.Logger;
+
+/**
+ * The daemon's read-ahead: one {@link Prefetcher} and one {@link SampleCache} per job (a dataset
+ * read under one plan family by this node's ranks), sharing the cache budget. Each served dataset
+ * may hold {@code cacheBudget / datasets} at once; a job finding too little room first closes jobs
+ * no stream uses (kept meanwhile so the next epoch's streams find the samples the plan kept), and
+ * otherwise runs without read-ahead, saying so. Thread-safe.
+ */
+final class ReadEngine implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(ReadEngine.class.getName());
+
+  /** Below this a job's cache is not worth having: streams read on demand. */
+  static final long MIN_JOB_CACHE_BYTES = 16L << 20;
+
+  private final ReadBackend backend;
+  private final long cacheBudget;
+  private final long perDataset;
+  private final PrefetchOptions options;
+  private final Map<JobKey, Job> jobs = new LinkedHashMap<>(); // guarded by this
+  private long reserved; // cache bytes handed to jobs; guarded by this
+  private boolean closed;
+
+  /**
+   * @param cacheBudget off-heap bytes for every job's cache and scratch buffers together; 0 turns
+   *     read-ahead off
+   */
+  ReadEngine(ReadBackend backend, long cacheBudget, int datasets, PrefetchOptions options) {
+    this.backend = backend;
+    this.cacheBudget = cacheBudget;
+    this.perDataset = cacheBudget / Math.max(1, datasets);
+    this.options = options;
+  }
+
+  /** What identifies a job: the plan family, without the epoch (one job spans epochs). */
+  record JobKey(
+      String dataset, long seed, String shuffle, int worldSize, int batchSize, boolean dropLast) {
+    static JobKey of(StreamRequest r) {
+      return new JobKey(
+          r.dataset(), r.seed(), r.shuffle(), r.worldSize(), r.batchSize(), r.dropLast());
+    }
+  }
+
+  /** A job's read-ahead and cache. */
+  static final class Job {
+    final JobKey key;
+    final Prefetcher prefetcher;
+    final SampleCache cache;
+    final long budget;
+    private final Map<Long, EpochPlan> plans = new ConcurrentHashMap<>();
+
+    Job(JobKey key, Prefetcher prefetcher, SampleCache cache, long budget) {
+      this.key = key;
+      this.prefetcher = prefetcher;
+      this.cache = cache;
+      this.budget = budget;
+    }
+  }
+
+  /**
+   * The read-ahead consumer for this stream, or null when the dataset's format is read batch by
+   * batch (no per-sample extents) or no cache memory is left.
+   */
+  Prefetcher.Consumer attach(ServedDataset dataset, StreamRequest request, long startStep) {
+    if (!(dataset.source() instanceof SampleExtents extents) || cacheBudget == 0) {
+      return null;
+    }
+    Job job = job(dataset, extents, request);
+    return job == null ? null : job.prefetcher.open(request.rank(), request.epoch(), startStep);
+  }
+
+  private synchronized Job job(ServedDataset dataset, SampleExtents extents, StreamRequest r) {
+    if (closed) {
+      return null;
+    }
+    JobKey key = JobKey.of(r);
+    Job job = jobs.get(key);
+    if (job != null) {
+      return job;
+    }
+    long datasetUse = 0;
+    for (Job j : jobs.values()) {
+      if (j.key.dataset().equals(key.dataset())) {
+        datasetUse += j.budget;
+      }
+    }
+    long room = Math.min(perDataset - datasetUse, cacheBudget - reserved);
+    if (room < MIN_JOB_CACHE_BYTES + Prefetcher.scratchBytes(options)) {
+      closeIdleJobs();
+      datasetUse = 0;
+      for (Job j : jobs.values()) {
+        if (j.key.dataset().equals(key.dataset())) {
+          datasetUse += j.budget;
+        }
+      }
+      room = Math.min(perDataset - datasetUse, cacheBudget - reserved);
+    }
+    long cacheBytes = room - Prefetcher.scratchBytes(options);
+    if (cacheBytes < MIN_JOB_CACHE_BYTES) {
+      LOG.info(
+          () ->
+              "dataset="
+                  + key.dataset()
+                  + ": no cache memory left for another job (its share "
+                  + perDataset
+                  + " bytes is in use); this stream reads on demand");
+      return null;
+    }
+    Map<Long, EpochPlan> plans = new ConcurrentHashMap<>();
+    SampleCache cache =
+        SampleCache.builder()
+            .budgetBytes(cacheBytes)
+            .slabBytes(Math.min(SampleCache.DEFAULT_SLAB_BYTES, cacheBytes))
+            .policy(new BeladyPolicy((id, step) -> NextUse.NEVER))
+            .build();
+    Prefetcher prefetcher;
+    try {
+      prefetcher =
+          new Prefetcher(
+              key.dataset() + "-s" + key.seed(),
+              extents,
+              dataset.source().layout().totalSamples(),
+              backend,
+              cache,
+              epoch -> plans.computeIfAbsent(epoch, e -> plan(dataset, key, e, plans)),
+              options);
+    } catch (RuntimeException e) {
+      cache.close();
+      throw e;
+    }
+    job = new Job(key, prefetcher, cache, room);
+    jobs.put(key, job);
+    reserved += room;
+    return job;
+  }
+
+  private static EpochPlan plan(
+      ServedDataset dataset, JobKey key, long epoch, Map<Long, EpochPlan> plans) {
+    if (plans.size() > 8) {
+      plans.clear(); // only the current and next epochs are asked for in practice
+    }
+    GlobalSequence sequence =
+        GlobalSequence.of(
+            dataset.source().layout(),
+            key.seed(),
+            epoch,
+            ShuffleMode.parse(key.shuffle(), SluiceProducer.DEFAULT_BLOCK_SHARDS));
+    return EpochPlan.of(sequence, key.worldSize(), key.batchSize(), key.dropLast());
+  }
+
+  /** Closes jobs no stream is attached to, freeing their cache memory. Caller holds the lock. */
+  private void closeIdleJobs() {
+    List<JobKey> idle = new ArrayList<>();
+    for (Job j : jobs.values()) {
+      if (j.prefetcher.consumerCount() == 0) {
+        idle.add(j.key);
+      }
+    }
+    for (JobKey k : idle) {
+      Job j = jobs.remove(k);
+      j.prefetcher.close();
+      j.cache.close();
+      reserved -= j.budget;
+    }
+  }
+
+  /** Each job's stats, for logs and the stats action. */
+  synchronized List<JobStats> stats() {
+    List<JobStats> out = new ArrayList<>();
+    for (Job j : jobs.values()) {
+      out.add(
+          new JobStats(j.key, j.prefetcher.stats(), j.cache.stats(), j.prefetcher.consumerCount()));
+    }
+    return out;
+  }
+
+  record JobStats(
+      JobKey key, PrefetchStats.Snapshot prefetch, io.sluice.cache.CacheStats cache, int streams) {}
+
+  @Override
+  public synchronized void close() {
+    closed = true;
+    for (Job j : jobs.values()) {
+      j.prefetcher.close();
+      j.cache.close();
+    }
+    jobs.clear();
+    reserved = 0;
+  }
+}

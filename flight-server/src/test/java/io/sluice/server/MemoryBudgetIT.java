@@ -1,0 +1,163 @@
+package io.sluice.server;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.sluice.client.RankStream;
+import io.sluice.client.SluiceClient;
+import io.sluice.client.StreamRequest;
+import io.sluice.demo.DemoDataset;
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.arrow.memory.BufferAllocator;
+import org.apache.arrow.memory.RootAllocator;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The daemon, as {@code sluice serve} runs it, holds its peak resident memory within the memory
+ * budget plus 300 MB while four ranks stream a whole epoch of a dataset five times the budget.
+ */
+class MemoryBudgetIT {
+  private static final long BUDGET = 256L << 20;
+  private static final long SLACK = 300L << 20;
+
+  @TempDir Path dir;
+
+  @Test
+  @Timeout(300) // a hang guard, not a performance bound
+  void peakRssStaysWithinTheBudgetOnADatasetFiveTimesLarger() throws Exception {
+    // 21 shards x 16000 samples x 4 KiB = 1.38 GB, over 5x the budget.
+    DemoDataset.ensure(dir, 21, 16_000, 2048);
+    long datasetBytes = 0;
+    try (var files = Files.list(dir)) {
+      for (Path p : files.toList()) {
+        datasetBytes += Files.size(p);
+      }
+    }
+    assertTrue(datasetBytes >= 5 * BUDGET, "dataset " + datasetBytes + " bytes");
+    Process daemon = startDaemon();
+    try {
+      int port = readPort(daemon);
+      int world = 4;
+      long samples = 0;
+      try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+          SluiceClient client = SluiceClient.connect("grpc://127.0.0.1:" + port, alloc);
+          ExecutorService ranks = Executors.newFixedThreadPool(world)) {
+        List<Future<Long>> rows = new ArrayList<>();
+        for (int r = 0; r < world; r++) {
+          int rank = r;
+          rows.add(
+              ranks.submit(
+                  () -> {
+                    long n = 0;
+                    try (RankStream s =
+                        client.open(StreamRequest.of("big", rank, world, 64).withSeed(3))) {
+                      while (s.next()) {
+                        n += s.root().getRowCount();
+                      }
+                    }
+                    return n;
+                  }));
+        }
+        for (Future<Long> f : rows) {
+          samples += f.get();
+        }
+      }
+      long n = 21L * 16_000;
+      long global = 64L * world;
+      assertEquals((n + global - 1) / global * global, samples, "the whole epoch, padding too");
+      long hwm = peakRssBytes(daemon.pid());
+      System.out.printf(
+          "MemoryBudgetIT: budget %d MiB, dataset %d MiB, daemon peak RSS %d MiB%n",
+          BUDGET >> 20, datasetBytes >> 20, hwm >> 20);
+      assertTrue(
+          hwm <= BUDGET + SLACK,
+          "peak RSS " + (hwm >> 20) + " MiB > budget " + (BUDGET >> 20) + " MiB + 300 MiB");
+    } finally {
+      daemon.destroy();
+      if (!daemon.waitFor(15, TimeUnit.SECONDS)) {
+        daemon.destroyForcibly();
+      }
+    }
+  }
+
+  /** {@code sluice serve} in its own JVM, as the launcher starts it. */
+  private Process startDaemon() throws Exception {
+    Path module = Path.of("").toAbsolutePath();
+    Path jar = module.resolve("target/sluice-flight-server.jar");
+    assertTrue(Files.exists(jar), jar + " (built by the package phase)");
+    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+    List<String> cmd = new ArrayList<>();
+    cmd.add(java);
+    for (String flag : System.getProperty("sluice.jvm.flags", "").split(" ")) {
+      if (!flag.isBlank()) {
+        cmd.add(flag);
+      }
+    }
+    cmd.addAll(
+        List.of(
+            "-cp",
+            jar + ":" + module.resolve("target/lib") + "/*",
+            "io.sluice.cli.SluiceMain",
+            "serve",
+            "--port",
+            "0",
+            "--memory-budget",
+            String.valueOf(BUDGET),
+            "--dataset",
+            "big=" + dir));
+    return new ProcessBuilder(cmd).redirectErrorStream(true).start();
+  }
+
+  private static int readPort(Process daemon) throws Exception {
+    BufferedReader out =
+        new BufferedReader(new InputStreamReader(daemon.getInputStream(), StandardCharsets.UTF_8));
+    Pattern serving = Pattern.compile("serving grpc://[^:]+:(\\d+)");
+    StringBuilder seen = new StringBuilder();
+    String line;
+    while ((line = out.readLine()) != null) {
+      seen.append(line).append('\n');
+      Matcher m = serving.matcher(line);
+      if (m.find()) {
+        Thread drain =
+            Thread.ofPlatform()
+                .daemon()
+                .start(
+                    () -> {
+                      try {
+                        while (out.readLine() != null) {
+                          // keep the pipe from filling
+                        }
+                      } catch (java.io.IOException ignored) {
+                        // the daemon went away
+                      }
+                    });
+        assertTrue(drain.isAlive() || !daemon.isAlive());
+        return Integer.parseInt(m.group(1));
+      }
+    }
+    throw new AssertionError("daemon exited before serving:\n" + seen);
+  }
+
+  private static long peakRssBytes(long pid) throws Exception {
+    for (String line : Files.readAllLines(Path.of("/proc/" + pid + "/status"))) {
+      if (line.startsWith("VmHWM:")) {
+        return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+      }
+    }
+    throw new AssertionError("no VmHWM in /proc/" + pid + "/status");
+  }
+}

@@ -1,0 +1,833 @@
+package io.sluice.prefetch;
+
+import io.sluice.cache.Handle;
+import io.sluice.cache.NextUse;
+import io.sluice.cache.Reservation;
+import io.sluice.cache.SampleCache;
+import io.sluice.format.SampleExtents;
+import io.sluice.planner.EpochPlan;
+import io.sluice.planner.LookAhead;
+import io.sluice.read.ReadBackend;
+import io.sluice.read.ReadFile;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.TreeSet;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.LongFunction;
+import java.util.logging.Level;
+import java.util.logging.Logger;
+
+/**
+ * Reads a job's samples ahead of its streams into the sample cache, from the plan.
+ *
+ * <p>A job is one dataset read under one plan family (seed, shuffle, world size, batch size,
+ * drop_last) by the node's local ranks; each rank's stream is a {@link Consumer}. Steps are counted
+ * across epochs ({@code epoch * stepsPerEpoch + step}) so that one cache and one look-ahead span an
+ * epoch boundary. The scheduler thread picks the consumer whose next unread step is nearest (the
+ * earliest deadline first), reads that step's samples that are neither cached nor loading, and
+ * stops when every consumer is {@code horizonSteps} ahead or {@code windowBytes} are read ahead and
+ * not yet consumed. Ranges of one shard close to each other are read as one; a wider gap is read
+ * too when every sample in it is needed soon enough to be kept (the plan says when), which turns a
+ * block-shuffled epoch into long sequential reads. The number of reads in flight adapts to the
+ * backend's latency ({@link InFlightLimit}).
+ *
+ * <p>The cache evicts by the plan (Belady): samples consumed this epoch are needed farthest away
+ * and go first; samples read ahead are needed soonest and stay.
+ *
+ * <p>A stream never waits on the scheduler: a sample neither cached nor loading when its batch is
+ * taken is read on the stream's thread (a miss), and one still loading is waited for (a stall).
+ * Read failures during read-ahead are dropped: the stream re-reads the sample and reports the error
+ * with the file and offset.
+ */
+public final class Prefetcher implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(Prefetcher.class.getName());
+
+  /** Scratch buffers for coalesced reads, at most this many bytes in all. */
+  static final long SCRATCH_BYTES = 64L << 20;
+
+  private static final long IDLE_WAIT_MS = 100;
+  private static final long CLOSE_WAIT_NS = TimeUnit.SECONDS.toNanos(10);
+
+  private final String name;
+  private final SampleExtents extents;
+  private final long totalSamples;
+  private final ReadBackend backend;
+  private final SampleCache cache;
+  private final PrefetchOptions options;
+  private final LongFunction<EpochPlan> plans;
+  private final long stepsPerEpoch;
+  private final long windowLimit;
+  private final long meanSampleBytes;
+  private final ExecutorService blockingReads;
+  private final ScratchPool scratch;
+  private final InFlightLimit limit;
+  private final PrefetchStats stats = new PrefetchStats();
+  private final ConcurrentHashMap<Long, CompletableFuture<Void>> loading =
+      new ConcurrentHashMap<>();
+  private final ReentrantLock lock = new ReentrantLock();
+  private final Condition changed = lock.newCondition();
+  private final Thread thread;
+
+  // Guarded by lock.
+  private final List<Consumer> consumers = new ArrayList<>();
+  private final TreeSet<Integer> ranks = new TreeSet<>();
+  private long baseEpoch = -1;
+  private int inFlight;
+  private long windowBytes;
+  private boolean cacheFull;
+  private boolean closed;
+
+  // Written under lock, read by the scheduler without it.
+  private volatile NextUse nextUse = (id, step) -> NextUse.NEVER;
+  private volatile long keepSteps;
+
+  /**
+   * Starts the scheduler thread.
+   *
+   * @param name for the thread and logs, for example the dataset's name
+   * @param extents where each sample lies (the source's shards, opened on {@code backend})
+   * @param totalSamples the dataset's sample count
+   * @param cache this job's cache, used by nobody else; the caller closes it after this
+   * @param plans the plan of an epoch; every epoch must have the same step count
+   */
+  public Prefetcher(
+      String name,
+      SampleExtents extents,
+      long totalSamples,
+      ReadBackend backend,
+      SampleCache cache,
+      LongFunction<EpochPlan> plans,
+      PrefetchOptions options) {
+    this.name = name;
+    this.extents = extents;
+    this.totalSamples = totalSamples;
+    this.backend = backend;
+    this.cache = cache;
+    this.options = options;
+    this.plans = plans;
+    this.stepsPerEpoch = plans.apply(0).stepCount();
+    long cacheBudget = cache.stats().budgetBytes();
+    this.windowLimit = Math.max(1, Math.min(options.windowBytes(), cacheBudget / 2));
+    long sampleBytes = 0;
+    long probes = Math.min(totalSamples, 64);
+    for (long i = 0; i < probes; i++) {
+      sampleBytes += extents.lengthOf(i * (totalSamples / probes));
+    }
+    this.meanSampleBytes = Math.max(1, probes == 0 ? 1 : sampleBytes / probes);
+    this.blockingReads =
+        backend.prefersBatches()
+            ? null
+            : Executors.newThreadPerTaskExecutor(
+                Thread.ofVirtual().name("sluice-read-" + name + "-", 0).factory());
+    int scratchCount =
+        (int) Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()));
+    this.scratch = new ScratchPool(scratchCount, options.maxReadBytes());
+    this.limit =
+        new InFlightLimit(
+            options.minInFlight(),
+            options.maxInFlight(),
+            Math.min(options.maxInFlight(), Math.max(options.minInFlight(), 16)));
+    this.thread =
+        Thread.ofPlatform().daemon().name("sluice-prefetch-" + name).unstarted(this::schedule);
+    thread.start();
+  }
+
+  /** Bytes of scratch buffers a prefetcher with these options may hold, beside its cache. */
+  public static long scratchBytes(PrefetchOptions options) {
+    return Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()))
+        * (long) options.maxReadBytes();
+  }
+
+  public String name() {
+    return name;
+  }
+
+  public SampleCache cache() {
+    return cache;
+  }
+
+  public String backendName() {
+    return backend.name();
+  }
+
+  public PrefetchStats.Snapshot stats() {
+    lock.lock();
+    try {
+      return stats.snapshot(inFlight, limit.limit(), windowBytes);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Consumers (streams) attached now. */
+  public int consumerCount() {
+    lock.lock();
+    try {
+      return consumers.size();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Attaches rank {@code rank}'s stream of epoch {@code epoch}, starting at {@code startStep}: the
+   * scheduler starts reading its steps at once.
+   */
+  public Consumer open(int rank, long epoch, long startStep) {
+    EpochPlan plan = plans.apply(epoch);
+    if (plan.stepCount() != stepsPerEpoch) {
+      throw new IllegalArgumentException(
+          "epoch=" + epoch + " has " + plan.stepCount() + " steps, not " + stepsPerEpoch);
+    }
+    if (epoch < 0 || epoch > Long.MAX_VALUE / Math.max(1, stepsPerEpoch) - 2) {
+      throw new IllegalArgumentException("epoch=" + epoch + " is out of range for this plan");
+    }
+    lock.lock();
+    try {
+      if (closed) {
+        throw new IllegalStateException("prefetcher " + name + " is closed");
+      }
+      Consumer c = new Consumer(rank, epoch, plan, startStep);
+      consumers.add(c);
+      boolean newRank = ranks.add(rank);
+      long base = minEpochLocked();
+      if (newRank || base != baseEpoch) {
+        replanLocked(base);
+      }
+      changed.signalAll();
+      return c;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private long minEpochLocked() {
+    long min = Long.MAX_VALUE;
+    for (Consumer c : consumers) {
+      min = Math.min(min, c.epoch);
+    }
+    return min == Long.MAX_VALUE ? baseEpoch : min;
+  }
+
+  private long minTakenLocked() {
+    long min = Long.MAX_VALUE;
+    for (Consumer c : consumers) {
+      min = Math.min(min, c.taken);
+    }
+    return min == Long.MAX_VALUE ? cache.currentStep() : min;
+  }
+
+  /** Points the cache's policy and the keep rule at the look-ahead from {@code base}'s epoch. */
+  private void replanLocked(long base) {
+    baseEpoch = base;
+    int[] local = ranks.stream().mapToInt(Integer::intValue).toArray();
+    LookAhead la = LookAhead.of(plans.apply(base), plans.apply(base + 1), local);
+    long offset = base * stepsPerEpoch;
+    NextUse use =
+        (id, step) -> {
+          if (id < 0 || id >= totalSamples) {
+            return NextUse.NEVER;
+          }
+          long s = la.nextUseStep(id, Math.max(0, step - offset));
+          return s == Long.MAX_VALUE ? NextUse.NEVER : s + offset;
+        };
+    nextUse = use;
+    long stepBytes =
+        Math.max(1, (long) local.length * plans.apply(base).batchSize()) * meanSampleBytes;
+    keepSteps = Math.max(0, cache.stats().budgetBytes() - windowLimit) / stepBytes;
+    cache.replan(use, minTakenLocked());
+  }
+
+  private void schedule() {
+    try {
+      while (true) {
+        Consumer c;
+        long step;
+        lock.lock();
+        try {
+          while (true) {
+            if (closed) {
+              return;
+            }
+            c = pickLocked();
+            if (c != null) {
+              step = c.nextIssue++;
+              break;
+            }
+            changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
+          }
+        } finally {
+          lock.unlock();
+        }
+        issueStep(c, step);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } catch (RuntimeException | Error e) {
+      LOG.log(Level.SEVERE, "prefetcher " + name + " stopped; streams read on demand", e);
+    }
+  }
+
+  /** The consumer with the nearest unread step within its horizon, or null. */
+  private Consumer pickLocked() {
+    if (cacheFull || windowBytes >= windowLimit) {
+      return null;
+    }
+    Consumer best = null;
+    for (Consumer c : consumers) {
+      if (c.nextIssue < c.end
+          && c.nextIssue < c.taken + options.horizonSteps()
+          && (best == null || c.nextIssue < best.nextIssue)) {
+        best = c;
+      }
+    }
+    return best;
+  }
+
+  /** Reads what step {@code abs} of consumer {@code c} needs and is not cached or loading. */
+  private void issueStep(Consumer c, long abs) throws InterruptedException {
+    long[] ids = c.issueIds;
+    c.plan.fill(c.rank, abs - c.base, ids, null);
+    long[] need = ids.clone();
+    Arrays.sort(need);
+    int n = 0;
+    for (int i = 0; i < need.length; i++) {
+      long id = need[i];
+      if (i > 0 && id == need[i - 1]) {
+        continue; // padding repeats a sample within the batch
+      }
+      if (loading.containsKey(id)) {
+        continue;
+      }
+      if (cache.contains(id)) {
+        stats.alreadyCached.increment();
+        continue;
+      }
+      need[n++] = id;
+    }
+    long now = minTakenNow();
+    long bytes = 0;
+    int i = 0;
+    while (i < n) {
+      long first = need[i];
+      int file = extents.fileOf(first);
+      long start = extents.offsetOf(first);
+      long end = start + extents.lengthOf(first);
+      int j = i + 1;
+      while (j < n) {
+        long id = need[j];
+        if (extents.fileOf(id) != file) {
+          break;
+        }
+        long off = extents.offsetOf(id);
+        long e = off + extents.lengthOf(id);
+        if (e - start > options.maxReadBytes()) {
+          break;
+        }
+        if (off - end > options.coalesceGapBytes() && !allKept(need[j - 1] + 1, id, now)) {
+          break;
+        }
+        end = e;
+        j++;
+      }
+      bytes += issueRange(file, need, i, j, now);
+      i = j;
+    }
+    lock.lock();
+    try {
+      if (c.detached) {
+        return; // closed while this step was being read: nothing will consume it
+      }
+      c.issued.add(new long[] {abs, bytes});
+      c.issuedBytes += bytes;
+      windowBytes += bytes;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  private long minTakenNow() {
+    lock.lock();
+    try {
+      return minTakenLocked();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Whether every sample in ids [from, to) not cached or loading will be kept when read now. */
+  private boolean allKept(long from, long to, long now) {
+    NextUse use = nextUse;
+    long keep = keepSteps;
+    for (long id = from; id < to; id++) {
+      if (loading.containsKey(id) || cache.contains(id)) {
+        continue;
+      }
+      long next = use.nextUseStep(id, now);
+      if (next == NextUse.NEVER || next - now > keep) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Reserves cache memory for needed samples {@code need[i..j)} (one shard, close together) and for
+   * the samples between them worth keeping, then reads their whole span as one read. Returns the
+   * needed bytes reserved.
+   */
+  private long issueRange(int file, long[] need, int i, int j, long now)
+      throws InterruptedException {
+    List<Part> parts = new ArrayList<>(j - i);
+    NextUse use = nextUse;
+    long keep = keepSteps;
+    long neededBytes = 0;
+    for (int k = i; k < j; k++) {
+      long id = need[k];
+      if (k > i) {
+        for (long between = need[k - 1] + 1; between < id; between++) {
+          long next = use.nextUseStep(between, now);
+          if (next != NextUse.NEVER && next - now <= keep && reserve(between, parts, false)) {
+            stats.neighboursKept.increment();
+          }
+        }
+      }
+      if (reserve(id, parts, true)) {
+        neededBytes += extents.lengthOf(id);
+      }
+    }
+    if (parts.isEmpty()) {
+      return 0;
+    }
+    for (Part p : parts) {
+      loading.put(p.id, p.done);
+    }
+    long start = parts.getFirst().offset;
+    Part last = parts.getLast();
+    long end = last.offset + last.reservation.segment().byteSize();
+    int length = (int) (end - start);
+    ByteBuffer target;
+    ByteBuffer buffer = null;
+    if (parts.size() == 1) {
+      target = parts.getFirst().reservation.segment().asByteBuffer();
+    } else {
+      buffer = scratch.take();
+      target = buffer.clear().limit(length);
+    }
+    acquireInFlight();
+    ReadFile rf = extents.file(file);
+    long issued = System.nanoTime();
+    CompletableFuture<Void> read;
+    if (blockingReads == null) {
+      read = backend.readAsync(rf, start, target);
+    } else {
+      ByteBuffer t = target;
+      read =
+          CompletableFuture.runAsync(
+              () -> {
+                try {
+                  rf.readFully(start, t);
+                } catch (IOException e) {
+                  throw new UncheckedIOException(e);
+                }
+              },
+              blockingReads);
+    }
+    ByteBuffer scratchBuffer = buffer;
+    read.whenComplete(
+        (v, error) -> completeRange(parts, scratchBuffer, start, length, issued, error));
+    stats.reads.increment();
+    if (parts.size() > 1) {
+      stats.coalescedReads.increment();
+    }
+    return neededBytes;
+  }
+
+  /** Reserves room for {@code id}; false when it is cached, loading, or does not fit. */
+  private boolean reserve(long id, List<Part> parts, boolean needed) {
+    if (loading.containsKey(id)) {
+      return false;
+    }
+    Reservation r = cache.reserve(id, extents.lengthOf(id));
+    if (r == null) {
+      if (needed && !cache.holds(id)) {
+        stats.rejected.increment();
+        lock.lock();
+        try {
+          cacheFull = true; // wait for a stream to consume before reading more
+        } finally {
+          lock.unlock();
+        }
+      }
+      return false;
+    }
+    parts.add(new Part(id, extents.offsetOf(id), r));
+    return true;
+  }
+
+  private void acquireInFlight() throws InterruptedException {
+    lock.lock();
+    try {
+      while (inFlight >= limit.limit()) {
+        changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
+      }
+      inFlight++;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** On the backend's completion thread: publish or drop the samples, free the scratch buffer. */
+  private void completeRange(
+      List<Part> parts, ByteBuffer buffer, long start, int length, long issued, Throwable error) {
+    long latency = System.nanoTime() - issued;
+    try {
+      MemorySegment span =
+          buffer == null ? null : MemorySegment.ofBuffer(buffer.duplicate().clear());
+      for (Part p : parts) {
+        try {
+          if (error == null) {
+            MemorySegment dst = p.reservation.segment();
+            if (span != null) {
+              MemorySegment.copy(span, p.offset - start, dst, 0, dst.byteSize());
+            }
+            p.reservation.commit();
+          }
+        } catch (RuntimeException e) {
+          error = error == null ? e : error; // the cache closed under us: drop the rest
+        } finally {
+          p.reservation.close();
+          loading.remove(p.id, p.done);
+          p.done.complete(null);
+        }
+      }
+      if (error == null) {
+        stats.bytesRead.add(length);
+        stats.samplesRead.add(parts.size());
+        stats.readNanos.add(latency);
+        limit.onComplete(latency);
+      } else {
+        stats.failedReads.increment();
+        Throwable cause = error instanceof CompletionException ce ? ce.getCause() : error;
+        LOG.log(
+            Level.FINE, () -> name + ": read-ahead failed, streams will read on demand: " + cause);
+      }
+    } finally {
+      if (buffer != null) {
+        scratch.give(buffer);
+      }
+      lock.lock();
+      try {
+        inFlight--;
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  /**
+   * Stops reading ahead and waits for reads in flight (they write into the cache and scratch
+   * memory). Consumers still attached keep working, reading on demand. Idempotent.
+   */
+  @Override
+  public void close() {
+    lock.lock();
+    try {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
+    }
+    try {
+      thread.join(TimeUnit.NANOSECONDS.toMillis(CLOSE_WAIT_NS));
+      long deadline = System.nanoTime() + CLOSE_WAIT_NS;
+      lock.lock();
+      try {
+        while (inFlight > 0 && System.nanoTime() < deadline) {
+          changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
+        }
+        if (inFlight > 0) {
+          LOG.severe(name + ": " + inFlight + " reads still in flight after close");
+        }
+      } finally {
+        lock.unlock();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    if (blockingReads != null) {
+      blockingReads.shutdown();
+    }
+  }
+
+  private record Part(long id, long offset, Reservation reservation, CompletableFuture<Void> done) {
+    Part(long id, long offset, Reservation reservation) {
+      this(id, offset, reservation, new CompletableFuture<>());
+    }
+  }
+
+  /** One rank's stream of one epoch. Used by one thread at a time. */
+  public final class Consumer implements AutoCloseable {
+    private final int rank;
+    private final long epoch;
+    private final EpochPlan plan;
+    private final long base;
+    private final long end;
+    private final long[] issueIds;
+    private final StreamStats streamStats = new StreamStats();
+
+    // Guarded by the prefetcher's lock.
+    private long nextIssue;
+    private long taken;
+    private final ArrayDeque<long[]> issued = new ArrayDeque<>();
+    private long issuedBytes;
+    private boolean first = true;
+    private boolean detached;
+
+    private Consumer(int rank, long epoch, EpochPlan plan, long startStep) {
+      this.rank = rank;
+      this.epoch = epoch;
+      this.plan = plan;
+      this.base = epoch * stepsPerEpoch;
+      this.end = base + plan.stepCount();
+      this.issueIds = new long[plan.batchSize()];
+      long start = base + Math.max(0, Math.min(startStep, plan.stepCount()));
+      this.nextIssue = start;
+      this.taken = start;
+    }
+
+    public StreamStats stats() {
+      return streamStats;
+    }
+
+    /**
+     * The samples of this rank's step {@code step} ({@code ids[0..count)}, from the plan), in
+     * memory: cached ones pinned, loading ones waited for (a stall), others read here (a miss and a
+     * stall). Close the batch when its bytes are copied out.
+     */
+    public Batch take(long step, long[] ids, int count) throws IOException {
+      long abs = base + step;
+      lock.lock();
+      try {
+        taken = abs;
+        if (nextIssue < abs) {
+          nextIssue = abs; // the stream skipped ahead (resume): do not read what it skipped
+        }
+        releaseLocked(abs);
+        streamStats.lead(nextIssue - abs);
+        cache.advanceTo(minTakenLocked());
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+      MemorySegment[] bytes = new MemorySegment[count];
+      Handle[] handles = new Handle[count];
+      Arena missArena = null;
+      long waited = 0;
+      int hits = 0;
+      int misses = 0;
+      try {
+        for (int i = 0; i < count; i++) {
+          long id = ids[i];
+          if (!cache.contains(id)) {
+            CompletableFuture<Void> f = loading.get(id);
+            if (f != null) {
+              long t = System.nanoTime();
+              f.join(); // completes normally, even when the read failed
+              waited += System.nanoTime() - t;
+            }
+          }
+          Handle h = cache.pin(id);
+          if (h != null) {
+            handles[i] = h;
+            bytes[i] = h.segment();
+            hits++;
+            continue;
+          }
+          long t = System.nanoTime();
+          misses++;
+          h = readIntoCache(id);
+          if (h != null) {
+            handles[i] = h;
+            bytes[i] = h.segment();
+          } else {
+            if (missArena == null) {
+              missArena = Arena.ofConfined();
+            }
+            MemorySegment m = missArena.allocate(extents.lengthOf(id), 64);
+            extents.readSample(id, m.asByteBuffer());
+            bytes[i] = m;
+          }
+          waited += System.nanoTime() - t;
+        }
+      } catch (IOException | RuntimeException e) {
+        release(handles, missArena);
+        throw e;
+      }
+      boolean wasFirst;
+      lock.lock();
+      try {
+        wasFirst = first;
+        first = false;
+      } finally {
+        lock.unlock();
+      }
+      streamStats.batch(hits, misses, waited, wasFirst);
+      return new Batch(this, abs, bytes, handles, missArena);
+    }
+
+    /**
+     * Reads a sample the read-ahead did not bring into the cache (so the policy may keep it for a
+     * later use) and pins it; null when the cache has no room or another thread is loading it.
+     */
+    private Handle readIntoCache(long id) throws IOException {
+      try (Reservation r = cache.reserve(id, extents.lengthOf(id))) {
+        if (r == null) {
+          return null;
+        }
+        extents.readSample(id, r.segment().asByteBuffer());
+        r.commit();
+      }
+      return cache.pin(id);
+    }
+
+    /** Drops the bookkeeping of steps before {@code abs}: consumed or skipped. */
+    private void releaseLocked(long abs) {
+      while (!issued.isEmpty() && issued.peekFirst()[0] < abs) {
+        long bytes = issued.pollFirst()[1];
+        issuedBytes -= bytes;
+        windowBytes -= bytes;
+        cacheFull = false;
+      }
+    }
+
+    private void consumed(long abs) {
+      lock.lock();
+      try {
+        taken = Math.max(taken, abs + 1);
+        releaseLocked(abs + 1);
+        cacheFull = false;
+        cache.advanceTo(minTakenLocked());
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+    }
+
+    /** Detaches the stream: its read-ahead stops and stops counting against the window. */
+    @Override
+    public void close() {
+      lock.lock();
+      try {
+        if (detached) {
+          return;
+        }
+        detached = true;
+        consumers.remove(this);
+        windowBytes -= issuedBytes;
+        issuedBytes = 0;
+        issued.clear();
+        cacheFull = false;
+        long base = minEpochLocked();
+        if (!consumers.isEmpty() && base > baseEpoch) {
+          replanLocked(base);
+        }
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  private static void release(Handle[] handles, Arena missArena) {
+    for (Handle h : handles) {
+      if (h != null) {
+        h.close();
+      }
+    }
+    if (missArena != null) {
+      missArena.close();
+    }
+  }
+
+  /** A taken step's sample bytes; closing it unpins them and counts the step consumed. */
+  public static final class Batch implements AutoCloseable {
+    private final Consumer consumer;
+    private final long abs;
+    private final MemorySegment[] bytes;
+    private final Handle[] handles;
+    private final Arena missArena;
+    private boolean closed;
+
+    private Batch(
+        Consumer consumer, long abs, MemorySegment[] bytes, Handle[] handles, Arena missArena) {
+      this.consumer = consumer;
+      this.abs = abs;
+      this.bytes = bytes;
+      this.handles = handles;
+      this.missArena = missArena;
+    }
+
+    /** {@code bytes()[i]} holds sample {@code ids[i]}; valid until {@link #close()}. */
+    public MemorySegment[] bytes() {
+      return bytes;
+    }
+
+    @Override
+    public void close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      release(handles, missArena);
+      consumer.consumed(abs);
+    }
+  }
+
+  /** Aligned direct buffers of one size for coalesced reads, handed out one per read. */
+  private static final class ScratchPool {
+    private final int capacity;
+    private final int bufferBytes;
+    private final ArrayDeque<ByteBuffer> free = new ArrayDeque<>();
+    private int created;
+
+    ScratchPool(int capacity, int bufferBytes) {
+      this.capacity = capacity;
+      this.bufferBytes = bufferBytes;
+    }
+
+    synchronized ByteBuffer take() throws InterruptedException {
+      while (free.isEmpty() && created >= capacity) {
+        wait();
+      }
+      if (!free.isEmpty()) {
+        return free.pop();
+      }
+      created++;
+      return ByteBuffer.allocateDirect(bufferBytes + 4096).alignedSlice(4096);
+    }
+
+    synchronized void give(ByteBuffer b) {
+      free.push(b);
+      notifyAll();
+    }
+  }
+}
