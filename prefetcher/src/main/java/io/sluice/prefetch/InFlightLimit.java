@@ -1,26 +1,30 @@
 package io.sluice.prefetch;
 
 /**
- * How many reads to keep in flight, adapted to the backend the way TCP Vegas adapts a window: each
- * round (as many completions as the limit) compares the round's mean latency with the lowest seen.
- * Latency near the floor means the reads are not queueing, so more in flight buys throughput (a
- * store far away, S3, a busy NVMe with idle queues): the limit grows. Latency well above the floor
- * means reads queue behind each other in the device: the limit shrinks. Between the two it holds. A
- * round at the lowest limit re-learns the floor. Thread-safe.
+ * How many reads to keep in flight, found by climbing on measured throughput: each round (as many
+ * completions as the limit) gives reads per second at the current limit. A step up that pays (5%
+ * more throughput) is kept and followed by another; one that does not is undone. A step down that
+ * costs nothing (within 5%) is kept, since fewer reads in flight hold less memory and queue less;
+ * one that costs is undone. After a few rounds at rest the limit probes again, alternating up and
+ * down, so it follows a device that got busier or a store that got farther. A backend whose latency
+ * is high but does not grow with depth (an object store) climbs to the ceiling; a local device
+ * settles near the depth past which it stops serving more. Thread-safe.
  */
 public final class InFlightLimit {
-  /** Reads queued beyond the device's parallelism below which the limit grows (Vegas alpha). */
-  private static final double GROW_BELOW = 0.25;
-
-  /** ... and above which it shrinks (Vegas beta), as fractions of the limit. */
-  private static final double SHRINK_ABOVE = 0.6;
+  private static final double GAIN = 1.05;
+  private static final double LOSS = 0.95;
+  private static final int REST_ROUNDS = 6;
 
   private final int min;
   private final int max;
   private int limit;
-  private double floorNanos = Double.MAX_VALUE;
-  private long roundCount;
-  private double roundSumNanos;
+
+  private long roundStart = -1;
+  private int roundCount;
+  private double lastRate; // reads per nanosecond at lastLimit
+  private int lastLimit;
+  private int rest;
+  private boolean probeUpNext = true;
 
   public InFlightLimit(int min, int max, int initial) {
     if (min < 1 || max < min || initial < min || initial > max) {
@@ -30,36 +34,78 @@ public final class InFlightLimit {
     this.min = min;
     this.max = max;
     this.limit = initial;
+    this.lastLimit = initial;
   }
 
   public synchronized int limit() {
     return limit;
   }
 
-  /** The lowest round latency seen, in nanoseconds; 0 before the first. */
-  public synchronized long floorNanos() {
-    return floorNanos == Double.MAX_VALUE ? 0 : (long) floorNanos;
+  /** One read completed now. */
+  public void onComplete() {
+    onComplete(System.nanoTime());
   }
 
-  /** One read completed after {@code latencyNanos} from issue. */
-  public synchronized void onComplete(long latencyNanos) {
-    roundSumNanos += Math.max(1, latencyNanos);
+  /** One read completed at {@code nowNanos} ({@link System#nanoTime()}'s clock). */
+  public synchronized void onComplete(long nowNanos) {
+    if (roundStart < 0) {
+      roundStart = nowNanos;
+      return;
+    }
     if (++roundCount < limit) {
       return;
     }
-    double mean = roundSumNanos / roundCount;
+    double rate = roundCount / (double) Math.max(1, nowNanos - roundStart);
+    roundStart = nowNanos;
     roundCount = 0;
-    roundSumNanos = 0;
-    // At the floor of the limit nothing queues: that round's latency is the device's own, which
-    // re-learns the floor after the device itself got slower (a busier disk, a farther store).
-    floorNanos = limit == min ? mean : Math.min(floorNanos, mean);
-    // Little's law: with the floor as the unqueued latency, limit * (1 - floor / mean) reads of
-    // the round were waiting behind others rather than being served.
-    double queued = limit * (1 - floorNanos / mean);
-    if (queued < GROW_BELOW * limit) {
-      limit = Math.min(max, limit + Math.max(1, limit / 4));
-    } else if (queued > SHRINK_ABOVE * limit) {
-      limit = Math.max(min, limit - Math.max(1, limit / 5));
+    if (lastRate == 0) {
+      accept(rate, up());
+      return;
     }
+    if (limit > lastLimit) {
+      if (rate > lastRate * GAIN) {
+        accept(rate, up());
+      } else {
+        settle(lastLimit, false);
+      }
+    } else if (limit < lastLimit) {
+      if (rate >= lastRate * LOSS) {
+        accept(rate, down());
+      } else {
+        settle(lastLimit, true);
+      }
+    } else if (--rest <= 0) {
+      lastRate = rate;
+      limit = probeUpNext ? up() : down();
+      probeUpNext = !probeUpNext;
+      if (limit == lastLimit) {
+        rest = REST_ROUNDS; // at a bound: nothing to probe that way
+      }
+    } else {
+      lastRate = Math.max(lastRate * 0.9, rate); // at rest: track the current rate
+    }
+  }
+
+  private void accept(double rate, int next) {
+    lastRate = rate;
+    lastLimit = limit;
+    limit = next;
+    if (limit == lastLimit) {
+      rest = REST_ROUNDS;
+    }
+  }
+
+  private void settle(int back, boolean probeUp) {
+    limit = back;
+    rest = REST_ROUNDS;
+    probeUpNext = probeUp;
+  }
+
+  private int up() {
+    return Math.min(max, limit + Math.max(1, limit / 4));
+  }
+
+  private int down() {
+    return Math.max(min, limit - Math.max(1, limit / 5));
   }
 }

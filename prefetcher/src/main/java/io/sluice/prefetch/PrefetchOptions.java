@@ -25,7 +25,7 @@ public record PrefetchOptions(
   public static final long DEFAULT_WINDOW_BYTES = 512L << 20;
   public static final long DEFAULT_COALESCE_GAP_BYTES = 16L << 10;
   public static final int DEFAULT_MAX_READ_BYTES = 1 << 20;
-  public static final int DEFAULT_MIN_IN_FLIGHT = 4;
+  public static final int DEFAULT_MIN_IN_FLIGHT = 16;
   public static final int DEFAULT_MAX_IN_FLIGHT = 128;
 
   public PrefetchOptions {

@@ -91,6 +91,8 @@ public final class Prefetcher implements AutoCloseable {
   private boolean cacheFull;
   private boolean closed;
 
+  private volatile Throwable failure;
+
   // Written under lock, read by the scheduler without it.
   private volatile NextUse nextUse = (id, step) -> NextUse.NEVER;
   private volatile long keepSteps;
@@ -131,8 +133,10 @@ public final class Prefetcher implements AutoCloseable {
     this.blockingReads =
         backend.prefersBatches()
             ? null
-            : Executors.newThreadPerTaskExecutor(
-                Thread.ofVirtual().name("sluice-read-" + name + "-", 0).factory());
+            // Platform threads: a FileChannel read pins a virtual thread's carrier, and there
+            // are only as many carriers as cores, far fewer than the reads a device wants queued.
+            : Executors.newCachedThreadPool(
+                Thread.ofPlatform().daemon().name("sluice-read-" + name + "-", 0).factory());
     int scratchCount =
         (int) Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()));
     this.scratch = new ScratchPool(scratchCount, options.maxReadBytes());
@@ -140,7 +144,7 @@ public final class Prefetcher implements AutoCloseable {
         new InFlightLimit(
             options.minInFlight(),
             options.maxInFlight(),
-            Math.min(options.maxInFlight(), Math.max(options.minInFlight(), 16)));
+            Math.min(options.maxInFlight(), Math.max(options.minInFlight(), 32)));
     this.thread =
         Thread.ofPlatform().daemon().name("sluice-prefetch-" + name).unstarted(this::schedule);
     thread.start();
@@ -171,6 +175,11 @@ public final class Prefetcher implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  /** What stopped the scheduler thread (a bug: streams then read on demand), or null. */
+  public Throwable failure() {
+    return failure;
   }
 
   /** Consumers (streams) attached now. */
@@ -278,6 +287,7 @@ public final class Prefetcher implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (RuntimeException | Error e) {
+      failure = e;
       LOG.log(Level.SEVERE, "prefetcher " + name + " stopped; streams read on demand", e);
     }
   }
@@ -344,7 +354,29 @@ public final class Prefetcher implements AutoCloseable {
         end = e;
         j++;
       }
-      bytes += issueRange(file, need, i, j, now);
+      // Read around the range, up to the aligned chunk of maxReadBytes holding it, while the
+      // samples there are needed soon enough to keep: a block-shuffled epoch becomes reads of
+      // whole chunks, each sample read once; in a global shuffle the neighbours are not kept and
+      // the read stays tight.
+      long max = options.maxReadBytes();
+      long chunkStart = start / max * max;
+      long lo = need[i];
+      while (lo > 0
+          && extents.fileOf(lo - 1) == file
+          && extents.offsetOf(lo - 1) >= chunkStart
+          && end - extents.offsetOf(lo - 1) <= max
+          && keepWorthy(lo - 1, now)) {
+        lo--;
+      }
+      long spanStart = extents.offsetOf(lo);
+      long hi = need[j - 1] + 1;
+      while (hi < totalSamples
+          && extents.fileOf(hi) == file
+          && extents.offsetOf(hi) + extents.lengthOf(hi) - spanStart <= max
+          && keepWorthy(hi, now)) {
+        hi++;
+      }
+      bytes += issueRange(file, need, i, j, lo, hi, now);
       i = j;
     }
     lock.lock();
@@ -371,43 +403,42 @@ public final class Prefetcher implements AutoCloseable {
 
   /** Whether every sample in ids [from, to) not cached or loading will be kept when read now. */
   private boolean allKept(long from, long to, long now) {
-    NextUse use = nextUse;
-    long keep = keepSteps;
     for (long id = from; id < to; id++) {
-      if (loading.containsKey(id) || cache.contains(id)) {
-        continue;
-      }
-      long next = use.nextUseStep(id, now);
-      if (next == NextUse.NEVER || next - now > keep) {
+      if (!loading.containsKey(id) && !cache.holds(id) && !soonNeeded(id, now)) {
         return false;
       }
     }
     return true;
   }
 
+  /** Not cached or loading, and needed soon enough to be kept if read now. */
+  private boolean keepWorthy(long id, long now) {
+    return !loading.containsKey(id) && !cache.holds(id) && soonNeeded(id, now);
+  }
+
+  private boolean soonNeeded(long id, long now) {
+    long next = nextUse.nextUseStep(id, now);
+    return next != NextUse.NEVER && next - now <= keepSteps;
+  }
+
   /**
    * Reserves cache memory for needed samples {@code need[i..j)} (one shard, close together) and for
-   * the samples between them worth keeping, then reads their whole span as one read. Returns the
-   * needed bytes reserved.
+   * the other samples of ids {@code [lo, hi)} worth keeping, then reads their whole span as one
+   * read. Returns the needed bytes reserved.
    */
-  private long issueRange(int file, long[] need, int i, int j, long now)
+  private long issueRange(int file, long[] need, int i, int j, long lo, long hi, long now)
       throws InterruptedException {
     List<Part> parts = new ArrayList<>(j - i);
-    NextUse use = nextUse;
-    long keep = keepSteps;
     long neededBytes = 0;
-    for (int k = i; k < j; k++) {
-      long id = need[k];
-      if (k > i) {
-        for (long between = need[k - 1] + 1; between < id; between++) {
-          long next = use.nextUseStep(between, now);
-          if (next != NextUse.NEVER && next - now <= keep && reserve(between, parts, false)) {
-            stats.neighboursKept.increment();
-          }
+    int k = i;
+    for (long id = lo; id < hi; id++) {
+      if (k < j && need[k] == id) {
+        k++;
+        if (reserve(id, parts, true)) {
+          neededBytes += extents.lengthOf(id);
         }
-      }
-      if (reserve(id, parts, true)) {
-        neededBytes += extents.lengthOf(id);
+      } else if (soonNeeded(id, now) && reserve(id, parts, false)) {
+        stats.neighboursKept.increment();
       }
     }
     if (parts.isEmpty()) {
@@ -519,7 +550,7 @@ public final class Prefetcher implements AutoCloseable {
         stats.bytesRead.add(length);
         stats.samplesRead.add(parts.size());
         stats.readNanos.add(latency);
-        limit.onComplete(latency);
+        limit.onComplete();
       } else {
         stats.failedReads.increment();
         Throwable cause = error instanceof CompletionException ce ? ce.getCause() : error;
