@@ -8,10 +8,11 @@ import org.apache.arrow.vector.VectorSchemaRoot;
 
 /**
  * A source whose samples are each one contiguous byte range of one shard file, so the prefetcher
- * can read them ahead into the sample cache and the batch be assembled from there. Within a shard,
- * ascending sample ids lie at ascending, non-overlapping offsets (the bytes between two samples
- * belong to the samples between them, or to framing such as tar headers): two nearby ranges can be
- * read as one.
+ * can read them ahead into the sample cache and the batch be assembled from there. Formats write a
+ * shard's samples in id order, so ascending ids usually lie at ascending offsets and nearby ranges
+ * can be read as one; the prefetcher checks this per read and reads apart whatever is not side by
+ * side. Methods may throw {@link DatasetFormatException} for an index entry that does not fit the
+ * shard.
  */
 public interface SampleExtents {
   /** The shard file holding {@code sampleId} (its index in the manifest). */

@@ -282,7 +282,15 @@ public final class Prefetcher implements AutoCloseable {
         } finally {
           lock.unlock();
         }
-        issueStep(c, step);
+        try {
+          issueStep(c, step);
+        } catch (RuntimeException e) {
+          // A bad index entry (a pointer past the shard): the stream meets it on demand and
+          // reports it with the file and offset; read-ahead goes on with the next step.
+          stats.failedReads.increment();
+          long failed = step;
+          LOG.log(Level.FINE, e, () -> name + ": could not read ahead step " + failed);
+        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -431,15 +439,22 @@ public final class Prefetcher implements AutoCloseable {
     List<Part> parts = new ArrayList<>(j - i);
     long neededBytes = 0;
     int k = i;
-    for (long id = lo; id < hi; id++) {
-      if (k < j && need[k] == id) {
-        k++;
-        if (reserve(id, parts, true)) {
-          neededBytes += extents.lengthOf(id);
+    try {
+      for (long id = lo; id < hi; id++) {
+        if (k < j && need[k] == id) {
+          k++;
+          if (reserve(id, parts, true)) {
+            neededBytes += extents.lengthOf(id);
+          }
+        } else if (soonNeeded(id, now) && reserve(id, parts, false)) {
+          stats.neighboursKept.increment();
         }
-      } else if (soonNeeded(id, now) && reserve(id, parts, false)) {
-        stats.neighboursKept.increment();
       }
+    } catch (RuntimeException e) {
+      for (Part p : parts) {
+        p.reservation.close();
+      }
+      throw e;
     }
     if (parts.isEmpty()) {
       return 0;
@@ -447,6 +462,32 @@ public final class Prefetcher implements AutoCloseable {
     for (Part p : parts) {
       loading.put(p.id, p.done);
     }
+    if (inOneSpan(parts)) {
+      submit(file, parts);
+    } else {
+      // A layout whose ids do not follow the file order (possible in a hand-built index): never
+      // join what the format does not place side by side.
+      for (Part p : parts) {
+        submit(file, List.of(p));
+      }
+    }
+    return neededBytes;
+  }
+
+  /** Whether the parts lie in ascending, non-overlapping order within one read's length. */
+  private boolean inOneSpan(List<Part> parts) {
+    long end = Long.MIN_VALUE;
+    for (Part p : parts) {
+      if (p.offset < end) {
+        return false;
+      }
+      end = p.offset + p.reservation.segment().byteSize();
+    }
+    return end - parts.getFirst().offset <= options.maxReadBytes();
+  }
+
+  /** Reads the span of {@code parts} (one, or several side by side) as one read. */
+  private void submit(int file, List<Part> parts) throws InterruptedException {
     long start = parts.getFirst().offset;
     Part last = parts.getLast();
     long end = last.offset + last.reservation.segment().byteSize();
@@ -485,7 +526,6 @@ public final class Prefetcher implements AutoCloseable {
     if (parts.size() > 1) {
       stats.coalescedReads.increment();
     }
-    return neededBytes;
   }
 
   /** Reserves room for {@code id}; false when it is cached, loading, or does not fit. */

@@ -2,6 +2,7 @@ package io.sluice.format.megatron;
 
 import io.sluice.format.DatasetFormatException;
 import io.sluice.format.Manifest;
+import io.sluice.format.SampleExtents;
 import io.sluice.format.SampleSource;
 import io.sluice.format.ShardEntry;
 import io.sluice.planner.DatasetLayout;
@@ -10,6 +11,8 @@ import io.sluice.read.ReadFile;
 import io.sluice.read.ReadFiles;
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.arrow.memory.ArrowBuf;
@@ -27,7 +30,7 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * sequence bytes are read from the {@code .bin} straight into the list's data buffer. Safe for
  * concurrent {@link #fill} calls from many stream threads.
  */
-public final class MegatronSource implements SampleSource {
+public final class MegatronSource implements SampleSource, SampleExtents {
   public static final String TOKENS_COLUMN = "tokens";
 
   /** Largest single read; {@link ArrowBuf#nioBuffer(long, int)} takes an int length. */
@@ -178,6 +181,145 @@ public final class MegatronSource implements SampleSource {
       offsets.setInt((long) (r + 1) * Integer.BYTES, (int) start);
     }
     // Non-nullable columns still carry validity bitmaps in Arrow Java: mark every slot valid.
+    data.getValidityBuffer().setOne(0L, (elements + 7) / 8);
+    tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
+    tokens.setLastSet(count - 1);
+    tokens.setValueCount(count);
+  }
+
+  @Override
+  public int fileOf(long sampleId) {
+    if (sampleId < 0 || sampleId >= layout.totalSamples()) {
+      throw new IllegalArgumentException(
+          "sample_id=" + sampleId + " is outside [0, " + layout.totalSamples() + ")");
+    }
+    return layout.shardOf(sampleId);
+  }
+
+  @Override
+  public long offsetOf(long sampleId) {
+    int shard = fileOf(sampleId);
+    long seq = sampleId - layout.firstSampleOf(shard);
+    checkedLength(shard, seq);
+    return indexes[shard].pointer(seq);
+  }
+
+  @Override
+  public int lengthOf(long sampleId) {
+    int shard = fileOf(sampleId);
+    return checkedLength(shard, sampleId - layout.firstSampleOf(shard));
+  }
+
+  /** The sequence's byte length, checked against the index and the .bin as fill checks it. */
+  private int checkedLength(int shard, long seq) {
+    MegatronIdx idx = indexes[shard];
+    int length = idx.length(seq);
+    long pointer = idx.pointer(seq);
+    long binLength = bins[shard].lengthBytes();
+    int item = dtype.itemSizeBytes();
+    if (length < 0) {
+      throw new DatasetFormatException(
+          idx.path(),
+          idx.lengthOffset(seq),
+          "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
+    }
+    if (pointer < 0 || pointer > binLength - (long) length * item) {
+      throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
+    }
+    if ((long) length * item > MAX_READ_BYTES) {
+      throw new DatasetFormatException(
+          idx.path(),
+          idx.lengthOffset(seq),
+          "sequence="
+              + seq
+              + " of "
+              + (long) length * item
+              + " bytes is longer than one read ("
+              + MAX_READ_BYTES
+              + ")");
+    }
+    return length * item;
+  }
+
+  @Override
+  public ReadFile file(int index) {
+    return bins[index];
+  }
+
+  @Override
+  public void readSample(long sampleId, ByteBuffer dst) throws IOException {
+    int shard = fileOf(sampleId);
+    long seq = sampleId - layout.firstSampleOf(shard);
+    int bytes = checkedLength(shard, seq);
+    if (dst.remaining() != bytes) {
+      throw new IllegalArgumentException(
+          "dst.remaining=" + dst.remaining() + " != sequence length " + bytes + " bytes");
+    }
+    long pointer = indexes[shard].pointer(seq);
+    ReadFile bin = bins[shard];
+    try {
+      bin.readFully(pointer, dst);
+    } catch (IOException e) {
+      throw new DatasetFormatException(
+          bin.path(),
+          pointer,
+          "sequence="
+              + seq
+              + " of "
+              + bytes
+              + " bytes at pointer="
+              + pointer
+              + " could not be read ("
+              + e.getMessage()
+              + ")",
+          e);
+    }
+  }
+
+  @Override
+  public void fillFrom(long[] sampleIds, int count, MemorySegment[] bytes, VectorSchemaRoot root) {
+    ListVector tokens = (ListVector) root.getVector(TOKENS_COLUMN);
+    if (tokens == null) {
+      return;
+    }
+    int item = dtype.itemSizeBytes();
+    long elements = 0;
+    for (int r = 0; r < count; r++) {
+      if (bytes[r].byteSize() % item != 0) {
+        throw new IllegalArgumentException(
+            "bytes["
+                + r
+                + "].byteSize="
+                + bytes[r].byteSize()
+                + " is not whole "
+                + dtype.wireName());
+      }
+      elements += bytes[r].byteSize() / item;
+    }
+    if (elements > Integer.MAX_VALUE) {
+      throw new IllegalArgumentException(
+          "a batch of "
+              + count
+              + " sequences holds "
+              + elements
+              + " elements, past an Arrow list's int32 offsets; use a smaller batch_size");
+    }
+    tokens.setInitialTotalCapacity(count, (int) elements);
+    tokens.allocateNew();
+    BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
+    ArrowBuf offsets = tokens.getOffsetBuffer();
+    ArrowBuf buf = data.getDataBuffer();
+    long start = 0;
+    offsets.setInt(0, 0);
+    for (int r = 0; r < count; r++) {
+      long n = bytes[r].byteSize();
+      if (n > 0) {
+        MemorySegment.copy(
+            bytes[r], 0, MemorySegment.ofBuffer(buf.nioBuffer(start * item, (int) n)), 0, n);
+      }
+      start += n / item;
+      offsets.setInt((long) (r + 1) * Integer.BYTES, (int) start);
+    }
     data.getValidityBuffer().setOne(0L, (elements + 7) / 8);
     tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
     tokens.setLastSet(count - 1);
