@@ -102,6 +102,11 @@ public final class BeladyPolicy implements EvictionPolicy {
   }
 
   @Override
+  public long victimNextUse() {
+    return candidates.isEmpty() ? NextUse.NEVER : candidates.last().nextUseStep;
+  }
+
+  @Override
   public void advanceTo(long step) {
     currentStep = step;
     // Keys before the current step are uses that did not happen through this cache (the sample

@@ -50,6 +50,16 @@ public interface EvictionPolicy {
    */
   long victim();
 
+  /**
+   * The step at which {@link #victim()} is next needed, for policies that know it (Belady), so that
+   * a read-ahead never evicts a sample needed sooner than the one it brings; {@link NextUse#NEVER}
+   * for policies that do not know (LRU, Caffeine), whose victims are always fair game. Undefined
+   * when there is no victim.
+   */
+  default long victimNextUse() {
+    return NextUse.NEVER;
+  }
+
   /** The consumers reached {@code step} (never called with a smaller step than before). */
   default void advanceTo(long step) {}
 

@@ -155,6 +155,20 @@ public final class SampleCache implements AutoCloseable {
    * cannot fit even with every unpinned sample evicted (counted as a rejection).
    */
   public Reservation reserve(long sampleId, long lengthBytes) {
+    return reserve(sampleId, lengthBytes, NextUse.NEVER);
+  }
+
+  /**
+   * As {@link #reserve(long, long)} for a read-ahead of a sample needed at {@code useStep}: evicts
+   * only samples the policy says are needed later than that (Belady knows; other policies evict as
+   * usual), so reading ahead never pushes out what is needed sooner. Null, evicting nothing, when
+   * making room would take such a sample (counted as a rejection).
+   */
+  public Reservation reserveBefore(long sampleId, long lengthBytes, long useStep) {
+    return reserve(sampleId, lengthBytes, useStep);
+  }
+
+  private Reservation reserve(long sampleId, long lengthBytes, long useStep) {
     if (sampleId < 0) {
       throw new IllegalArgumentException("sampleId=" + sampleId + " must be >= 0");
     }
@@ -168,7 +182,7 @@ public final class SampleCache implements AutoCloseable {
         return null;
       }
       long need = Math.max(alignmentBytes, roundUp(lengthBytes, alignmentBytes));
-      long address = lengthBytes > Long.MAX_VALUE / 2 ? -1 : allocateEvicting(need);
+      long address = lengthBytes > Long.MAX_VALUE / 2 ? -1 : allocateEvicting(need, useStep);
       if (address < 0) {
         rejections++;
         return null;
@@ -416,8 +430,11 @@ public final class SampleCache implements AutoCloseable {
     allocator.free(e.address, e.allocatedBytes);
   }
 
-  /** An extent of {@code need} bytes, evicting as the policy says; -1 when it cannot fit. */
-  private long allocateEvicting(long need) {
+  /**
+   * An extent of {@code need} bytes, evicting as the policy says but no sample the policy knows to
+   * be needed at or before {@code useStep}; -1 when it cannot fit.
+   */
+  private long allocateEvicting(long need, long useStep) {
     long address = allocator.allocate(need);
     if (address >= 0) {
       return address;
@@ -433,6 +450,9 @@ public final class SampleCache implements AutoCloseable {
                 + policy.name()
                 + " has no victim, but unpinned samples hold room for lengthBytes="
                 + need);
+      }
+      if (useStep != NextUse.NEVER && policy.victimNextUse() <= useStep) {
+        return -1; // what is left is needed no later than the sample asking for room
       }
       evict(victim);
       address = allocator.allocate(need);

@@ -60,6 +60,13 @@ public final class Prefetcher implements AutoCloseable {
   static final long SCRATCH_BYTES = 64L << 20;
 
   private static final long IDLE_WAIT_MS = 100;
+
+  /** During a stream's warm-up, steps this close to it are read tight (no reading around). */
+  static final int NEAR_STEPS = 4;
+
+  /** A stream's first steps, during which near steps are read tight. */
+  static final int WARMUP_STEPS = 32;
+
   private static final long CLOSE_WAIT_NS = TimeUnit.SECONDS.toNanos(10);
 
   private final String name;
@@ -73,6 +80,7 @@ public final class Prefetcher implements AutoCloseable {
   private final long windowLimit;
   private final long meanSampleBytes;
   private final ExecutorService blockingReads;
+  private final ExecutorService completions;
   private final ScratchPool scratch;
   private final InFlightLimit limit;
   private final PrefetchStats stats = new PrefetchStats();
@@ -137,6 +145,9 @@ public final class Prefetcher implements AutoCloseable {
             // are only as many carriers as cores, far fewer than the reads a device wants queued.
             : Executors.newCachedThreadPool(
                 Thread.ofPlatform().daemon().name("sluice-read-" + name + "-", 0).factory());
+    this.completions =
+        Executors.newFixedThreadPool(
+            2, Thread.ofPlatform().daemon().name("sluice-complete-" + name + "-", 0).factory());
     int scratchCount =
         (int) Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()));
     this.scratch = new ScratchPool(scratchCount, options.maxReadBytes());
@@ -257,7 +268,9 @@ public final class Prefetcher implements AutoCloseable {
     nextUse = use;
     long stepBytes =
         Math.max(1, (long) local.length * plans.apply(base).batchSize()) * meanSampleBytes;
-    keepSteps = Math.max(0, cache.stats().budgetBytes() - windowLimit) / stepBytes;
+    // The samples read ahead are among the ones kept, not beside them: the whole cache's worth
+    // of steps from the slowest stream. Belady evicts the farthest first if that is too many.
+    keepSteps = cache.stats().budgetBytes() / stepBytes;
     cache.replan(use, minTakenLocked());
   }
 
@@ -305,10 +318,13 @@ public final class Prefetcher implements AutoCloseable {
     if (cacheFull || windowBytes >= windowLimit) {
       return null;
     }
+    // Never further ahead than half the steps the cache holds: reads around a far step bring in
+    // samples needed later still, and the whole lead must fit beside what is being consumed.
+    long horizon = Math.min(options.horizonSteps(), Math.max(1, keepSteps / 2));
     Consumer best = null;
     for (Consumer c : consumers) {
       if (c.nextIssue < c.end
-          && c.nextIssue < c.taken + options.horizonSteps()
+          && c.nextIssue < c.taken + horizon
           && (best == null || c.nextIssue < best.nextIssue)) {
         best = c;
       }
@@ -338,6 +354,10 @@ public final class Prefetcher implements AutoCloseable {
       need[n++] = id;
     }
     long now = minTakenNow();
+    // While a stream starts, read only what its next few steps need, as soon as possible; from
+    // then on read around (whole chunks, kept neighbours), which costs the device far less per
+    // sample even when a stream is waiting.
+    boolean roomy = abs - now >= NEAR_STEPS || abs - c.startStep >= WARMUP_STEPS;
     long bytes = 0;
     int i = 0;
     while (i < n) {
@@ -356,7 +376,8 @@ public final class Prefetcher implements AutoCloseable {
         if (e - start > options.maxReadBytes()) {
           break;
         }
-        if (off - end > options.coalesceGapBytes() && !allKept(need[j - 1] + 1, id, now)) {
+        if (off - end > options.coalesceGapBytes()
+            && !(roomy && allKept(need[j - 1] + 1, id, now))) {
           break;
         }
         end = e;
@@ -369,7 +390,8 @@ public final class Prefetcher implements AutoCloseable {
       long max = options.maxReadBytes();
       long chunkStart = start / max * max;
       long lo = need[i];
-      while (lo > 0
+      while (roomy
+          && lo > 0
           && extents.fileOf(lo - 1) == file
           && extents.offsetOf(lo - 1) >= chunkStart
           && end - extents.offsetOf(lo - 1) <= max
@@ -378,13 +400,14 @@ public final class Prefetcher implements AutoCloseable {
       }
       long spanStart = extents.offsetOf(lo);
       long hi = need[j - 1] + 1;
-      while (hi < totalSamples
+      while (roomy
+          && hi < totalSamples
           && extents.fileOf(hi) == file
           && extents.offsetOf(hi) + extents.lengthOf(hi) - spanStart <= max
           && keepWorthy(hi, now)) {
         hi++;
       }
-      bytes += issueRange(file, need, i, j, lo, hi, now);
+      bytes += issueRange(file, need, i, j, lo, hi, abs, now);
       i = j;
     }
     lock.lock();
@@ -434,7 +457,8 @@ public final class Prefetcher implements AutoCloseable {
    * the other samples of ids {@code [lo, hi)} worth keeping, then reads their whole span as one
    * read. Returns the needed bytes reserved.
    */
-  private long issueRange(int file, long[] need, int i, int j, long lo, long hi, long now)
+  private long issueRange(
+      int file, long[] need, int i, int j, long lo, long hi, long step, long now)
       throws InterruptedException {
     List<Part> parts = new ArrayList<>(j - i);
     long neededBytes = 0;
@@ -443,11 +467,14 @@ public final class Prefetcher implements AutoCloseable {
       for (long id = lo; id < hi; id++) {
         if (k < j && need[k] == id) {
           k++;
-          if (reserve(id, parts, true)) {
+          if (reserve(id, parts, step, true)) {
             neededBytes += extents.lengthOf(id);
           }
-        } else if (soonNeeded(id, now) && reserve(id, parts, false)) {
-          stats.neighboursKept.increment();
+        } else {
+          long next = nextUse.nextUseStep(id, now);
+          if (next != NextUse.NEVER && next - now <= keepSteps && reserve(id, parts, next, false)) {
+            stats.neighboursKept.increment();
+          }
         }
       }
     } catch (RuntimeException e) {
@@ -520,20 +547,31 @@ public final class Prefetcher implements AutoCloseable {
               blockingReads);
     }
     ByteBuffer scratchBuffer = buffer;
-    read.whenComplete(
-        (v, error) -> completeRange(parts, scratchBuffer, start, length, issued, error));
+    // Copying a coalesced read out and committing its samples takes a while: never on the ring
+    // thread, which would stop reaping and submitting every other read meanwhile.
+    if (blockingReads == null && buffer != null) {
+      read.whenCompleteAsync(
+          (v, error) -> completeRange(parts, scratchBuffer, start, length, issued, error),
+          completions);
+    } else {
+      read.whenComplete(
+          (v, error) -> completeRange(parts, scratchBuffer, start, length, issued, error));
+    }
     stats.reads.increment();
     if (parts.size() > 1) {
       stats.coalescedReads.increment();
     }
   }
 
-  /** Reserves room for {@code id}; false when it is cached, loading, or does not fit. */
-  private boolean reserve(long id, List<Part> parts, boolean needed) {
+  /**
+   * Reserves room for {@code id}, needed at {@code useStep}, evicting nothing needed sooner; false
+   * when it is cached, loading, or does not fit.
+   */
+  private boolean reserve(long id, List<Part> parts, long useStep, boolean needed) {
     if (loading.containsKey(id)) {
       return false;
     }
-    Reservation r = cache.reserve(id, extents.lengthOf(id));
+    Reservation r = cache.reserveBefore(id, extents.lengthOf(id), useStep);
     if (r == null) {
       if (needed && !cache.holds(id)) {
         stats.rejected.increment();
@@ -647,6 +685,7 @@ public final class Prefetcher implements AutoCloseable {
     if (blockingReads != null) {
       blockingReads.shutdown();
     }
+    completions.shutdown();
   }
 
   private record Part(long id, long offset, Reservation reservation, CompletableFuture<Void> done) {
@@ -662,6 +701,7 @@ public final class Prefetcher implements AutoCloseable {
     private final EpochPlan plan;
     private final long base;
     private final long end;
+    private final long startStep;
     private final long[] issueIds;
     private final StreamStats streamStats = new StreamStats();
 
@@ -683,6 +723,7 @@ public final class Prefetcher implements AutoCloseable {
       long start = base + Math.max(0, Math.min(startStep, plan.stepCount()));
       this.nextIssue = start;
       this.taken = start;
+      this.startStep = start;
     }
 
     public StreamStats stats() {

@@ -73,6 +73,36 @@ class SampleCacheTest {
   }
 
   @Test
+  void aReadAheadNeverEvictsWhatIsNeededSooner() {
+    // Sample i is next needed at step i: four 64-byte samples fill a 256-byte cache.
+    try (SampleCache c =
+        SampleCache.builder()
+            .budgetBytes(256)
+            .slabBytes(256)
+            .policy(new BeladyPolicy((id, step) -> id >= step ? id : NextUse.NEVER))
+            .build()) {
+      for (long id = 10; id < 14; id++) {
+        assertTrue(c.put(id, bytesOf(id, 64)));
+      }
+      // Needed at 20, later than everything cached: no room is made.
+      assertEquals(null, c.reserveBefore(20, 64, 20));
+      assertEquals(4, c.stats().entries());
+      assertEquals(0, c.stats().evictions());
+      // Needed at 12: sample 13 (needed at 13) goes, 10..12 stay.
+      try (Reservation r = c.reserveBefore(5, 64, 12)) {
+        assertTrue(r != null, "room for a sample needed before the farthest one");
+        r.commit();
+      }
+      assertTrue(c.contains(12) && !c.contains(13), "the farthest was evicted");
+      // The plain reserve still evicts as the policy says.
+      try (Reservation r = c.reserve(20, 64)) {
+        assertTrue(r != null);
+      }
+      c.checkInvariants();
+    }
+  }
+
+  @Test
   void contentsReadBackByteIdentical() {
     try (SampleCache c = cache(1 << 20, "lru")) {
       int[] lengths = {0, 1, 7, 63, 64, 65, 4095, 4096, 4097, 100_000};
