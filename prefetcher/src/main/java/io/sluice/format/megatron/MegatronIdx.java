@@ -269,8 +269,10 @@ final class MegatronIdx {
   /**
    * The JVM's answer to SIGBUS, a read of a mapped page the file no longer has: the {@code .idx}
    * was truncated while open. Reported as bad input, not left to take the daemon's thread down.
+   * Compiled code may raise the error a little after the faulting read, outside the accessor's own
+   * catch, so callers reading entries in a loop catch it too.
    */
-  private DatasetFormatException shrunk(long offset, InternalError e) {
+  DatasetFormatException shrunk(long offset, InternalError e) {
     return new DatasetFormatException(
         path, offset, "mapped .idx shrank while open (changed since indexing?)", e);
   }

@@ -135,37 +135,43 @@ public final class MegatronSource implements SampleSource, SampleExtents {
     int[] lengths = new int[count];
     long[] pointers = new long[count];
     long elements = 0;
-    for (int r = 0; r < count; r++) {
-      long id = sampleIds[r];
-      int shard = layout.shardOf(id);
-      long seq = id - layout.firstSampleOf(shard);
-      MegatronIdx idx = indexes[shard];
-      int length = idx.length(seq);
-      long pointer = idx.pointer(seq);
-      long binLength = bins[shard].lengthBytes();
-      if (length < 0) {
-        throw new DatasetFormatException(
-            idx.path(),
-            idx.lengthOffset(seq),
-            "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
+    int current = -1;
+    try {
+      for (int r = 0; r < count; r++) {
+        long id = sampleIds[r];
+        int shard = layout.shardOf(id);
+        current = shard;
+        long seq = id - layout.firstSampleOf(shard);
+        MegatronIdx idx = indexes[shard];
+        int length = idx.length(seq);
+        long pointer = idx.pointer(seq);
+        long binLength = bins[shard].lengthBytes();
+        if (length < 0) {
+          throw new DatasetFormatException(
+              idx.path(),
+              idx.lengthOffset(seq),
+              "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
+        }
+        if (pointer < 0 || pointer > binLength - (long) length * item) {
+          throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
+        }
+        elements += length;
+        if (elements > Integer.MAX_VALUE) {
+          throw new DatasetFormatException(
+              idx.path(),
+              idx.lengthOffset(seq),
+              "a batch of "
+                  + count
+                  + " sequences holds more than 2^31-1 elements, past an Arrow list's int32 offsets;"
+                  + " use a smaller batch_size");
+        }
+        shardOf[r] = shard;
+        sequenceOf[r] = seq;
+        lengths[r] = length;
+        pointers[r] = pointer;
       }
-      if (pointer < 0 || pointer > binLength - (long) length * item) {
-        throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
-      }
-      elements += length;
-      if (elements > Integer.MAX_VALUE) {
-        throw new DatasetFormatException(
-            idx.path(),
-            idx.lengthOffset(seq),
-            "a batch of "
-                + count
-                + " sequences holds more than 2^31-1 elements, past an Arrow list's int32 offsets;"
-                + " use a smaller batch_size");
-      }
-      shardOf[r] = shard;
-      sequenceOf[r] = seq;
-      lengths[r] = length;
-      pointers[r] = pointer;
+    } catch (InternalError e) {
+      throw indexes[current].shrunk(-1, e); // see MegatronIdx#shrunk
     }
     // Pass 2: allocate exactly, then read each sequence into its slot of the data buffer.
     tokens.setInitialTotalCapacity(count, (int) elements);
@@ -213,8 +219,14 @@ public final class MegatronSource implements SampleSource, SampleExtents {
   /** The sequence's byte length, checked against the index and the .bin as fill checks it. */
   private int checkedLength(int shard, long seq) {
     MegatronIdx idx = indexes[shard];
-    int length = idx.length(seq);
-    long pointer = idx.pointer(seq);
+    int length;
+    long pointer;
+    try {
+      length = idx.length(seq);
+      pointer = idx.pointer(seq);
+    } catch (InternalError e) {
+      throw idx.shrunk(-1, e); // see MegatronIdx#shrunk
+    }
     long binLength = bins[shard].lengthBytes();
     int item = dtype.itemSizeBytes();
     if (length < 0) {
@@ -255,7 +267,7 @@ public final class MegatronSource implements SampleSource, SampleExtents {
       throw new IllegalArgumentException(
           "dst.remaining=" + dst.remaining() + " != sequence length " + bytes + " bytes");
     }
-    long pointer = indexes[shard].pointer(seq);
+    long pointer = offsetOf(sampleId);
     ReadFile bin = bins[shard];
     try {
       bin.readFully(pointer, dst);
