@@ -16,9 +16,8 @@ import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.prefetch.PrefetchStats;
 import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
-import io.sluice.read.IoUringReadBackend;
-import io.sluice.read.PosixReadBackend;
 import io.sluice.read.ReadBackend;
+import io.sluice.read.ReadBackends;
 import io.sluice.read.ReadFile;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -213,14 +212,7 @@ public final class ReadEngineBench {
   }
 
   private static ReadBackend backend(String name) {
-    return switch (name) {
-      case "posix" -> new PosixReadBackend();
-      case "io_uring" -> new IoUringReadBackend(false);
-      case "io_uring+direct" -> new IoUringReadBackend(true);
-      default ->
-          throw new IllegalArgumentException(
-              "backend=" + name + " must be one of posix, io_uring, io_uring+direct");
-    };
+    return ReadBackends.select(name);
   }
 
   /** Every shard front to back in 1 MiB reads, 16 in flight where the backend batches. */

@@ -2,6 +2,7 @@ package io.sluice.cli;
 
 import io.sluice.bench.ReadEngineBench;
 import io.sluice.prefetch.PrefetchOptions;
+import io.sluice.read.ReadBackends;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -61,7 +62,7 @@ final class BenchCommand implements Callable<Integer> {
         names = "--backends",
         defaultValue = "posix,io_uring",
         split = ",",
-        description = "posix, io_uring, io_uring+direct (default: ${DEFAULT-VALUE}).")
+        description = "Any of auto, posix, io_uring, io_uring+direct (default: ${DEFAULT-VALUE}).")
     List<String> backends;
 
     @Option(
@@ -118,9 +119,10 @@ final class BenchCommand implements Callable<Integer> {
         throw new UsageException("--pace=" + pace + " must be in (0, 1]");
       }
       for (String b : backends) {
-        if (!List.of("posix", "io_uring", "io_uring+direct").contains(b)) {
-          throw new UsageException(
-              "--backends entry '" + b + "' must be posix, io_uring or io_uring+direct");
+        try {
+          ReadBackends.checkChoice(b);
+        } catch (IllegalArgumentException e) {
+          throw new UsageException("--backends entry: " + e.getMessage());
         }
       }
       PrefetchOptions prefetch =

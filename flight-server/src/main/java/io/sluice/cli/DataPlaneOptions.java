@@ -18,7 +18,8 @@ final class DataPlaneOptions {
       names = "--backend",
       defaultValue = "auto",
       description =
-          "Read backend: auto (io_uring where available, else posix), posix, io_uring"
+          "Read backend: auto (io_uring where available, else posix), posix, io_uring,"
+              + " io_uring+direct (O_DIRECT: cold data without the page cache's copy)"
               + " (default: ${DEFAULT-VALUE}).")
   String backend;
 

@@ -84,7 +84,7 @@ public final class IoUringReadBackend implements ReadBackend {
 
   @Override
   public String name() {
-    return NAME;
+    return direct ? ReadBackends.IO_URING_DIRECT : NAME;
   }
 
   /** Whether files are opened with {@code O_DIRECT} (where the file system allows). */

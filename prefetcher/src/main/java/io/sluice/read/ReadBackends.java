@@ -8,12 +8,16 @@ import java.util.logging.Logger;
 
 /**
  * Picks the read backend {@code --backend} names: {@code auto} (io_uring where it works, else
- * posix, saying why once), {@code io_uring} (fails fast with the cause where it does not work) or
- * {@code posix}.
+ * posix, saying why once), {@code io_uring} or {@code io_uring+direct} (files opened O_DIRECT; both
+ * fail fast with the cause where io_uring does not work) or {@code posix}.
  */
 public final class ReadBackends {
   public static final String AUTO = "auto";
-  public static final String CHOICES = "auto, posix, io_uring";
+
+  /** io_uring with files opened {@code O_DIRECT}: cold data skips the page cache's copy. */
+  public static final String IO_URING_DIRECT = "io_uring+direct";
+
+  public static final String CHOICES = "auto, posix, io_uring, io_uring+direct";
 
   private static final Logger LOG = Logger.getLogger(ReadBackends.class.getName());
   private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
@@ -27,7 +31,8 @@ public final class ReadBackends {
   public static ReadBackend select(String choice) {
     return switch (checkChoice(choice)) {
       case PosixReadBackend.NAME -> new PosixReadBackend();
-      case IoUringReadBackend.NAME -> ioUring();
+      case IoUringReadBackend.NAME -> ioUring(false);
+      case IO_URING_DIRECT -> ioUring(true);
       default -> auto();
     };
   }
@@ -41,18 +46,21 @@ public final class ReadBackends {
   public static String checkChoice(String choice) {
     if (!AUTO.equals(choice)
         && !PosixReadBackend.NAME.equals(choice)
-        && !IoUringReadBackend.NAME.equals(choice)) {
+        && !IoUringReadBackend.NAME.equals(choice)
+        && !IO_URING_DIRECT.equals(choice)) {
       throw new IllegalArgumentException("backend=" + choice + " must be one of " + CHOICES);
     }
     return choice;
   }
 
-  private static ReadBackend ioUring() {
+  private static ReadBackend ioUring(boolean direct) {
     try {
-      return new IoUringReadBackend();
+      return new IoUringReadBackend(direct);
     } catch (UnsupportedOperationException | UncheckedIOException e) {
       throw new IllegalStateException(
-          "backend=io_uring is unavailable here: "
+          "backend="
+              + (direct ? IO_URING_DIRECT : IoUringReadBackend.NAME)
+              + " is unavailable here: "
               + e.getMessage()
               + " (use backend=auto or posix)",
           e);

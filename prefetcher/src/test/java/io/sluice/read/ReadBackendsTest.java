@@ -20,7 +20,7 @@ class ReadBackendsTest {
   void unknownChoicesNameTheValueAndTheChoices() {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> ReadBackends.select("x"));
-    assertEquals("backend=x must be one of auto, posix, io_uring", e.getMessage());
+    assertEquals("backend=x must be one of auto, posix, io_uring, io_uring+direct", e.getMessage());
     assertThrows(IllegalArgumentException.class, () -> ReadBackends.select(null));
   }
 
@@ -40,7 +40,15 @@ class ReadBackendsTest {
       try (ReadBackend b = ReadBackends.select("auto")) {
         assertEquals("io_uring", b.name());
       }
+      try (ReadBackend b = ReadBackends.select("io_uring+direct")) {
+        assertEquals("io_uring+direct", b.name());
+      }
     } else {
+      IllegalStateException direct =
+          assertThrows(IllegalStateException.class, () -> ReadBackends.select("io_uring+direct"));
+      assertTrue(
+          direct.getMessage().startsWith("backend=io_uring+direct is unavailable here"),
+          direct.getMessage());
       IllegalStateException e =
           assertThrows(IllegalStateException.class, () -> ReadBackends.select("io_uring"));
       assertTrue(e.getMessage().startsWith("backend=io_uring is unavailable here"), e.getMessage());
