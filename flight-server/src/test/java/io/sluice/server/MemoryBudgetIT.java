@@ -94,7 +94,7 @@ class MemoryBudgetIT {
     }
   }
 
-  /** {@code sluice serve} in its own JVM, as the launcher starts it. */
+  /** {@code sluice serve} in its own JVM, with the flags and heap the launcher gives it. */
   private Process startDaemon() throws Exception {
     Path module = Path.of("").toAbsolutePath();
     Path jar = module.resolve("target/sluice-flight-server.jar");
@@ -107,6 +107,8 @@ class MemoryBudgetIT {
         cmd.add(flag);
       }
     }
+    // The heap the launcher gives serve (192 MiB + budget/16): the heap is outside the budget.
+    cmd.add("-Xmx" + ((192L << 20) + BUDGET / 16));
     cmd.addAll(
         List.of(
             "-cp",
