@@ -329,9 +329,14 @@ public final class ReadEngineBench {
                               source.fillFrom(ids, ids.length, b.bytes(), root);
                               root.setRowCount(ids.length);
                             }
+                            long stalled = c.stats().snapshot().stallNanos() - stalledBefore;
                             if (step >= plan.stepCount() / 10) {
-                              steadyStall[rank] +=
-                                  c.stats().snapshot().stallNanos() - stalledBefore;
+                              steadyStall[rank] += stalled;
+                            }
+                            if (stalled > 5_000_000
+                                && System.getenv("SLUICE_BENCH_STALLS") != null) {
+                              out.printf(
+                                  "  stall rank %d step %d: %.1f ms%n", rank, step, stalled / 1e6);
                             }
                             if (periodNs > 0) {
                               Thread.sleep(periodNs / 1_000_000, (int) (periodNs % 1_000_000));

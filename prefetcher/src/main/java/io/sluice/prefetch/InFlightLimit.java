@@ -21,6 +21,7 @@ public final class InFlightLimit {
 
   private long roundStart = -1;
   private int roundCount;
+  private boolean roundBound; // a read waited for a slot during this round
   private double lastRate; // reads per nanosecond at lastLimit
   private int lastLimit;
   private int rest;
@@ -41,6 +42,14 @@ public final class InFlightLimit {
     return limit;
   }
 
+  /**
+   * A read had to wait for a slot: the limit, not the demand, paced this round. Rounds without one
+   * say nothing about the device (the consumers were slower than it) and change nothing.
+   */
+  public synchronized void onBlocked() {
+    roundBound = true;
+  }
+
   /** One read completed now. */
   public void onComplete() {
     onComplete(System.nanoTime());
@@ -58,6 +67,10 @@ public final class InFlightLimit {
     double rate = roundCount / (double) Math.max(1, nowNanos - roundStart);
     roundStart = nowNanos;
     roundCount = 0;
+    if (!roundBound) {
+      return; // demand-limited: throughput here measures the consumers, not the device
+    }
+    roundBound = false;
     if (lastRate == 0) {
       accept(rate, up());
       return;

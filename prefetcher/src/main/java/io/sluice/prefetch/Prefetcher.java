@@ -61,11 +61,8 @@ public final class Prefetcher implements AutoCloseable {
 
   private static final long IDLE_WAIT_MS = 100;
 
-  /** During a stream's warm-up, steps this close to it are read tight (no reading around). */
+  /** Steps this close to the slowest stream are read tight first, their neighbours after. */
   static final int NEAR_STEPS = 4;
-
-  /** A stream's first steps, during which near steps are read tight. */
-  static final int WARMUP_STEPS = 32;
 
   private static final long CLOSE_WAIT_NS = TimeUnit.SECONDS.toNanos(10);
 
@@ -84,6 +81,7 @@ public final class Prefetcher implements AutoCloseable {
   private final ScratchPool scratch;
   private final InFlightLimit limit;
   private final PrefetchStats stats = new PrefetchStats();
+
   private final ConcurrentHashMap<Long, CompletableFuture<Void>> loading =
       new ConcurrentHashMap<>();
   private final ReentrantLock lock = new ReentrantLock();
@@ -354,10 +352,11 @@ public final class Prefetcher implements AutoCloseable {
       need[n++] = id;
     }
     long now = minTakenNow();
-    // While a stream starts, read only what its next few steps need, as soon as possible; from
-    // then on read around (whole chunks, kept neighbours), which costs the device far less per
-    // sample even when a stream is waiting.
-    boolean roomy = abs - now >= NEAR_STEPS || abs - c.startStep >= WARMUP_STEPS;
+    // A step far enough ahead is read in whole chunks (the needed samples with the neighbours worth
+    // keeping). A step due soon is read tight first, its needed samples alone, and the neighbours
+    // after, in reads of their own: the stream gets its batch without waiting for whole chunks,
+    // and the device still sees long reads.
+    boolean roomy = abs - now >= NEAR_STEPS;
     long bytes = 0;
     int i = 0;
     while (i < n) {
@@ -390,8 +389,7 @@ public final class Prefetcher implements AutoCloseable {
       long max = options.maxReadBytes();
       long chunkStart = start / max * max;
       long lo = need[i];
-      while (roomy
-          && lo > 0
+      while (lo > 0
           && extents.fileOf(lo - 1) == file
           && extents.offsetOf(lo - 1) >= chunkStart
           && end - extents.offsetOf(lo - 1) <= max
@@ -400,14 +398,26 @@ public final class Prefetcher implements AutoCloseable {
       }
       long spanStart = extents.offsetOf(lo);
       long hi = need[j - 1] + 1;
-      while (roomy
-          && hi < totalSamples
+      while (hi < totalSamples
           && extents.fileOf(hi) == file
           && extents.offsetOf(hi) + extents.lengthOf(hi) - spanStart <= max
           && keepWorthy(hi, now)) {
         hi++;
       }
-      bytes += issueRange(file, need, i, j, lo, hi, abs, now);
+      if (roomy) {
+        bytes += issueRange(file, need, i, j, lo, hi, abs, now);
+      } else {
+        bytes += issueRange(file, need, i, j, need[i], need[j - 1] + 1, abs, now);
+        // A stream's very first steps: nothing is read yet, so the neighbours wait for the
+        // chunk reads of the steps after (which come right behind these tight reads).
+        boolean opening = abs - c.startStep < NEAR_STEPS;
+        if (!opening && lo < need[i]) {
+          issueRange(file, need, i, i, lo, need[i], abs, now);
+        }
+        if (!opening && hi > need[j - 1] + 1) {
+          issueRange(file, need, j, j, need[j - 1] + 1, hi, abs, now);
+        }
+      }
       i = j;
     }
     lock.lock();
@@ -591,6 +601,9 @@ public final class Prefetcher implements AutoCloseable {
   private void acquireInFlight() throws InterruptedException {
     lock.lock();
     try {
+      if (inFlight >= limit.limit()) {
+        limit.onBlocked();
+      }
       while (inFlight >= limit.limit()) {
         changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
       }

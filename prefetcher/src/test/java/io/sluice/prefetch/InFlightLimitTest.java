@@ -19,6 +19,7 @@ class InFlightLimitTest {
       int n = l.limit();
       double perRead = serviceNanos / (double) Math.min(n, parallel);
       for (int i = 0; i < n; i++) {
+        l.onBlocked(); // the device, not the demand, is the bottleneck here
         now += (long) perRead;
         l.onComplete(now);
       }
@@ -53,6 +54,16 @@ class InFlightLimitTest {
     int after = settle(l, 8, 100_000, 400); // then only 8 at once
     assertTrue(after < before, "limit " + before + " -> " + after);
     assertTrue(after <= 32, "limit=" + after + " for a device serving 8 at once");
+  }
+
+  @Test
+  void roundsPacedByTheConsumersChangeNothing() {
+    InFlightLimit l = new InFlightLimit(4, 256, 64);
+    for (int i = 0; i < 10_000; i++) {
+      now += 1_000_000; // slow consumers: one read a millisecond, never waiting for a slot
+      l.onComplete(now);
+    }
+    assertEquals(64, l.limit());
   }
 
   @Test
