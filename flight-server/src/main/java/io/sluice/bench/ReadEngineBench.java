@@ -19,6 +19,7 @@ import io.sluice.prefetch.StreamStats;
 import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadBackends;
 import io.sluice.read.ReadFile;
+import io.sluice.read.ReadFiles;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -215,12 +216,12 @@ public final class ReadEngineBench {
     return ReadBackends.select(name);
   }
 
-  /** Every shard front to back in 1 MiB reads, 16 in flight where the backend batches. */
+  /** Every shard front to back in 1 MiB reads, 64 in flight where the backend batches. */
   private Result sequential(String backendName) throws IOException {
     boolean cold = canDrop && dropCaches();
     Manifest m = Manifest.read(o.dir());
     int chunk = 1 << 20;
-    int depth = 16;
+    int depth = 64; // as deep as the read-ahead goes in practice: the ceiling must not be the queue
     List<ByteBuffer> buffers = new ArrayList<>();
     for (int i = 0; i < depth; i++) {
       buffers.add(ByteBuffer.allocateDirect(chunk + 4096).alignedSlice(4096));
@@ -228,29 +229,35 @@ public final class ReadEngineBench {
     long bytes = 0;
     long t0 = System.nanoTime();
     try (ReadBackend backend = backend(backendName)) {
-      for (var shard : m.shards()) {
-        try (ReadFile f = backend.open(o.dir().resolve(shard.path()))) {
+      List<ReadFile> files = new ArrayList<>();
+      try {
+        for (var shard : m.shards()) {
+          files.add(backend.open(o.dir().resolve(shard.path())));
+        }
+        // One queue across shard boundaries: draining it at the end of every shard would
+        // measure the pipeline's restarts, not the device.
+        List<CompletableFuture<Void>> inFlight = new ArrayList<>();
+        long n = 0;
+        for (ReadFile f : files) {
           long length = f.lengthBytes();
-          if (backend.prefersBatches()) {
-            List<CompletableFuture<Void>> inFlight = new ArrayList<>();
-            for (long off = 0; off < length; off += chunk) {
+          for (long off = 0; off < length; off += chunk, n++) {
+            ByteBuffer b = buffers.get((int) (n % depth));
+            if (backend.prefersBatches()) {
               if (inFlight.size() == depth) {
-                inFlight.removeFirst().join();
+                inFlight.removeFirst().join(); // the read that last used this buffer
               }
-              ByteBuffer b = buffers.get((int) ((off / chunk) % depth));
               b.clear().limit((int) Math.min(chunk, length - off));
               inFlight.add(backend.readAsync(f, off, b));
-            }
-            inFlight.forEach(CompletableFuture::join);
-          } else {
-            ByteBuffer b = buffers.getFirst();
-            for (long off = 0; off < length; off += chunk) {
+            } else {
               b.clear().limit((int) Math.min(chunk, length - off));
               f.readFully(off, b);
             }
           }
           bytes += length;
         }
+        inFlight.forEach(CompletableFuture::join);
+      } finally {
+        ReadFiles.closeAll(files.toArray(ReadFile[]::new));
       }
     }
     double s = (System.nanoTime() - t0) / 1e9;
