@@ -188,13 +188,22 @@ final class ReadEngine implements AutoCloseable {
     List<JobStats> out = new ArrayList<>();
     for (Job j : jobs.values()) {
       out.add(
-          new JobStats(j.key, j.prefetcher.stats(), j.cache.stats(), j.prefetcher.consumerCount()));
+          new JobStats(
+              j.key,
+              backend.name(),
+              j.prefetcher.stats(),
+              j.cache.stats(),
+              j.prefetcher.streams()));
     }
     return out;
   }
 
   record JobStats(
-      JobKey key, PrefetchStats.Snapshot prefetch, io.sluice.cache.CacheStats cache, int streams) {}
+      JobKey key,
+      String backend,
+      PrefetchStats.Snapshot prefetch,
+      io.sluice.cache.CacheStats cache,
+      List<Prefetcher.StreamView> streams) {}
 
   @Override
   public synchronized void close() {

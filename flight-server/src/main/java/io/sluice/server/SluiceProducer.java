@@ -1,6 +1,10 @@
 package io.sluice.server;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.sluice.client.Delivery;
+import io.sluice.client.Protocol;
 import io.sluice.client.ProtocolException;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
@@ -8,6 +12,7 @@ import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
 import io.sluice.prefetch.Prefetcher;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -17,6 +22,8 @@ import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import org.apache.arrow.flight.Action;
+import org.apache.arrow.flight.ActionType;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.Criteria;
 import org.apache.arrow.flight.FlightDescriptor;
@@ -24,6 +31,7 @@ import org.apache.arrow.flight.FlightEndpoint;
 import org.apache.arrow.flight.FlightInfo;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.NoOpFlightProducer;
+import org.apache.arrow.flight.Result;
 import org.apache.arrow.flight.Ticket;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.types.pojo.Schema;
@@ -67,6 +75,37 @@ final class SluiceProducer extends NoOpFlightProducer {
   long rejectedRequests() {
     return rejectedRequests.get();
   }
+
+  @Override
+  public void listActions(CallContext context, StreamListener<ActionType> listener) {
+    listener.onNext(
+        new ActionType(
+            Protocol.STATS_ACTION,
+            "read-ahead counters per job and stream, as JSON (hits, misses, stalls, reads, lead)"));
+    listener.onCompleted();
+  }
+
+  @Override
+  public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
+    if (!Protocol.STATS_ACTION.equals(action.getType())) {
+      listener.onError(
+          reject(
+              CallStatus.UNIMPLEMENTED.withDescription(
+                  "action=" + action.getType() + " is not known (known: stats)")));
+      return;
+    }
+    try {
+      Map<String, Object> out = new LinkedHashMap<>();
+      out.put("jobs", readEngine.stats());
+      listener.onNext(new Result(STATS_JSON.writeValueAsBytes(out)));
+      listener.onCompleted();
+    } catch (JsonProcessingException e) {
+      listener.onError(CallStatus.INTERNAL.withDescription(e.getMessage()).toRuntimeException());
+    }
+  }
+
+  private static final ObjectMapper STATS_JSON =
+      new ObjectMapper().setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE);
 
   @Override
   public void listFlights(

@@ -197,6 +197,44 @@ class DaemonIT {
     assertTrue(java.util.Arrays.equals(e0, again));
   }
 
+  @Test
+  void theStatsActionReportsEachJobsReadAheadAndStreams() throws Exception {
+    // A plan family of its own (seed 77, batch 7), so other tests' jobs do not blur the counts.
+    StreamRequest r = StreamRequest.of("t", 0, 1, 7).withSeed(77);
+    int batches = readRank(r, Integer.MAX_VALUE).size();
+    assertEquals((N + 6) / 7, batches);
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
+      var results = client.flightForTests().doAction(new org.apache.arrow.flight.Action("stats"));
+      assertTrue(results.hasNext());
+      com.fasterxml.jackson.databind.JsonNode json =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(results.next().getBody());
+      com.fasterxml.jackson.databind.JsonNode job = null;
+      for (com.fasterxml.jackson.databind.JsonNode j : json.get("jobs")) {
+        if (j.at("/key/seed").asLong() == 77 && j.at("/key/batch_size").asInt() == 7) {
+          job = j;
+        }
+      }
+      assertTrue(job != null, json.toString());
+      assertEquals("t", job.at("/key/dataset").asText());
+      assertEquals(daemon.backendName(), job.get("backend").asText());
+      long read = job.at("/prefetch/samples_read").asLong();
+      long cached = job.at("/cache/hits").asLong();
+      assertTrue(read > 0 || cached > 0, job.toString());
+      assertTrue(job.at("/cache/budget_bytes").asLong() > 0, job.toString());
+      assertEquals(0, job.get("streams").size(), "the stream ended: " + job);
+      FlightRuntimeException e =
+          assertThrows(
+              FlightRuntimeException.class,
+              () ->
+                  client
+                      .flightForTests()
+                      .doAction(new org.apache.arrow.flight.Action("reboot"))
+                      .hasNext());
+      assertEquals(FlightStatusCode.UNIMPLEMENTED, e.status().code(), e.getMessage());
+      assertTrue(e.getMessage().contains("action=reboot"), e.getMessage());
+    }
+  }
+
   static FlightRuntimeException infoError(String json) {
     try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
       return assertThrows(

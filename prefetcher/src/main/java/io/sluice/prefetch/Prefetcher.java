@@ -191,6 +191,23 @@ public final class Prefetcher implements AutoCloseable {
     return failure;
   }
 
+  /** One attached stream's counters. */
+  public record StreamView(int rank, long epoch, StreamStats.Snapshot stats) {}
+
+  /** Each attached stream's counters now. */
+  public List<StreamView> streams() {
+    lock.lock();
+    try {
+      List<StreamView> out = new ArrayList<>(consumers.size());
+      for (Consumer c : consumers) {
+        out.add(new StreamView(c.rank, c.epoch, c.streamStats.snapshot()));
+      }
+      return out;
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Consumers (streams) attached now. */
   public int consumerCount() {
     lock.lock();

@@ -14,5 +14,12 @@ public final class Protocol {
   /** Default daemon port. */
   public static final int DEFAULT_PORT = 8815;
 
+  /**
+   * Flight action returning the daemon's read-ahead counters as one JSON result: per job (dataset
+   * and plan family) the prefetcher's reads, the cache's hits and bytes, and each attached stream's
+   * batches, hits, misses, stalls and lead.
+   */
+  public static final String STATS_ACTION = "stats";
+
   private Protocol() {}
 }
