@@ -22,9 +22,11 @@ import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongFunction;
@@ -60,6 +62,9 @@ public final class Prefetcher implements AutoCloseable {
   static final long SCRATCH_BYTES = 64L << 20;
 
   private static final long IDLE_WAIT_MS = 100;
+
+  /** A stream waits this long for a sample being read ahead, then reads it itself. */
+  static final long LOADING_WAIT_SECONDS = 30;
 
   /** Steps this close to the slowest stream are read tight first, their neighbours after. */
   static final int NEAR_STEPS = 4;
@@ -516,13 +521,19 @@ public final class Prefetcher implements AutoCloseable {
     for (Part p : parts) {
       loading.put(p.id, p.done);
     }
-    if (inOneSpan(parts)) {
-      submit(file, parts);
-    } else {
-      // A layout whose ids do not follow the file order (possible in a hand-built index): never
-      // join what the format does not place side by side.
-      for (Part p : parts) {
-        submit(file, List.of(p));
+    // A layout whose ids do not follow the file order (possible in a hand-built index): never
+    // join what the format does not place side by side.
+    List<List<Part>> reads =
+        inOneSpan(parts) ? List.of(parts) : parts.stream().map(List::of).toList();
+    for (int r = 0; r < reads.size(); r++) {
+      try {
+        submit(file, reads.get(r));
+      } catch (RuntimeException | InterruptedException e) {
+        // Not submitted: give these samples up, or a stream would wait for them forever.
+        for (int q = r; q < reads.size(); q++) {
+          abandon(reads.get(q));
+        }
+        throw e;
       }
     }
     return neededBytes;
@@ -548,30 +559,43 @@ public final class Prefetcher implements AutoCloseable {
     int length = (int) (end - start);
     ByteBuffer target;
     ByteBuffer buffer = null;
-    if (parts.size() == 1) {
-      target = parts.getFirst().reservation.segment().asByteBuffer();
-    } else {
-      buffer = scratch.take();
-      target = buffer.clear().limit(length);
-    }
-    acquireInFlight();
-    ReadFile rf = extents.file(file);
-    long issued = System.nanoTime();
+    boolean slot = false;
     CompletableFuture<Void> read;
-    if (blockingReads == null) {
-      read = backend.readAsync(rf, start, target);
-    } else {
-      ByteBuffer t = target;
-      read =
-          CompletableFuture.runAsync(
-              () -> {
-                try {
-                  rf.readFully(start, t);
-                } catch (IOException e) {
-                  throw new UncheckedIOException(e);
-                }
-              },
-              blockingReads);
+    long issued;
+    try {
+      if (parts.size() == 1) {
+        target = parts.getFirst().reservation.segment().asByteBuffer();
+      } else {
+        buffer = scratch.take();
+        target = buffer.clear().limit(length);
+      }
+      acquireInFlight();
+      slot = true;
+      ReadFile rf = extents.file(file);
+      issued = System.nanoTime();
+      if (blockingReads == null) {
+        read = backend.readAsync(rf, start, target);
+      } else {
+        ByteBuffer t = target;
+        read =
+            CompletableFuture.runAsync(
+                () -> {
+                  try {
+                    rf.readFully(start, t);
+                  } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                  }
+                },
+                blockingReads);
+      }
+    } catch (RuntimeException | InterruptedException e) {
+      if (buffer != null) {
+        scratch.give(buffer);
+      }
+      if (slot) {
+        releaseSlot();
+      }
+      throw e;
     }
     ByteBuffer scratchBuffer = buffer;
     // Copying a coalesced read out and committing its samples takes a while: never on the ring
@@ -587,6 +611,25 @@ public final class Prefetcher implements AutoCloseable {
     stats.reads.increment();
     if (parts.size() > 1) {
       stats.coalescedReads.increment();
+    }
+  }
+
+  /** Gives up samples whose read was never submitted: streams will read them on demand. */
+  private void abandon(List<Part> parts) {
+    for (Part p : parts) {
+      p.reservation.close();
+      loading.remove(p.id, p.done);
+      p.done.complete(null);
+    }
+  }
+
+  private void releaseSlot() {
+    lock.lock();
+    try {
+      inFlight--;
+      changed.signalAll();
+    } finally {
+      lock.unlock();
     }
   }
 
@@ -669,13 +712,7 @@ public final class Prefetcher implements AutoCloseable {
       if (buffer != null) {
         scratch.give(buffer);
       }
-      lock.lock();
-      try {
-        inFlight--;
-        changed.signalAll();
-      } finally {
-        lock.unlock();
-      }
+      releaseSlot();
     }
   }
 
@@ -793,7 +830,7 @@ public final class Prefetcher implements AutoCloseable {
             CompletableFuture<Void> f = loading.get(id);
             if (f != null) {
               long t = System.nanoTime();
-              f.join(); // completes normally, even when the read failed
+              awaitLoading(f, id);
               waited += System.nanoTime() - t;
             }
           }
@@ -834,6 +871,30 @@ public final class Prefetcher implements AutoCloseable {
       }
       streamStats.batch(hits, misses, waited, wasFirst);
       return new Batch(this, abs, bytes, handles, missArena);
+    }
+
+    /**
+     * Waits for a read-ahead of {@code id} (its future completes normally even when the read
+     * fails). A read that never completes would be a bug; the stream does not hang on it but reads
+     * the sample itself after {@value #LOADING_WAIT_SECONDS} s, saying so.
+     */
+    private void awaitLoading(CompletableFuture<Void> f, long id) throws IOException {
+      try {
+        f.get(LOADING_WAIT_SECONDS, TimeUnit.SECONDS);
+      } catch (TimeoutException e) {
+        LOG.warning(
+            name
+                + ": read-ahead of sample_id="
+                + id
+                + " did not finish in "
+                + LOADING_WAIT_SECONDS
+                + " s; reading it on demand");
+      } catch (ExecutionException e) {
+        // not thrown: the future completes normally
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted waiting for sample_id=" + id);
+      }
     }
 
     /**

@@ -345,6 +345,58 @@ class PrefetcherTest {
     }
   }
 
+  /** A backend that breaks its own contract: every third readAsync throws instead of failing. */
+  private static final class ThrowingBackend implements ReadBackend {
+    private final ReadBackend inner = new PosixReadBackend();
+    private final java.util.concurrent.atomic.AtomicLong calls =
+        new java.util.concurrent.atomic.AtomicLong();
+
+    @Override
+    public String name() {
+      return "throwing";
+    }
+
+    @Override
+    public io.sluice.read.ReadFile open(Path path) throws IOException {
+      return inner.open(path);
+    }
+
+    @Override
+    public java.util.concurrent.CompletableFuture<Void> readAsync(
+        io.sluice.read.ReadFile file, long offset, ByteBuffer dst) {
+      if (calls.incrementAndGet() % 3 == 0) {
+        throw new IllegalStateException("boom");
+      }
+      return inner.readAsync(file, offset, dst);
+    }
+
+    @Override
+    public boolean prefersBatches() {
+      return true;
+    }
+
+    @Override
+    public void close() {
+      inner.close();
+    }
+  }
+
+  @Test
+  @org.junit.jupiter.api.Timeout(60) // a hang guard: a read never submitted must not block a stream
+  void aReadThatCannotBeSubmittedNeverLeavesAStreamWaiting() throws IOException {
+    writeDataset();
+    try (ReadBackend backend = new ThrowingBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, backend);
+        SampleCache cache = cache(1 << 20)) {
+      LongFunction<EpochPlan> plans = plans(source, "global", 2, 16);
+      try (Prefetcher p =
+          new Prefetcher("t", source, TOTAL, backend, cache, plans, PrefetchOptions.defaults())) {
+        assertEquals(TOTAL, runEpoch(p, plans, 0, 2, null).size());
+        assertTrue(p.stats().failedReads() > 0, p.stats().toString());
+      }
+    }
+  }
+
   @Test
   void resumingMidEpochReadsOnlyWhatComesAfter() throws IOException {
     writeDataset();
