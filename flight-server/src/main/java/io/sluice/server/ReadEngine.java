@@ -66,7 +66,6 @@ final class ReadEngine implements AutoCloseable {
     final Prefetcher prefetcher;
     final SampleCache cache;
     final long budget;
-    private final Map<Long, EpochPlan> plans = new ConcurrentHashMap<>();
 
     Job(JobKey key, Prefetcher prefetcher, SampleCache cache, long budget) {
       this.key = key;
@@ -97,22 +96,10 @@ final class ReadEngine implements AutoCloseable {
     if (job != null) {
       return job;
     }
-    long datasetUse = 0;
-    for (Job j : jobs.values()) {
-      if (j.key.dataset().equals(key.dataset())) {
-        datasetUse += j.budget;
-      }
-    }
-    long room = Math.min(perDataset - datasetUse, cacheBudget - reserved);
+    long room = roomFor(key.dataset());
     if (room < MIN_JOB_CACHE_BYTES + Prefetcher.scratchBytes(options)) {
       closeIdleJobs();
-      datasetUse = 0;
-      for (Job j : jobs.values()) {
-        if (j.key.dataset().equals(key.dataset())) {
-          datasetUse += j.budget;
-        }
-      }
-      room = Math.min(perDataset - datasetUse, cacheBudget - reserved);
+      room = roomFor(key.dataset());
     }
     long cacheBytes = room - Prefetcher.scratchBytes(options);
     if (cacheBytes < MIN_JOB_CACHE_BYTES) {
@@ -141,7 +128,14 @@ final class ReadEngine implements AutoCloseable {
               dataset.source().layout().totalSamples(),
               backend,
               cache,
-              epoch -> plans.computeIfAbsent(epoch, e -> plan(dataset, key, e, plans)),
+              epoch -> {
+                if (plans.size() > 8) {
+                  // Only the current and next epochs are asked for in practice. Cleared here,
+                  // never inside computeIfAbsent, which must not see its map change.
+                  plans.clear();
+                }
+                return plans.computeIfAbsent(epoch, e -> plan(dataset, key, e));
+              },
               options);
     } catch (RuntimeException e) {
       cache.close();
@@ -153,11 +147,18 @@ final class ReadEngine implements AutoCloseable {
     return job;
   }
 
-  private static EpochPlan plan(
-      ServedDataset dataset, JobKey key, long epoch, Map<Long, EpochPlan> plans) {
-    if (plans.size() > 8) {
-      plans.clear(); // only the current and next epochs are asked for in practice
+  /** Cache bytes a new job of {@code dataset} may take: its dataset's share and the pool left. */
+  private long roomFor(String dataset) {
+    long datasetUse = 0;
+    for (Job j : jobs.values()) {
+      if (j.key.dataset().equals(dataset)) {
+        datasetUse += j.budget;
+      }
     }
+    return Math.min(perDataset - datasetUse, cacheBudget - reserved);
+  }
+
+  private static EpochPlan plan(ServedDataset dataset, JobKey key, long epoch) {
     GlobalSequence sequence =
         GlobalSequence.of(
             dataset.source().layout(),

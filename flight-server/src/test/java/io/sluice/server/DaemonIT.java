@@ -235,6 +235,21 @@ class DaemonIT {
     }
   }
 
+  @Test
+  void oneJobServesManyEpochsInARow() {
+    // Past the bound of the job's per-epoch plan cache (8), which is then trimmed and refilled.
+    for (int epoch = 0; epoch < 12; epoch++) {
+      StreamRequest r = StreamRequest.of("t", 0, 1, 256).withSeed(901).withEpoch(epoch);
+      java.util.Set<Long> ids = new java.util.HashSet<>();
+      for (Seen b : readRank(r, Integer.MAX_VALUE)) {
+        for (long id : b.ids()) {
+          ids.add(id);
+        }
+      }
+      assertEquals(N, ids.size(), "epoch " + epoch);
+    }
+  }
+
   static FlightRuntimeException infoError(String json) {
     try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
       return assertThrows(
