@@ -151,9 +151,7 @@ public final class Prefetcher implements AutoCloseable {
     this.completions =
         Executors.newFixedThreadPool(
             2, Thread.ofPlatform().daemon().name("sluice-complete-" + name + "-", 0).factory());
-    int scratchCount =
-        (int) Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()));
-    this.scratch = new ScratchPool(scratchCount, options.maxReadBytes());
+    this.scratch = new ScratchPool(scratchBuffers(options), options.maxReadBytes());
     this.limit =
         new InFlightLimit(
             options.minInFlight(),
@@ -166,20 +164,13 @@ public final class Prefetcher implements AutoCloseable {
 
   /** Bytes of scratch buffers a prefetcher with these options may hold, beside its cache. */
   public static long scratchBytes(PrefetchOptions options) {
-    return Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()))
-        * (long) options.maxReadBytes();
+    return scratchBuffers(options) * (long) options.maxReadBytes();
   }
 
-  public String name() {
-    return name;
-  }
-
-  public SampleCache cache() {
-    return cache;
-  }
-
-  public String backendName() {
-    return backend.name();
+  /** Scratch buffers of {@code maxReadBytes}: one per read in flight, within SCRATCH_BYTES. */
+  private static int scratchBuffers(PrefetchOptions options) {
+    return (int)
+        Math.max(2, Math.min(options.maxInFlight(), SCRATCH_BYTES / options.maxReadBytes()));
   }
 
   public PrefetchStats.Snapshot stats() {
@@ -480,8 +471,13 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   private boolean soonNeeded(long id, long now) {
+    return keptUntil(id, now) != NextUse.NEVER;
+  }
+
+  /** The step at which {@code id} is next needed if that is soon enough to keep it, else NEVER. */
+  private long keptUntil(long id, long now) {
     long next = nextUse.nextUseStep(id, now);
-    return next != NextUse.NEVER && next - now <= keepSteps;
+    return next != NextUse.NEVER && next - now <= keepSteps ? next : NextUse.NEVER;
   }
 
   /**
@@ -503,8 +499,8 @@ public final class Prefetcher implements AutoCloseable {
             neededBytes += extents.lengthOf(id);
           }
         } else {
-          long next = nextUse.nextUseStep(id, now);
-          if (next != NextUse.NEVER && next - now <= keepSteps && reserve(id, parts, next, false)) {
+          long next = keptUntil(id, now);
+          if (next != NextUse.NEVER && reserve(id, parts, next, false)) {
             stats.neighboursKept.increment();
           }
         }

@@ -145,16 +145,7 @@ public final class MegatronSource implements SampleSource, SampleExtents {
         MegatronIdx idx = indexes[shard];
         int length = idx.length(seq);
         long pointer = idx.pointer(seq);
-        long binLength = bins[shard].lengthBytes();
-        if (length < 0) {
-          throw new DatasetFormatException(
-              idx.path(),
-              idx.lengthOffset(seq),
-              "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
-        }
-        if (pointer < 0 || pointer > binLength - (long) length * item) {
-          throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
-        }
+        checkEntry(shard, seq, length, pointer);
         elements += length;
         if (elements > Integer.MAX_VALUE) {
           throw new DatasetFormatException(
@@ -186,6 +177,11 @@ public final class MegatronSource implements SampleSource, SampleExtents {
       start += lengths[r];
       offsets.setInt((long) (r + 1) * Integer.BYTES, (int) start);
     }
+    finish(tokens, elements, count);
+  }
+
+  private static void finish(ListVector tokens, long elements, int count) {
+    BaseFixedWidthVector data = (BaseFixedWidthVector) tokens.getDataVector();
     // Non-nullable columns still carry validity bitmaps in Arrow Java: mark every slot valid.
     data.getValidityBuffer().setOne(0L, (elements + 7) / 8);
     tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
@@ -207,7 +203,7 @@ public final class MegatronSource implements SampleSource, SampleExtents {
     int shard = fileOf(sampleId);
     long seq = sampleId - layout.firstSampleOf(shard);
     checkedLength(shard, seq);
-    return indexes[shard].pointer(seq);
+    return pointerOf(shard, seq);
   }
 
   @Override
@@ -227,17 +223,8 @@ public final class MegatronSource implements SampleSource, SampleExtents {
     } catch (InternalError e) {
       throw idx.shrunk(-1, e); // see MegatronIdx#shrunk
     }
-    long binLength = bins[shard].lengthBytes();
+    checkEntry(shard, seq, length, pointer);
     int item = dtype.itemSizeBytes();
-    if (length < 0) {
-      throw new DatasetFormatException(
-          idx.path(),
-          idx.lengthOffset(seq),
-          "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
-    }
-    if (pointer < 0 || pointer > binLength - (long) length * item) {
-      throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
-    }
     if ((long) length * item > MAX_READ_BYTES) {
       throw new DatasetFormatException(
           idx.path(),
@@ -251,6 +238,30 @@ public final class MegatronSource implements SampleSource, SampleExtents {
               + ")");
     }
     return length * item;
+  }
+
+  /** An index entry must have a non-negative length and lie inside the shard's .bin. */
+  private void checkEntry(int shard, long seq, int length, long pointer) {
+    MegatronIdx idx = indexes[shard];
+    long binLength = bins[shard].lengthBytes();
+    if (length < 0) {
+      throw new DatasetFormatException(
+          idx.path(),
+          idx.lengthOffset(seq),
+          "sequence=" + seq + " length=" + length + " must be >= 0 (changed since indexing?)");
+    }
+    if (pointer < 0 || pointer > binLength - (long) length * dtype.itemSizeBytes()) {
+      throw idx.pointerPastBin(seq, pointer, length, bins[shard].path(), binLength);
+    }
+  }
+
+  /** The sequence's offset in the .bin, as stored (checked by {@link #checkedLength}). */
+  private long pointerOf(int shard, long seq) {
+    try {
+      return indexes[shard].pointer(seq);
+    } catch (InternalError e) {
+      throw indexes[shard].shrunk(-1, e); // see MegatronIdx#shrunk
+    }
   }
 
   @Override
@@ -267,25 +278,30 @@ public final class MegatronSource implements SampleSource, SampleExtents {
       throw new IllegalArgumentException(
           "dst.remaining=" + dst.remaining() + " != sequence length " + bytes + " bytes");
     }
-    long pointer = offsetOf(sampleId);
-    ReadFile bin = bins[shard];
+    long pointer = pointerOf(shard, seq);
     try {
-      bin.readFully(pointer, dst);
+      bins[shard].readFully(pointer, dst);
     } catch (IOException e) {
-      throw new DatasetFormatException(
-          bin.path(),
-          pointer,
-          "sequence="
-              + seq
-              + " of "
-              + bytes
-              + " bytes at pointer="
-              + pointer
-              + " could not be read ("
-              + e.getMessage()
-              + ")",
-          e);
+      throw unreadable(shard, seq, bytes, pointer, pointer, e);
     }
+  }
+
+  /** A sequence's bytes could not be read at {@code at} (from {@code pointer}, its start). */
+  private DatasetFormatException unreadable(
+      int shard, long seq, long bytes, long pointer, long at, IOException e) {
+    return new DatasetFormatException(
+        bins[shard].path(),
+        at,
+        "sequence="
+            + seq
+            + " of "
+            + bytes
+            + " bytes at pointer="
+            + pointer
+            + " could not be read ("
+            + e.getMessage()
+            + ")",
+        e);
   }
 
   @Override
@@ -332,10 +348,7 @@ public final class MegatronSource implements SampleSource, SampleExtents {
       start += n / item;
       offsets.setInt((long) (r + 1) * Integer.BYTES, (int) start);
     }
-    data.getValidityBuffer().setOne(0L, (elements + 7) / 8);
-    tokens.getValidityBuffer().setOne(0L, (count + 7L) / 8);
-    tokens.setLastSet(count - 1);
-    tokens.setValueCount(count);
+    finish(tokens, elements, count);
   }
 
   private void read(int shard, long seq, long pointer, long bytes, ArrowBuf buf, long dstOffset) {
@@ -346,19 +359,7 @@ public final class MegatronSource implements SampleSource, SampleExtents {
       try {
         bin.readFully(pointer + done, buf.nioBuffer(dstOffset + done, chunk));
       } catch (IOException e) {
-        throw new DatasetFormatException(
-            bin.path(),
-            pointer + done,
-            "sequence="
-                + seq
-                + " of "
-                + bytes
-                + " bytes at pointer="
-                + pointer
-                + " could not be read ("
-                + e.getMessage()
-                + ")",
-            e);
+        throw unreadable(shard, seq, bytes, pointer, pointer + done, e);
       }
       done += chunk;
     }
