@@ -87,3 +87,16 @@ def _wrap(arr, as_torch):
         # same one a widening astype would have made.
         arr = arr.copy()
     return torch.from_numpy(arr)
+
+
+def detach(batch_dict):
+    """``batch_dict`` with every numpy array that views Arrow memory copied into its own: for
+    batches read in place from shared memory, whose slot the daemon reuses once released. Torch
+    tensors, and arrays widened on conversion, own their memory already."""
+    def own(v):
+        if isinstance(v, np.ndarray) and not v.flags.owndata and not v.flags.writeable:
+            return v.copy()
+        if isinstance(v, list):
+            return [own(x) for x in v]
+        return v
+    return {k: own(v) for k, v in batch_dict.items()}

@@ -7,9 +7,9 @@ import json
 SHUFFLE_MODES = ("global", "block", "shard", "none")
 DELIVERY_MODES = ("cpu", "shm", "cuda", "auto")
 
-# Delivery paths this client reads as-is. The stream names the path it took in app_metadata;
-# "shm" and "cuda" carry descriptors instead of batch bodies and need an importer.
-_READABLE_DELIVERIES = ("cpu",)
+# Delivery paths this client reads. The stream names the path it took in app_metadata; "shm"
+# carries a descriptor of the batch in shared memory instead of the batch (see _shm).
+_READABLE_DELIVERIES = ("cpu", "shm")
 
 
 def normalize_location(url):
@@ -25,10 +25,10 @@ def normalize_location(url):
 
 
 def descriptor_command(dataset, rank, world_size, batch_size, seed, epoch, shuffle, drop_last,
-                       start_cursor, delivery, columns):
+                       start_cursor, delivery, columns, shm_token=None):
     """The UTF-8 JSON command of the FlightDescriptor. Values are sent as given: the daemon
     validates them and answers a bad one with an error naming the field."""
-    return json.dumps({
+    command = {
         "dataset": dataset,
         "rank": rank,
         "world_size": world_size,
@@ -40,7 +40,10 @@ def descriptor_command(dataset, rank, world_size, batch_size, seed, epoch, shuff
         "start_cursor": start_cursor,
         "delivery": delivery,
         "columns": None if columns is None else list(columns),
-    }, separators=(",", ":")).encode("utf-8")
+    }
+    if shm_token is not None:
+        command["shm_token"] = shm_token
+    return json.dumps(command, separators=(",", ":")).encode("utf-8")
 
 
 def parse_batch_metadata(buf):
@@ -61,7 +64,7 @@ def check_readable(meta):
     if delivery not in _READABLE_DELIVERIES:
         raise NotImplementedError(
             "the daemon delivered a batch with delivery=%r; this client reads only %s. "
-            "Ask for delivery='cpu'." % (delivery, ", ".join(_READABLE_DELIVERIES)))
+            "Ask for delivery='cpu' or 'shm'." % (delivery, ", ".join(_READABLE_DELIVERIES)))
 
 
 def is_last_step(meta):

@@ -12,7 +12,7 @@ import warnings
 
 import pyarrow.flight as flight
 
-from . import _convert, _protocol
+from . import _convert, _protocol, _shm
 
 try:
     import torch
@@ -39,8 +39,11 @@ class Dataset(_Base):
         shuffle: ``"global"``, ``"block"``, ``"shard"`` or ``"none"``.
         drop_last: drop the epoch's incomplete last global batch instead of padding it by
             wrapping around (padded rows are the batch's last ``last_metadata["padded"]`` rows).
-        delivery: ``"auto"``, ``"cpu"``, ``"shm"`` or ``"cuda"``; the path taken is in
-            ``last_metadata["delivery"]``. This client reads ``"cpu"`` batches.
+        delivery: ``"auto"`` (shm when this process can map the daemon's shared memory, else
+            cpu), ``"cpu"`` (batches in the Flight stream), ``"shm"`` (batches read in place from
+            the daemon's shared memory: same host only) or ``"cuda"``. The path each batch took
+            is in ``last_metadata["delivery"]``; ``shm_unavailable_cause`` says why auto fell
+            back to cpu.
         columns: the columns to fetch (None: all); ``sample_id`` always comes along.
 
     Each batch is a dict keyed by column: integer lists (``tokens``) as int64 ``[B, L]`` tensors,
@@ -71,6 +74,8 @@ class Dataset(_Base):
         self._epoch_done = False
         self._epoch_pinned = False
         self.last_metadata = {}
+        self._shm_token = None
+        self.shm_unavailable_cause = None
 
     # --- iteration -------------------------------------------------------------------------
 
@@ -86,6 +91,7 @@ class Dataset(_Base):
     def _batches(self, may_start_next_epoch):
         client = flight.FlightClient(self.url)
         try:
+            self._probe_shm(client)
             resumed_at_end = self._cursor > 0 and may_start_next_epoch
             yielded = yield from self._read_epoch(client)
             if yielded == 0 and resumed_at_end:
@@ -102,39 +108,66 @@ class Dataset(_Base):
         position past each batch before handing it out; returns how many it yielded."""
         count = 0
         for batch, meta in self._stream(client):
-            _protocol.check_readable(meta)
             if "cursor" in meta:
                 self._cursor = int(meta["cursor"])
             self._epoch_done = _protocol.is_last_step(meta)
             self.last_metadata = meta
             count += 1
-            yield _convert.batch_to_dict(batch)
+            yield batch
         return count
 
+    def _probe_shm(self, client):
+        if self.delivery not in ("shm", "auto") or self._shm_token is not None:
+            return
+        self._shm_token, self.shm_unavailable_cause = _shm.probe(client)
+        if self._shm_token is None and self.delivery == "shm":
+            raise RuntimeError("delivery='shm' but this process cannot use the daemon's shared "
+                               "memory: %s. Use delivery='auto' to fall back to cpu."
+                               % self.shm_unavailable_cause)
+
     def _stream(self, client):
-        """(RecordBatch, metadata dict) for each step of this rank from the current position."""
+        """(batch dict, metadata dict) for each step of this rank from the current position."""
         command = _protocol.descriptor_command(
             dataset=self.dataset, rank=self.rank, world_size=self.world_size,
             batch_size=self.batch_size, seed=self.seed, epoch=self._epoch, shuffle=self.shuffle,
             drop_last=self.drop_last, start_cursor=self._cursor, delivery=self.delivery,
-            columns=self.columns)
+            columns=self.columns, shm_token=self._shm_token)
         info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
         if len(info.endpoints) != 1:
             raise RuntimeError("dataset=%r: the daemon answered %d endpoints, expected 1"
                                % (self.dataset, len(info.endpoints)))
         reader = client.do_get(info.endpoints[0].ticket)
+        importer = None
         try:
             while True:
                 try:
                     chunk = reader.read_chunk()
                 except StopIteration:
                     return
-                if chunk.data is None:
+                meta = _protocol.parse_batch_metadata(chunk.app_metadata)
+                if meta:
+                    _protocol.check_readable(meta)
+                if meta.get("delivery") == "shm":
+                    if importer is None:
+                        importer = _shm.Importer(reader.schema)
+                    slot = meta.get("shm")
+                    if slot is None:
+                        raise ValueError("a shm batch arrived without its shm descriptor: %r"
+                                         % (meta,))
+                    # Converted (copied out) before the slot goes back to the daemon.
+                    batch = _convert.detach(_convert.batch_to_dict(importer.read(slot)))
+                    importer.release(slot)
+                    yield batch, meta
+                elif chunk.data is None:
                     continue  # metadata-only message
-                yield chunk.data, _protocol.parse_batch_metadata(chunk.app_metadata)
+                else:
+                    yield _convert.batch_to_dict(chunk.data), meta
         except GeneratorExit:
             reader.cancel()  # the consumer stopped early: tell the daemon to stop sending
             raise
+        finally:
+            if importer is not None:
+                importer.close()
 
     # --- epochs and checkpoints ------------------------------------------------------------
 

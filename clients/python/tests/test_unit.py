@@ -97,8 +97,9 @@ def test_metadata():
     assert not _protocol.is_last_step({"step": 2, "steps": 4})
     assert _protocol.parse_batch_metadata(None) == {}
     _protocol.check_readable(meta)
-    with pytest.raises(NotImplementedError, match="shm"):
-        _protocol.check_readable({"delivery": "shm"})
+    _protocol.check_readable({"delivery": "shm"})
+    with pytest.raises(NotImplementedError, match="cuda"):
+        _protocol.check_readable({"delivery": "cuda"})
 
 
 @pytest.mark.parametrize("kw", [dict(batch_size=8.5), dict(batch_size="8"), dict(rank=1.0),

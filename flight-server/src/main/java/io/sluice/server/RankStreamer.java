@@ -1,6 +1,9 @@
 package io.sluice.server;
 
 import io.sluice.client.BatchMetadata;
+import io.sluice.client.Delivery;
+import io.sluice.client.ShmLayout;
+import io.sluice.client.ShmSlot;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
@@ -31,6 +34,12 @@ final class RankStreamer implements Runnable {
   private static final long READY_WAIT_MS = 30_000;
   private static final long DRAIN_WAIT_NS = 10_000_000_000L;
 
+  /** Batches a shm ring holds (halved while the memory budget cannot hold it). */
+  static final int RING_SLOTS = 8;
+
+  static final long MIN_RING_BYTES = 4L << 20;
+  static final long MAX_RING_BYTES = 512L << 20;
+
   private final ServedDataset dataset;
   private final StreamRequest request;
   private final EpochPlan plan;
@@ -38,6 +47,9 @@ final class RankStreamer implements Runnable {
   private final BufferAllocator parent;
   private final ServerStreamListener listener;
   private final Prefetcher.Consumer readAhead;
+  private final ShmDelivery shm;
+  private ShmRing ring;
+  private boolean ringRefused;
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
       new BackpressureStrategy.CallbackBackpressureStrategy();
   private volatile boolean stopRequested;
@@ -49,7 +61,8 @@ final class RankStreamer implements Runnable {
       Schema schema,
       BufferAllocator parent,
       ServerStreamListener listener,
-      Prefetcher.Consumer readAhead) {
+      Prefetcher.Consumer readAhead,
+      ShmDelivery shm) {
     this.dataset = dataset;
     this.request = request;
     this.plan = plan;
@@ -57,6 +70,7 @@ final class RankStreamer implements Runnable {
     this.parent = parent;
     this.listener = listener;
     this.readAhead = readAhead;
+    this.shm = shm;
   }
 
   @Override
@@ -94,6 +108,9 @@ final class RankStreamer implements Runnable {
         e.addSuppressed(alreadyClosed);
       }
     } finally {
+      if (ring != null) {
+        ring.close();
+      }
       if (readAhead != null) {
         readAhead.close();
         StreamStats.Snapshot s = readAhead.stats().snapshot();
@@ -158,12 +175,7 @@ final class RankStreamer implements Runnable {
     long steps = plan.stepCount();
     for (long step = plan.stepAtCursor(request.startCursor()); step < steps; step++) {
       if (!awaitReady()) {
-        if (stopRequested && !listener.isCancelled()) {
-          listener.error(
-              CallStatus.UNAVAILABLE
-                  .withDescription("daemon is shutting down")
-                  .toRuntimeException());
-        }
+        endStopped();
         return;
       }
       plan.fill(request.rank(), step, ids, padded);
@@ -171,13 +183,16 @@ final class RankStreamer implements Runnable {
       for (boolean p : padded) {
         paddedCount += p ? 1 : 0;
       }
-      if (readAhead == null) {
-        try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
-          load(loader, batch);
+      ShmSlot slot = null;
+      try (VectorSchemaRoot batch = assemble(assembler, step, ids, b)) {
+        if (request.delivery() == Delivery.SHM) {
+          slot = writeToRing(batch, allocator);
+          if (slot == STOPPED) {
+            endStopped();
+            return;
+          }
         }
-      } else {
-        try (Prefetcher.Batch samples = readAhead.take(step, ids, b);
-            VectorSchemaRoot batch = assembler.assembleFrom(ids, b, samples.bytes())) {
+        if (slot == null) {
           load(loader, batch);
         }
       }
@@ -186,9 +201,10 @@ final class RankStreamer implements Runnable {
               request.epoch(),
               step,
               plan.cursorAfter(step),
-              request.delivery(),
+              slot != null ? Delivery.SHM : Delivery.CPU,
               paddedCount,
-              steps);
+              steps,
+              slot);
       byte[] json = meta.toJson();
       if (listener.isCancelled()) {
         // gRPC drops a message sent on a cancelled call without releasing its buffers.
@@ -197,9 +213,102 @@ final class RankStreamer implements Runnable {
       ArrowBuf metaBuf = allocator.buffer(json.length);
       metaBuf.setBytes(0, json);
       metaBuf.writerIndex(json.length);
-      listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
+      if (slot != null) {
+        listener.putMetadata(metaBuf); // the batch itself waits in the ring
+      } else {
+        listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
+      }
+    }
+    // The region goes when the stream ends: first let the client read and release every batch.
+    if (ring != null && !awaitAllReleased()) {
+      endStopped();
+      return;
     }
     listener.completed();
+  }
+
+  private void endStopped() {
+    if (stopRequested && !listener.isCancelled()) {
+      listener.error(
+          CallStatus.UNAVAILABLE.withDescription("daemon is shutting down").toRuntimeException());
+    }
+  }
+
+  private VectorSchemaRoot assemble(BatchAssembler assembler, long step, long[] ids, int b)
+      throws Exception {
+    if (readAhead == null) {
+      return assembler.assemble(ids, b);
+    }
+    try (Prefetcher.Batch samples = readAhead.take(step, ids, b)) {
+      return assembler.assembleFrom(ids, b, samples.bytes());
+    }
+  }
+
+  /** Marks "stopped while waiting for ring space" apart from "send this batch inline" (null). */
+  private static final ShmSlot STOPPED = new ShmSlot("stopped", ShmLayout.HEADER_BYTES, 1, 0);
+
+  /**
+   * Writes {@code batch} as one Arrow IPC message into the stream's ring, waiting for the client to
+   * release room. Null when it goes inline instead (no ring fits the budget, or the batch is more
+   * than half the ring); {@link #STOPPED} when the stream ended while waiting.
+   */
+  private ShmSlot writeToRing(VectorSchemaRoot batch, BufferAllocator allocator)
+      throws java.io.IOException {
+    try (ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
+      ShmMessage message = ShmMessage.of(rb);
+      if (ring == null && !ringRefused) {
+        ring = openRing(message.bytes());
+        ringRefused = ring == null;
+      }
+      if (ring == null || message.bytes() > ring.capacity() / 2) {
+        return null;
+      }
+      long seq = ring.nextSeq();
+      long at = ring.place(message.bytes(), () -> stopRequested || listener.isCancelled());
+      if (at < 0) {
+        return STOPPED;
+      }
+      message.writeTo(ring.region(), at);
+      return new ShmSlot(ring.path(), at, message.bytes(), seq);
+    }
+  }
+
+  /** A ring for a few batches of this size, within the budget; null when none fits. */
+  private ShmRing openRing(long messageBytes) throws java.io.IOException {
+    for (int slots = RING_SLOTS; slots >= 2; slots /= 2) {
+      long capacity = Math.max(MIN_RING_BYTES, messageBytes * slots + ShmLayout.MESSAGE_ALIGNMENT);
+      if (capacity > MAX_RING_BYTES) {
+        continue;
+      }
+      String name = dataset.name() + "-r" + request.rank();
+      ShmRing r = shm.newRing(name, capacity, parent);
+      if (r != null) {
+        return r;
+      }
+    }
+    LOG.info(
+        "dataset="
+            + dataset.name()
+            + " rank="
+            + request.rank()
+            + ": no shm ring of "
+            + RING_SLOTS
+            + " x "
+            + messageBytes
+            + " bytes fits the memory budget; sending batches in the stream");
+    return null;
+  }
+
+  private boolean awaitAllReleased() {
+    long park = 50_000;
+    while (ring.unreleased() > 0) {
+      if (stopRequested || listener.isCancelled()) {
+        return false;
+      }
+      java.util.concurrent.locks.LockSupport.parkNanos(park);
+      park = Math.min(park * 2, 5_000_000);
+    }
+    return true;
   }
 
   private static void load(VectorLoader loader, VectorSchemaRoot batch) {

@@ -42,6 +42,7 @@ public final class SluiceDaemon implements AutoCloseable {
   private final long memoryBudgetBytes;
   private final FlightTransport transport;
   private final FlightTransport.Loops loops;
+  private final ShmDelivery shm;
 
   private SluiceDaemon(
       BufferAllocator root,
@@ -53,7 +54,9 @@ public final class SluiceDaemon implements AutoCloseable {
       ReadEngine readEngine,
       long memoryBudgetBytes,
       FlightTransport transport,
-      FlightTransport.Loops loops) {
+      FlightTransport.Loops loops,
+      ShmDelivery shm) {
+    this.shm = shm;
     this.readEngine = readEngine;
     this.memoryBudgetBytes = memoryBudgetBytes;
     this.root = root;
@@ -135,6 +138,32 @@ public final class SluiceDaemon implements AutoCloseable {
       long memoryBudgetBytes,
       PrefetchOptions prefetch)
       throws IOException {
+    return start(
+        host,
+        port,
+        datasetPaths,
+        transportChoice,
+        backendChoice,
+        memoryBudgetBytes,
+        prefetch,
+        ShmDelivery.DEFAULT_DIR);
+  }
+
+  /**
+   * As above, with shm delivery regions under {@code shmMount} (normally /dev/shm; shm delivery is
+   * off, with the reason logged, when the daemon cannot make its folder there). shm rings take
+   * their bytes from the Arrow part of the budget.
+   */
+  public static SluiceDaemon start(
+      String host,
+      int port,
+      Map<String, Path> datasetPaths,
+      FlightTransport transportChoice,
+      String backendChoice,
+      long memoryBudgetBytes,
+      PrefetchOptions prefetch,
+      Path shmMount)
+      throws IOException {
     if (memoryBudgetBytes < MIN_MEMORY_BUDGET_BYTES) {
       throw new IllegalArgumentException(
           "memory_budget="
@@ -153,6 +182,7 @@ public final class SluiceDaemon implements AutoCloseable {
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
     FlightTransport.Loops loops = null;
+    ShmDelivery shm = null;
     try {
       for (Map.Entry<String, Path> e : datasetPaths.entrySet()) {
         datasets.put(
@@ -161,7 +191,8 @@ public final class SluiceDaemon implements AutoCloseable {
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
       readEngine = new ReadEngine(backend, cacheBudget, datasets.size(), prefetch);
-      SluiceProducer producer = new SluiceProducer(datasets, root, streams, readEngine);
+      shm = ShmDelivery.open(shmMount);
+      SluiceProducer producer = new SluiceProducer(datasets, root, streams, readEngine, shm);
       FlightServer.Builder builder =
           FlightServer.builder(flightAllocator, Location.forGrpcInsecure(host, port), producer)
               // gRPC calls a stream ready only under 32 KiB queued by default: with batches
@@ -180,10 +211,14 @@ public final class SluiceDaemon implements AutoCloseable {
           readEngine,
           memoryBudgetBytes,
           transport,
-          loops);
+          loops,
+          shm);
     } catch (IOException | RuntimeException e) {
       if (loops != null) {
         loops.close();
+      }
+      if (shm != null) {
+        shm.close();
       }
       streams.shutdownNow();
       if (readEngine != null) {
@@ -249,6 +284,16 @@ public final class SluiceDaemon implements AutoCloseable {
     return root.getAllocatedMemory();
   }
 
+  /** Whether streams may take the shm path, and if not, why (null when they may). */
+  public String shmUnavailableCause() {
+    return shm.unavailabilityCause();
+  }
+
+  /** shm region files alive now: one per shm stream still running. */
+  public long liveShmRegions() throws IOException {
+    return shm.liveRegions();
+  }
+
   public void awaitTermination() throws InterruptedException {
     server.awaitTermination();
   }
@@ -275,6 +320,7 @@ public final class SluiceDaemon implements AutoCloseable {
       streams.shutdownNow();
     }
     loops.close();
+    shm.close();
     readEngine.close();
     for (ServedDataset d : datasets.values()) {
       d.source().close();

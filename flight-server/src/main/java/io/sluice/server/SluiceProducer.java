@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.sluice.client.Delivery;
 import io.sluice.client.Protocol;
 import io.sluice.client.ProtocolException;
+import io.sluice.client.ShmLayout;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
 import io.sluice.planner.EpochPlan;
@@ -53,12 +54,15 @@ final class SluiceProducer extends NoOpFlightProducer {
   private final ReadEngine readEngine;
   private final AtomicLong rejectedRequests = new AtomicLong();
   private final Set<RankStreamer> active = ConcurrentHashMap.newKeySet();
+  private final ShmDelivery shm;
 
   SluiceProducer(
       Map<String, ServedDataset> datasets,
       BufferAllocator allocator,
       ExecutorService streams,
-      ReadEngine readEngine) {
+      ReadEngine readEngine,
+      ShmDelivery shm) {
+    this.shm = shm;
     this.datasets = Map.copyOf(datasets);
     this.allocator = allocator;
     this.streams = streams;
@@ -82,21 +86,35 @@ final class SluiceProducer extends NoOpFlightProducer {
         new ActionType(
             Protocol.STATS_ACTION,
             "read-ahead counters per job and stream, as JSON (hits, misses, stalls, reads, lead)"));
+    listener.onNext(
+        new ActionType(
+            Protocol.SHM_PROBE_ACTION,
+            "where the shm probe file is: a client that can read it may ask for shm delivery"));
     listener.onCompleted();
   }
 
   @Override
   public void doAction(CallContext context, Action action, StreamListener<Result> listener) {
-    if (!Protocol.STATS_ACTION.equals(action.getType())) {
+    boolean stats = Protocol.STATS_ACTION.equals(action.getType());
+    if (!stats && !Protocol.SHM_PROBE_ACTION.equals(action.getType())) {
       listener.onError(
           reject(
               CallStatus.UNIMPLEMENTED.withDescription(
-                  "action=" + action.getType() + " is not known (known: stats)")));
+                  "action=" + action.getType() + " is not known (known: stats, shm_probe)")));
       return;
     }
     try {
       Map<String, Object> out = new LinkedHashMap<>();
-      out.put("jobs", readEngine.stats());
+      if (stats) {
+        out.put("jobs", readEngine.stats());
+      } else if (shm.isAvailable()) {
+        out.put("available", true);
+        out.put("path", shm.probePath().toString());
+        out.put("layout_version", ShmLayout.VERSION);
+      } else {
+        out.put("available", false);
+        out.put("cause", shm.unavailabilityCause());
+      }
       listener.onNext(new Result(STATS_JSON.writeValueAsBytes(out)));
       listener.onCompleted();
     } catch (JsonProcessingException e) {
@@ -154,7 +172,8 @@ final class SluiceProducer extends NoOpFlightProducer {
       readAhead = null;
     }
     RankStreamer streamer =
-        new RankStreamer(r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead);
+        new RankStreamer(
+            r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead, shm);
     active.add(streamer);
     try {
       streams.execute(
@@ -195,7 +214,7 @@ final class SluiceProducer extends NoOpFlightProducer {
                   + String.join(", ", datasets.keySet().stream().sorted().toList())
                   + ")"));
     }
-    request = request.withDelivery(resolveDelivery(request.delivery()));
+    request = request.withDelivery(resolveDelivery(request));
     try {
       // A stat per shard per stream: cheap next to an epoch, and it keeps a file rewritten
       // after start-up from being served as garbage.
@@ -222,15 +241,35 @@ final class SluiceProducer extends NoOpFlightProducer {
     }
   }
 
-  private Delivery resolveDelivery(Delivery asked) {
-    return switch (asked) {
-      case CPU, AUTO -> Delivery.CPU;
-      case SHM, CUDA ->
+  /**
+   * The path a stream takes. {@code shm} needs a client that proved it can map this daemon's shared
+   * memory (the probe token); {@code auto} takes shm when it did, else cpu.
+   */
+  private Delivery resolveDelivery(StreamRequest request) {
+    boolean shmReady = shm.accepts(request.shmToken());
+    return switch (request.delivery()) {
+      case CPU -> Delivery.CPU;
+      case AUTO -> shmReady ? Delivery.SHM : Delivery.CPU;
+      case SHM -> {
+        if (!shm.isAvailable()) {
+          throw reject(
+              CallStatus.UNAVAILABLE.withDescription(
+                  "delivery=shm is unavailable on this daemon: "
+                      + shm.unavailabilityCause()
+                      + "; use cpu or auto"));
+        }
+        if (!shmReady) {
+          throw reject(
+              CallStatus.INVALID_ARGUMENT.withDescription(
+                  "delivery=shm needs shm_token: the content of the file the shm_probe action"
+                      + " names, readable only on the daemon's host (use auto to fall back to cpu)"));
+        }
+        yield Delivery.SHM;
+      }
+      case CUDA ->
           throw reject(
               CallStatus.UNIMPLEMENTED.withDescription(
-                  "delivery="
-                      + asked.wireName()
-                      + " is not available in this daemon version; use cpu or auto"));
+                  "delivery=cuda is not available in this daemon version; use cpu, shm or auto"));
     };
   }
 

@@ -13,11 +13,25 @@ import java.nio.charset.StandardCharsets;
  *     stores
  * @param padded how many of the last rows of this batch are wrap-around padding (drop_last=false)
  * @param steps batches per rank in this epoch
+ * @param shm where the batch lies when {@code delivery} is {@code shm}; null otherwise
  */
 public record BatchMetadata(
-    long epoch, long step, long cursor, Delivery delivery, int padded, long steps) {
+    long epoch, long step, long cursor, Delivery delivery, int padded, long steps, ShmSlot shm) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
+
+  public BatchMetadata {
+    if ((delivery == Delivery.SHM) != (shm != null)) {
+      throw new ProtocolException(
+          "shm", "a batch carries a shm descriptor exactly when its delivery is shm");
+    }
+  }
+
+  /** Metadata of a batch sent in the stream itself. */
+  public BatchMetadata(
+      long epoch, long step, long cursor, Delivery delivery, int padded, long steps) {
+    this(epoch, step, cursor, delivery, padded, steps, null);
+  }
 
   public byte[] toJson() {
     ObjectNode o = JSON.createObjectNode();
@@ -27,19 +41,48 @@ public record BatchMetadata(
     o.put("delivery", delivery.wireName());
     o.put("padded", padded);
     o.put("steps", steps);
+    if (shm != null) {
+      ObjectNode s = o.putObject("shm");
+      s.put("region", shm.region());
+      s.put("offset", shm.offset());
+      s.put("length", shm.length());
+      s.put("seq", shm.seq());
+      s.put("layout_version", ShmLayout.VERSION);
+    }
     return o.toString().getBytes(StandardCharsets.UTF_8);
   }
 
   public static BatchMetadata parse(byte[] json) {
     try {
       JsonNode n = JSON.readTree(json);
+      JsonNode s = n == null ? null : n.get("shm");
+      ShmSlot shm = null;
+      if (s != null && !s.isNull()) {
+        int version = field(s, "layout_version").intValue();
+        if (version != ShmLayout.VERSION) {
+          throw new ProtocolException(
+              "shm.layout_version",
+              "shm layout_version="
+                  + version
+                  + " is not the one this client reads ("
+                  + ShmLayout.VERSION
+                  + ")");
+        }
+        shm =
+            new ShmSlot(
+                field(s, "region").asText(),
+                field(s, "offset").longValue(),
+                field(s, "length").longValue(),
+                field(s, "seq").longValue());
+      }
       return new BatchMetadata(
           field(n, "epoch").longValue(),
           field(n, "step").longValue(),
           field(n, "cursor").longValue(),
           Delivery.parse(field(n, "delivery").asText()),
           field(n, "padded").intValue(),
-          field(n, "steps").longValue());
+          field(n, "steps").longValue(),
+          shm);
     } catch (IOException e) {
       throw new ProtocolException("app_metadata", "app_metadata is not valid JSON", e);
     }

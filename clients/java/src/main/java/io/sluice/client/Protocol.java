@@ -21,5 +21,14 @@ public final class Protocol {
    */
   public static final String STATS_ACTION = "stats";
 
+  /**
+   * Flight action answering where the daemon's shm probe file is, as JSON {@code {"available":
+   * true, "path": ..., "layout_version": 1}} (or {@code {"available": false, "cause": ...}}). A
+   * client that can read the file shares the daemon's host and its shared memory; it sends the
+   * file's content as the descriptor's {@code shm_token} to get {@code shm} (or {@code auto})
+   * delivery.
+   */
+  public static final String SHM_PROBE_ACTION = "shm_probe";
+
   private Protocol() {}
 }

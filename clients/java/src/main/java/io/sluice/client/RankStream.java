@@ -2,22 +2,28 @@ package io.sluice.client;
 
 import org.apache.arrow.flight.FlightStream;
 import org.apache.arrow.memory.ArrowBuf;
+import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.VectorSchemaRoot;
 
 /**
  * One rank's batches for one epoch. {@link #next()} moves to the next batch; {@link #root()} holds
- * it until the following call. Close it to end the stream early (the daemon is told to stop). Owned
- * by one thread.
+ * it until the following call. A {@code shm} batch is read in place from the daemon's shared memory
+ * and released to the daemon at the following call. Close it to end the stream early (the daemon is
+ * told to stop). Owned by one thread.
  */
 public final class RankStream implements AutoCloseable {
   private final StreamRequest request;
   private final FlightStream stream;
+  private final BufferAllocator allocator;
+  private ShmImporter shm;
+  private VectorSchemaRoot current;
   private BatchMetadata metadata;
   private boolean done;
 
-  RankStream(StreamRequest request, FlightStream stream) {
+  RankStream(StreamRequest request, FlightStream stream, BufferAllocator allocator) {
     this.request = request;
     this.stream = stream;
+    this.allocator = allocator;
   }
 
   public StreamRequest request() {
@@ -28,6 +34,9 @@ public final class RankStream implements AutoCloseable {
   public boolean next() {
     if (done) {
       return false;
+    }
+    if (shm != null) {
+      shm.releaseCurrent();
     }
     if (!stream.next()) {
       done = true;
@@ -41,12 +50,20 @@ public final class RankStream implements AutoCloseable {
     byte[] bytes = new byte[Math.toIntExact(length)];
     meta.getBytes(0, bytes);
     metadata = BatchMetadata.parse(bytes);
+    if (metadata.shm() != null) {
+      if (shm == null) {
+        shm = new ShmImporter(stream.getRoot().getSchema(), allocator);
+      }
+      current = shm.load(metadata.shm());
+    } else {
+      current = stream.getRoot();
+    }
     return true;
   }
 
   /** The current batch; valid until the next call to {@link #next()}. */
   public VectorSchemaRoot root() {
-    return stream.getRoot();
+    return current != null ? current : stream.getRoot();
   }
 
   /** The current batch's metadata. */
@@ -58,6 +75,9 @@ public final class RankStream implements AutoCloseable {
   public void close() {
     if (!done) {
       stream.cancel("client closed the stream", null);
+    }
+    if (shm != null) {
+      shm.close();
     }
     try {
       stream.close();

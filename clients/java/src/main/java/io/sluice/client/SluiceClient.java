@@ -1,11 +1,20 @@
 package io.sluice.client;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
+import org.apache.arrow.flight.Action;
 import org.apache.arrow.flight.FlightClient;
 import org.apache.arrow.flight.FlightDescriptor;
 import org.apache.arrow.flight.FlightInfo;
 import org.apache.arrow.flight.Location;
+import org.apache.arrow.flight.Result;
 import org.apache.arrow.memory.BufferAllocator;
 
 /**
@@ -13,10 +22,15 @@ import org.apache.arrow.memory.BufferAllocator;
  * client. Batches land in the caller's allocator.
  */
 public final class SluiceClient implements AutoCloseable {
+  private static final ObjectMapper JSON = new ObjectMapper();
   private final FlightClient flight;
+  private final BufferAllocator allocator;
+  private volatile String shmToken;
+  private volatile String shmCause;
 
-  private SluiceClient(FlightClient flight) {
+  private SluiceClient(FlightClient flight, BufferAllocator allocator) {
     this.flight = flight;
+    this.allocator = allocator;
   }
 
   /** Connects to {@code grpc://host:port} (or {@code grpc+tcp://}). */
@@ -28,7 +42,7 @@ public final class SluiceClient implements AutoCloseable {
     } catch (java.net.URISyntaxException e) {
       throw new ProtocolException("uri", "uri=" + uri + " is not a valid Flight location", e);
     }
-    return new SluiceClient(FlightClient.builder(allocator, location).build());
+    return new SluiceClient(FlightClient.builder(allocator, location).build(), allocator);
   }
 
   /** The datasets the daemon serves, by name. */
@@ -55,13 +69,76 @@ public final class SluiceClient implements AutoCloseable {
     throw new ProtocolException("dataset", "dataset=" + dataset + " is not served by the daemon");
   }
 
-  /** Opens one rank's stream for one epoch; iterate it, then close it. */
+  /**
+   * Opens one rank's stream for one epoch; iterate it, then close it. For {@code shm} and {@code
+   * auto} delivery the request carries this client's shm token when {@link #shmToken()} found one.
+   */
   public RankStream open(StreamRequest request) {
+    if ((request.delivery() == Delivery.SHM || request.delivery() == Delivery.AUTO)
+        && request.shmToken() == null) {
+      String token = shmToken();
+      if (token != null) {
+        request = request.withShmToken(token);
+      }
+    }
     FlightInfo info = flight.getInfo(FlightDescriptor.command(request.toJson()));
     if (info.getEndpoints().isEmpty()) {
       throw new ProtocolException("endpoints", "daemon answered GetFlightInfo with no endpoint");
     }
-    return new RankStream(request, flight.getStream(info.getEndpoints().get(0).getTicket()));
+    return new RankStream(
+        request, flight.getStream(info.getEndpoints().get(0).getTicket()), allocator);
+  }
+
+  /**
+   * The daemon's shm token when this process can read its probe file (same host, same shared
+   * memory, allowed to open it), else null with the reason in {@link #shmUnavailableCause()}. Asked
+   * once per client.
+   */
+  public String shmToken() {
+    if (shmToken == null && shmCause == null) {
+      probeShm();
+    }
+    return shmToken;
+  }
+
+  /** Why this client cannot use shm delivery, or null when it can (or has not asked yet). */
+  public String shmUnavailableCause() {
+    return shmCause;
+  }
+
+  private synchronized void probeShm() {
+    if (shmToken != null || shmCause != null) {
+      return;
+    }
+    try {
+      Iterator<Result> results =
+          flight.doAction(new Action(Protocol.SHM_PROBE_ACTION, new byte[0]));
+      if (!results.hasNext()) {
+        shmCause = "the daemon answered the shm probe with nothing";
+        return;
+      }
+      JsonNode answer = JSON.readTree(results.next().getBody());
+      while (results.hasNext()) {
+        results.next();
+      }
+      if (!answer.path("available").asBoolean(false)) {
+        shmCause = "the daemon has no shared memory: " + answer.path("cause").asText("unknown");
+        return;
+      }
+      if (answer.path("layout_version").asInt(-1) != ShmLayout.VERSION) {
+        shmCause =
+            "the daemon's shm layout_version="
+                + answer.path("layout_version")
+                + " is not this client's ("
+                + ShmLayout.VERSION
+                + ")";
+        return;
+      }
+      Path probe = Path.of(answer.path("path").asText());
+      shmToken = Files.readString(probe, StandardCharsets.US_ASCII).trim();
+    } catch (IOException | RuntimeException e) {
+      shmCause = "cannot read the daemon's shm probe: " + e;
+    }
   }
 
   /** The underlying Flight client, for tests that speak raw Flight to the daemon. */

@@ -17,6 +17,9 @@ import java.util.Set;
  * ticket. Parsing rejects unknown keys, wrong types and out-of-range values, naming the field.
  *
  * @param columns the columns to return, or {@code null} for all
+ * @param shmToken the token read from the daemon's shm probe file ({@link
+ *     Protocol#SHM_PROBE_ACTION}): proof that this client shares the daemon's host and can map its
+ *     shared memory; {@code null} when the client cannot or does not want to
  */
 public record StreamRequest(
     String dataset,
@@ -29,7 +32,8 @@ public record StreamRequest(
     boolean dropLast,
     long startCursor,
     Delivery delivery,
-    List<String> columns) {
+    List<String> columns,
+    String shmToken) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Set<String> KEYS =
@@ -44,7 +48,8 @@ public record StreamRequest(
           "drop_last",
           "start_cursor",
           "delivery",
-          "columns");
+          "columns",
+          "shm_token");
   private static final Set<String> SHUFFLES = Set.of("global", "block", "shard", "none");
 
   public StreamRequest {
@@ -65,6 +70,51 @@ public record StreamRequest(
     columns = columns == null ? null : List.copyOf(columns);
   }
 
+  /** A request without a shm token. */
+  public StreamRequest(
+      String dataset,
+      int rank,
+      int worldSize,
+      int batchSize,
+      long seed,
+      long epoch,
+      String shuffle,
+      boolean dropLast,
+      long startCursor,
+      Delivery delivery,
+      List<String> columns) {
+    this(
+        dataset,
+        rank,
+        worldSize,
+        batchSize,
+        seed,
+        epoch,
+        shuffle,
+        dropLast,
+        startCursor,
+        delivery,
+        columns,
+        null);
+  }
+
+  /** This request carrying {@code token} from the daemon's shm probe. */
+  public StreamRequest withShmToken(String token) {
+    return new StreamRequest(
+        dataset,
+        rank,
+        worldSize,
+        batchSize,
+        seed,
+        epoch,
+        shuffle,
+        dropLast,
+        startCursor,
+        delivery,
+        columns,
+        token);
+  }
+
   /** A request with the protocol's defaults for everything but the four required fields. */
   public static StreamRequest of(String dataset, int rank, int worldSize, int batchSize) {
     return new StreamRequest(
@@ -83,7 +133,8 @@ public record StreamRequest(
         dropLast,
         startCursor,
         delivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   public StreamRequest withSeed(long newSeed) {
@@ -98,7 +149,8 @@ public record StreamRequest(
         dropLast,
         startCursor,
         delivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   public StreamRequest withEpoch(long newEpoch) {
@@ -113,7 +165,8 @@ public record StreamRequest(
         dropLast,
         startCursor,
         delivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   public StreamRequest withShuffle(String newShuffle) {
@@ -128,7 +181,8 @@ public record StreamRequest(
         dropLast,
         startCursor,
         delivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   public StreamRequest withDropLast(boolean newDropLast) {
@@ -143,13 +197,14 @@ public record StreamRequest(
         newDropLast,
         startCursor,
         delivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   public StreamRequest withStartCursor(long cursor) {
     return new StreamRequest(
         dataset, rank, worldSize, batchSize, seed, epoch, shuffle, dropLast, cursor, delivery,
-        columns);
+        columns, shmToken);
   }
 
   public StreamRequest withDelivery(Delivery newDelivery) {
@@ -164,7 +219,8 @@ public record StreamRequest(
         dropLast,
         startCursor,
         newDelivery,
-        columns);
+        columns,
+        shmToken);
   }
 
   /** World size times batch size: the samples one step consumes across all ranks. */
@@ -190,6 +246,9 @@ public record StreamRequest(
     } else {
       ArrayNode a = o.putArray("columns");
       columns.forEach(a::add);
+    }
+    if (shmToken != null) {
+      o.put("shm_token", shmToken);
     }
     return o.toString().getBytes(StandardCharsets.UTF_8);
   }
@@ -231,7 +290,8 @@ public record StreamRequest(
         boolField(root, "drop_last", false),
         longField(root, "start_cursor", 0L),
         Delivery.parse(textField(root, "delivery", "cpu")),
-        columnsField(root));
+        columnsField(root),
+        textField(root, "shm_token", null));
   }
 
   private static List<String> sortedKeys() {
