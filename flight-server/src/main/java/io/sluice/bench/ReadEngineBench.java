@@ -334,7 +334,6 @@ public final class ReadEngineBench {
                           long due = System.nanoTime();
                           for (long step = 0; step < plan.stepCount(); step++) {
                             plan.fill(rank, step, ids, null);
-                            long stepStart = System.nanoTime();
                             long stalledBefore = c.stats().snapshot().stallNanos();
                             try (Prefetcher.Batch b = c.take(step, ids, ids.length);
                                 VectorSchemaRoot root = VectorSchemaRoot.create(schema, a)) {
@@ -351,10 +350,10 @@ public final class ReadEngineBench {
                                   "  stall rank %d step %d: %.1f ms%n", rank, step, stalled / 1e6);
                             }
                             // The trainer's steps keep a fixed timeline, one period each
-                            // (taking and unpacking the batch included), which a stall pushes
-                            // back: a late wake-up from sleep is made up by the next step, so
-                            // the consumer runs at the pace asked for, not below it.
-                            due = Math.max(due, stepStart - periodNs) + periodNs + stalled;
+                            // (taking and unpacking the batch included), which only a stall
+                            // pushes back: a late wake-up from sleep is made up by the steps
+                            // after it, so the consumer runs at the pace asked for, not below.
+                            due += periodNs + stalled;
                             long computeNs = due - System.nanoTime();
                             if (periodNs > 0 && computeNs > 0) {
                               Thread.sleep(computeNs / 1_000_000, (int) (computeNs % 1_000_000));

@@ -28,6 +28,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.LongFunction;
 import java.util.logging.Level;
@@ -65,6 +66,18 @@ public final class Prefetcher implements AutoCloseable {
 
   /** A stream waits this long for a sample being read ahead, then reads it itself. */
   static final long LOADING_WAIT_SECONDS = 30;
+
+  /**
+   * Steps a stream's first batch waits to have in memory before it is handed out (fewer when the
+   * horizon is shorter or the read-ahead stops issuing). An epoch's first reads cannot be ahead of
+   * the consumer: with reads grown to whole chunks, the first few steps of a block shuffle touch
+   * nearly every chunk of the block, so without this the warm-up stalls the steps right after the
+   * first instead of the first alone.
+   */
+  static final int START_LEAD_STEPS = 16;
+
+  /** How long the start-up wait goes on without the read-ahead issuing anything new. */
+  private static final long START_PATIENCE_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
   /** Steps this close to the slowest stream are read tight first, their neighbours after. */
   static final int NEAR_STEPS = 4;
@@ -816,7 +829,7 @@ public final class Prefetcher implements AutoCloseable {
       MemorySegment[] bytes = new MemorySegment[count];
       Handle[] handles = new Handle[count];
       Arena missArena = null;
-      long waited = 0;
+      long waited = startLead(abs);
       int hits = 0;
       int misses = 0;
       try {
@@ -867,6 +880,62 @@ public final class Prefetcher implements AutoCloseable {
       }
       streamStats.batch(hits, misses, waited, wasFirst);
       return new Batch(this, abs, bytes, handles, missArena);
+    }
+
+    /**
+     * On the stream's first take only: waits until the next {@link #START_LEAD_STEPS} steps (within
+     * the horizon) are in memory, or until the read-ahead has issued nothing new for a while (its
+     * byte window is full, or it failed); returns the nanoseconds waited.
+     */
+    private long startLead(long abs) throws IOException {
+      long horizon;
+      lock.lock();
+      try {
+        if (!first || failure != null) {
+          return 0;
+        }
+        horizon = Math.min(options.horizonSteps(), Math.max(1, keepSteps / 2));
+      } finally {
+        lock.unlock();
+      }
+      long t0 = System.nanoTime();
+      long last = Math.min(end, abs + Math.min(START_LEAD_STEPS, horizon));
+      long[] stepIds = new long[plan.batchSize()];
+      long progressAt = t0;
+      long seenIssue = -1;
+      for (long s = abs; s < last; s++) {
+        plan.fill(rank, s - base, stepIds, null);
+        for (int i = 0; i < stepIds.length; i++) {
+          long id = stepIds[i];
+          while (!cache.contains(id)) {
+            CompletableFuture<Void> f = loading.get(id);
+            if (f != null) {
+              awaitLoading(f, id);
+              progressAt = System.nanoTime();
+              continue;
+            }
+            long issue;
+            lock.lock();
+            try {
+              issue = nextIssue;
+            } finally {
+              lock.unlock();
+            }
+            if (issue > s) {
+              break; // issued and neither loading nor cached: given up, the take reads it
+            }
+            long now = System.nanoTime();
+            if (issue != seenIssue) {
+              seenIssue = issue;
+              progressAt = now;
+            } else if (now - progressAt > START_PATIENCE_NANOS) {
+              return now - t0; // the read-ahead is not getting there: start anyway
+            }
+            LockSupport.parkNanos(200_000);
+          }
+        }
+      }
+      return System.nanoTime() - t0;
     }
 
     /**

@@ -398,6 +398,35 @@ class PrefetcherTest {
   }
 
   @Test
+  void theFirstBatchWaitsUntilTheStartLeadIsInMemory() throws IOException {
+    writeDataset();
+    try (ReadBackend backend = new PosixReadBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, backend);
+        SampleCache cache = cache(8 << 20)) {
+      LongFunction<EpochPlan> plans = plans(source, "block", 1, 16);
+      EpochPlan plan = plans.apply(0);
+      try (Prefetcher p =
+              new Prefetcher(
+                  "t", source, TOTAL, backend, cache, plans, PrefetchOptions.defaults());
+          Prefetcher.Consumer c = p.open(0, 0, 0)) {
+        long[] ids = new long[16];
+        plan.fill(0, 0, ids, null);
+        try (Prefetcher.Batch b = c.take(0, ids, 16)) {
+          checkSample(ids[0], b.bytes()[0]);
+        }
+        // Right after the first take, the next steps up to the start lead are all in memory.
+        for (long step = 1; step < Prefetcher.START_LEAD_STEPS; step++) {
+          plan.fill(0, step, ids, null);
+          for (long id : ids) {
+            assertTrue(cache.contains(id), "step " + step + " sample " + id + " not read yet");
+          }
+        }
+        assertTrue(c.stats().snapshot().stallNanos() > 0, "the wait counts as the first stall");
+      }
+    }
+  }
+
+  @Test
   void resumingMidEpochReadsOnlyWhatComesAfter() throws IOException {
     writeDataset();
     try (ReadBackend backend = new PosixReadBackend();
@@ -406,9 +435,16 @@ class PrefetcherTest {
       LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
       EpochPlan plan = plans.apply(0);
       long start = plan.stepCount() - 3;
+      // The read-ahead goes on into the next epoch, at most the horizon (3 steps) past this one.
       try (Prefetcher p =
               new Prefetcher(
-                  "t", source, TOTAL, backend, cache, plans, PrefetchOptions.defaults());
+                  "t",
+                  source,
+                  TOTAL,
+                  backend,
+                  cache,
+                  plans,
+                  PrefetchOptions.defaults().withHorizonSteps(3));
           Prefetcher.Consumer c = p.open(0, 0, start)) {
         long[] ids = new long[16];
         for (long step = start; step < plan.stepCount(); step++) {
@@ -419,7 +455,7 @@ class PrefetcherTest {
             }
           }
         }
-        assertTrue(p.stats().samplesRead() <= 3 * 16, p.stats().toString());
+        assertTrue(p.stats().samplesRead() <= (3 + 3) * 16, p.stats().toString());
       }
     }
   }
