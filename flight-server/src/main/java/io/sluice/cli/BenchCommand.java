@@ -13,12 +13,18 @@ import picocli.CommandLine.Option;
 @Command(
     name = "bench",
     mixinStandardHelpOptions = true,
-    description = {"Benchmarks. 'sluice bench read' measures the read engine on its own."},
+    description = {
+      "Benchmarks. 'sluice bench read' measures the read engine on its own.",
+      "'sluice bench delivery [--quick]' (run by the launcher in .venv) compares Sluice's cpu and"
+          + " shm delivery with pyarrow's own Flight server and PyTorch's DataLoader on the same"
+          + " files."
+    },
     subcommands = {BenchCommand.Read.class})
 final class BenchCommand implements Callable<Integer> {
   @Override
   public Integer call() {
-    throw new UsageException("bench needs a benchmark: 'sluice bench read' (see --help)");
+    throw new UsageException(
+        "bench needs a benchmark: 'sluice bench read' or 'sluice bench delivery' (see --help)");
   }
 
   @Command(

@@ -43,6 +43,15 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
   String memoryBudget;
 
   @Option(
+      names = "--shm-dir",
+      defaultValue = "/dev/shm",
+      paramLabel = "DIR",
+      description =
+          "Shared-memory mount for shm delivery regions (default: ${DEFAULT-VALUE}). Where the"
+              + " daemon cannot make its folder there, shm is off and auto delivers cpu.")
+  Path shmDir;
+
+  @Option(
       names = "--dataset",
       required = true,
       paramLabel = "NAME=PATH",
@@ -66,7 +75,16 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
               + SluiceDaemon.MIN_MEMORY_BUDGET_BYTES
               + " bytes (1m)");
     }
-    SluiceDaemon daemon = SluiceDaemon.start(host, port, paths, transport, backend, budget);
+    SluiceDaemon daemon =
+        SluiceDaemon.start(
+            host,
+            port,
+            paths,
+            transport,
+            backend,
+            budget,
+            io.sluice.prefetch.PrefetchOptions.defaults(),
+            shmDir);
     CountDownLatch stopped = new CountDownLatch(1);
     Runtime.getRuntime()
         .addShutdownHook(
@@ -91,7 +109,9 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
             + " backend="
             + daemon.backendName()
             + " memory_budget="
-            + daemon.memoryBudgetBytes());
+            + daemon.memoryBudgetBytes()
+            + " shm="
+            + (daemon.shmUnavailableCause() == null ? "on" : "off"));
     System.out.flush();
     daemon.awaitTermination();
     stopped.await();

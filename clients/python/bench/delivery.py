@@ -1,0 +1,341 @@
+"""Delivery benchmark for Sluice, in one run on the same files (``./sluice bench delivery``).
+
+Rows, each an epoch of the same shuffled token dataset (warm page cache, one rank):
+
+* ``pyarrow-flight``: pyarrow's own Flight server (C++) streaming the same batch shape, prebuilt
+  in memory, read by a plain pyarrow client: the ceiling for a Flight stream on this machine.
+* ``sluice cpu`` / ``sluice shm``: the daemon streaming the epoch, read by plain pyarrow
+  (cpu) or in place from shared memory (shm), into Arrow record batches.
+* ``sluice.Dataset cpu`` / ``shm``: the Python client yielding torch tensors (int64 tokens).
+* ``DataLoader 0w`` / ``2w``: PyTorch's DataLoader over a map-style Dataset reading each sample
+  from the shard files, seeded shuffle, default collate, int64 tokens, 0 and 2 workers.
+
+Rows are measured in rounds (every row once per round, in turn) and each figure is the median
+over rounds; ratios are computed from those medians. Prints a table and writes a JSON file.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp)?://\S+:(\d+))")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- the dataset ---------------------------------------------------------------------------
+
+def token_fn(ids, seq_len):
+    return (ids[:, None] * 31 + np.arange(seq_len)) % 65536
+
+
+def ensure_dataset(root, samples, seq_len, launcher):
+    manifest = os.path.join(root, "sluice-manifest.json")
+    stamp = os.path.join(root, "bench-shape.json")
+    shape = {"samples": samples, "seq_len": seq_len}
+    if os.path.exists(manifest) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if json.load(f) == shape:
+                return
+    os.makedirs(root, exist_ok=True)
+    for name in os.listdir(root):
+        os.remove(os.path.join(root, name))
+    per_shard = max(1, (64 << 20) // (seq_len * 2))
+    first, shard = 0, 0
+    while first < samples:
+        ids = np.arange(first, min(samples, first + per_shard))
+        token_fn(ids, seq_len).astype(np.uint16).tofile(os.path.join(root, "shard-%05d.bin" % shard))
+        first += len(ids)
+        shard += 1
+    subprocess.run([launcher, "dataset", "index", root, "--format", "tokens", "--dtype", "uint16",
+                    "--seq-len", str(seq_len)], check=True, stdout=subprocess.DEVNULL)
+    with open(stamp, "w") as f:
+        json.dump(shape, f)
+
+
+def shard_files(root):
+    return sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith(".bin"))
+
+
+# --- servers -------------------------------------------------------------------------------
+
+class Daemon(object):
+    def __init__(self, launcher, root, budget):
+        cmd = [launcher, "serve", "--host", "127.0.0.1", "--port", "0", "--dataset",
+               "bench=" + root, "--memory-budget", budget]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1, start_new_session=True)
+        self.url = None
+        deadline = time.monotonic() + 300
+        for line in self.proc.stdout:
+            m = SERVING.search(line)
+            if m:
+                self.url = "grpc://127.0.0.1:%s" % m.group(2)
+                break
+            if time.monotonic() > deadline:
+                break
+        if self.url is None:
+            self.stop()
+            raise RuntimeError("sluice serve did not start")
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            self.proc.wait(timeout=30)
+
+
+REFERENCE_SERVER = r"""
+import sys, numpy as np, pyarrow as pa, pyarrow.flight as flight
+samples, seq_len, batch, distinct = map(int, sys.argv[1:5])
+schema = pa.schema([("sample_id", pa.uint64()), ("tokens", pa.list_(pa.uint16(), seq_len))])
+rng = np.random.default_rng(0)
+batches = []
+for k in range(distinct):
+    ids = rng.integers(0, samples, batch, dtype=np.uint64)
+    tok = ((ids.astype(np.int64)[:, None] * 31 + np.arange(seq_len)) % 65536).astype(np.uint16)
+    values = pa.array(tok.reshape(-1), type=pa.uint16())
+    batches.append(pa.record_batch([pa.array(ids), pa.FixedSizeListArray.from_arrays(values, seq_len)],
+                                   schema=schema))
+steps = samples // batch
+table = pa.Table.from_batches([batches[i % distinct] for i in range(steps)], schema=schema)
+class Server(flight.FlightServerBase):
+    def do_get(self, context, ticket):
+        return flight.RecordBatchStream(table)
+s = Server("grpc://127.0.0.1:0")
+print("port", s.port, flush=True)
+s.serve()
+"""
+
+
+class ReferenceServer(object):
+    def __init__(self, samples, seq_len, batch):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", REFERENCE_SERVER, str(samples), str(seq_len), str(batch), "64"],
+            stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.url = "grpc://127.0.0.1:%d" % int(line.split()[1])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+# --- the loaders ---------------------------------------------------------------------------
+
+def read_flight(url, ticket):
+    """Plain pyarrow: every chunk of one DoGet into record batches; (rows, batches)."""
+    client = flight.FlightClient(url)
+    rows = n = 0
+    for chunk in client.do_get(ticket):
+        rows += chunk.data.num_rows
+        n += 1
+    client.close()
+    return rows
+
+
+def sluice_ticket(url, batch, seed, delivery, token=None):
+    client = flight.FlightClient(url)
+    req = {"dataset": "bench", "rank": 0, "world_size": 1, "batch_size": batch, "seed": seed,
+           "delivery": delivery}
+    if token:
+        req["shm_token"] = token
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(req)))
+    client.close()
+    return info.endpoints[0].ticket
+
+
+def read_sluice_shm(url, batch, seed, token):
+    """Plain pyarrow over shm: the descriptor from the stream, the batch from the mapping."""
+    from sluice import _shm
+    client = flight.FlightClient(url)
+    reader = client.do_get(sluice_ticket(url, batch, seed, "shm", token))
+    importer = _shm.Importer(reader.schema)
+    rows = 0
+    while True:
+        try:
+            chunk = reader.read_chunk()
+        except StopIteration:
+            break
+        meta = json.loads(chunk.app_metadata.to_pybytes())
+        if meta["delivery"] != "shm":
+            raise RuntimeError("expected shm, the daemon sent %r" % meta["delivery"])
+        b = importer.read(meta["shm"])
+        rows += b.num_rows
+        del b
+        importer.release(meta["shm"])
+    importer.close()
+    client.close()
+    return rows
+
+
+def read_dataset(url, batch, seed, delivery):
+    import sluice
+    ds = sluice.Dataset(url, "bench", batch, rank=0, world_size=1, seed=seed, delivery=delivery)
+    rows = 0
+    for b in ds:
+        rows += b["tokens"].shape[0]
+    if ds.last_metadata.get("delivery") != delivery:
+        raise RuntimeError("asked %s, got %s" % (delivery, ds.last_metadata.get("delivery")))
+    return rows
+
+
+class TokenFiles(object):
+    """Map-style PyTorch Dataset over the shard files: sample i is seq_len uint16 at its offset."""
+
+    def __init__(self, files, seq_len):
+        self.files = files
+        self.seq_len = seq_len
+        self.counts = [os.path.getsize(f) // (seq_len * 2) for f in files]
+        self.starts = np.cumsum([0] + self.counts)
+        self.fds = None
+
+    def __len__(self):
+        return int(self.starts[-1])
+
+    def __getitem__(self, i):
+        import torch
+        if self.fds is None:  # opened per process (workers fork)
+            self.fds = [os.open(f, os.O_RDONLY) for f in self.files]
+        s = int(np.searchsorted(self.starts, i, side="right") - 1)
+        off = (i - int(self.starts[s])) * self.seq_len * 2
+        raw = os.pread(self.fds[s], self.seq_len * 2, off)
+        tokens = torch.from_numpy(np.frombuffer(raw, dtype=np.uint16).astype(np.int64))
+        return {"sample_id": i, "tokens": tokens}
+
+
+def read_dataloader(files, seq_len, batch, seed, workers):
+    import torch
+    ds = TokenFiles(files, seq_len)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=True, generator=g,
+                                         num_workers=workers,
+                                         persistent_workers=False)
+    rows = 0
+    for b in loader:
+        rows += b["tokens"].shape[0]
+    return rows
+
+
+# --- the run -------------------------------------------------------------------------------
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="sluice bench delivery", description=__doc__.split("\n")[0])
+    p.add_argument("--dir", default=os.path.expanduser("~/.cache/sluice/bench-delivery"))
+    p.add_argument("--samples", type=int, default=65536)
+    p.add_argument("--seq-len", type=int, default=2048)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--memory-budget", default="2g")
+    p.add_argument("--json", default="sluice-bench-delivery.json")
+    p.add_argument("--launcher", default=os.environ.get("SLUICE_LAUNCHER",
+                                                         os.path.join(REPO, "sluice")))
+    p.add_argument("--quick", action="store_true", help="16384 samples, 2 rounds")
+    a = p.parse_args(argv)
+    if a.quick:
+        a.samples, a.rounds = min(a.samples, 16384), min(a.rounds, 2)
+    root = os.path.join(a.dir, "tokens-%d-%d" % (a.samples, a.seq_len))
+    log("dataset: %d samples x %d uint16 tokens in %s" % (a.samples, a.seq_len, root))
+    ensure_dataset(root, a.samples, a.seq_len, a.launcher)
+    files = shard_files(root)
+    for f in files:  # warm the page cache: every row reads warm files
+        with open(f, "rb") as fh:
+            while fh.read(8 << 20):
+                pass
+    daemon = Daemon(a.launcher, root, a.memory_budget)
+    ref = ReferenceServer(a.samples, a.seq_len, a.batch_size)
+    from sluice import _shm
+    probe_client = flight.FlightClient(daemon.url)
+    token, cause = _shm.probe(probe_client)
+    probe_client.close()
+    b = a.batch_size
+    rows = {
+        "pyarrow-flight (prebuilt)": lambda s: read_flight(ref.url, flight.Ticket(b"")),
+        "sluice cpu -> pyarrow": lambda s: read_flight(daemon.url, sluice_ticket(daemon.url, b, s, "cpu")),
+        "sluice shm -> pyarrow": (lambda s: read_sluice_shm(daemon.url, b, s, token)) if token else None,
+        "sluice.Dataset cpu -> torch": lambda s: read_dataset(daemon.url, b, s, "cpu"),
+        "sluice.Dataset shm -> torch": (lambda s: read_dataset(daemon.url, b, s, "shm")) if token else None,
+        "DataLoader 0 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 0),
+        "DataLoader 2 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 2),
+    }
+    if token is None:
+        log("shm rows skipped: " + cause)
+    times = {name: [] for name, fn in rows.items() if fn}
+    counted = {}
+    try:
+        # Round 0 warms the daemon's JIT and cache and the page cache; it is not counted.
+        for r in range(a.rounds + 1):
+            for name, fn in rows.items():
+                if fn is None:
+                    continue
+                t0 = time.perf_counter()
+                n = fn(r)  # a new seed (epoch order) each round
+                dt = time.perf_counter() - t0
+                counted[name] = n
+                if r > 0:
+                    times[name].append(dt)
+                log("  round %d/%d  %-30s %8d samples  %7.2f s  %10.0f samples/s"
+                    % (r, a.rounds, name, n, dt, n / dt) + ("  (warm-up)" if r == 0 else ""))
+    finally:
+        daemon.stop()
+        ref.stop()
+    sample_bytes = a.seq_len * 2
+    results = {}
+    for name, ts in times.items():
+        t = statistics.median(ts)
+        results[name] = {"samples": counted[name], "seconds_median": t, "seconds": ts,
+                         "samples_per_s": counted[name] / t,
+                         "mb_per_s": counted[name] * sample_bytes / t / 1e6}
+    def rate(name):
+        return results[name]["samples_per_s"] if name in results else float("nan")
+    ceiling = rate("pyarrow-flight (prebuilt)")
+    dl0 = rate("DataLoader 0 workers -> torch")
+    dl2 = rate("DataLoader 2 workers -> torch")
+    dl_best = max(dl0, dl2)
+    print()
+    print("sluice bench delivery: %d samples of %d B (tokens uint16 x %d), batch %d, one rank, "
+          "warm page cache, median of %d rounds" % (a.samples, sample_bytes, a.seq_len, b, a.rounds))
+    print("machine: %s, %d cores, Python %s, pyarrow %s"
+          % (platform.node(), os.cpu_count(), platform.python_version(), pa.__version__))
+    print()
+    print("%-32s %12s %10s %12s %14s" % ("loader", "samples/s", "MB/s", "vs pyarrow", "vs best DataLoader"))
+    for name, r in results.items():
+        print("%-32s %12.0f %10.1f %11.2fx %13.2fx" % (name, r["samples_per_s"], r["mb_per_s"],
+                                                       r["samples_per_s"] / ceiling,
+                                                       r["samples_per_s"] / dl_best))
+    goals = {
+        "cpu vs pyarrow-flight (goal >= 0.9)": rate("sluice cpu -> pyarrow") / ceiling,
+        "shm vs cpu, into pyarrow (goal >= 3)": rate("sluice shm -> pyarrow") / rate("sluice cpu -> pyarrow"),
+        "shm vs cpu, into torch": rate("sluice.Dataset shm -> torch") / rate("sluice.Dataset cpu -> torch"),
+        "Dataset cpu vs best DataLoader (goal >= 3)": rate("sluice.Dataset cpu -> torch") / dl_best,
+        "Dataset shm vs best DataLoader (goal >= 5)": rate("sluice.Dataset shm -> torch") / dl_best,
+    }
+    print()
+    for k, v in goals.items():
+        print("%-46s %6.2fx" % (k, v))
+    out = {"samples": a.samples, "seq_len": a.seq_len, "batch_size": b, "rounds": a.rounds,
+           "machine": {"node": platform.node(), "cpus": os.cpu_count()},
+           "results": results, "ratios": goals}
+    with open(a.json, "w") as f:
+        json.dump(out, f, indent=2)
+    print("\nwrote %s" % a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
