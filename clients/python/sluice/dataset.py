@@ -117,7 +117,8 @@ class Dataset(_Base):
         return count
 
     def _probe_shm(self, client):
-        if self.delivery not in ("shm", "auto") or self._shm_token is not None:
+        # Once per stream: a daemon restarted since the last one has a new token.
+        if self.delivery not in ("shm", "auto"):
             return
         self._shm_token, self.shm_unavailable_cause = _shm.probe(client)
         if self._shm_token is None and self.delivery == "shm":

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -42,11 +43,28 @@ def live_regions(served):
     return [f for f in os.listdir(folder) if f != "probe"]
 
 
+def daemon_stats(served):
+    client = flight.FlightClient(served.url)
+    try:
+        return json.loads(list(client.do_action(flight.Action("stats", b"")))[0].body.to_pybytes())
+    finally:
+        client.close()
+
+
 def await_no_regions(served, timeout_s=10):
+    """Every shm region gone and, with no stream left, every Arrow buffer given back."""
     deadline = time.monotonic() + timeout_s
-    while live_regions(served) and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        s = daemon_stats(served)
+        if not live_regions(served) and s["shm_regions"] == 0 and (
+                s["streams"] > 0 or s["allocated_bytes"] == 0):
+            break
         time.sleep(0.05)
     assert live_regions(served) == []
+    s = daemon_stats(served)
+    assert s["shm_regions"] == 0, s
+    if s["streams"] == 0:
+        assert s["allocated_bytes"] == 0, s
 
 
 def test_auto_takes_shm_on_the_daemons_host(served):
@@ -72,6 +90,32 @@ def test_four_ranks_read_every_sample_once_over_shm(served, shuffle):
             seen.extend(b["sample_id"].tolist())
         seen.extend(batches[-1]["sample_id"].tolist()[:batch_size - ds.last_metadata["padded"]])
         assert ds.last_metadata["delivery"] == "shm"
+    assert sorted(seen) == list(range(served.n))
+    await_no_regions(served)
+
+
+def test_eight_concurrent_ranks_over_shm(served):
+    world_size, batch_size = 8, 4
+    results = [None] * world_size
+
+    def run(r):
+        ds = make(served, r, world_size, batch_size, seed=11, delivery="shm")
+        got = []
+        for b in ds:
+            assert np.array_equal(b["tokens"].numpy(), served.expected_tokens(b["sample_id"]))
+            got.append(b["sample_id"].tolist())
+        results[r] = (got, ds.last_metadata["padded"])
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world_size)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    seen = []
+    for got, padded in results:
+        for step in got[:-1]:
+            seen.extend(step)
+        seen.extend(got[-1][:batch_size - padded])
     assert sorted(seen) == list(range(served.n))
     await_no_regions(served)
 

@@ -121,7 +121,8 @@ final class ReadCommand implements Callable<Integer> {
     System.out.printf(
         Locale.ROOT,
         "read %s epoch %d from %s: %d ranks, %d batches, %d samples (%d padding), %.1f MiB in %.2f s%n"
-            + "throughput %.0f samples/s, %.1f MB/s; first batch within %.1f ms%n",
+            + "throughput %.0f samples/s, %.1f MB/s; first batch within %.1f ms;"
+            + " %d of %d batches through shm%n",
         dataset,
         epoch,
         server,
@@ -133,7 +134,9 @@ final class ReadCommand implements Callable<Integer> {
         r.seconds(),
         r.rows() / r.seconds(),
         r.bytes() / r.seconds() / 1e6,
-        maxFirst / 1000.0);
+        maxFirst / 1000.0,
+        r.shmBatches(),
+        r.batches());
     if (verify) {
       System.out.println(
           r.ok()

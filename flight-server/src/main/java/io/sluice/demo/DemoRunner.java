@@ -1,5 +1,6 @@
 package io.sluice.demo;
 
+import io.sluice.client.Delivery;
 import io.sluice.client.Protocol;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.Manifest;
@@ -50,7 +51,7 @@ public final class DemoRunner {
         SluiceDaemon.start("127.0.0.1", 0, Map.of("demo", o.dir()), o.transport(), o.backend())) {
       out.printf(
           Locale.ROOT,
-          "daemon       %s (transport %s, backend %s, delivery cpu)%n"
+          "daemon       %s (transport %s, backend %s, delivery auto)%n"
               + "epoch        0, shuffle global, seed %d, %d ranks x batch %d%n",
           daemon.uri(),
           daemon.transport().wireName(),
@@ -58,7 +59,10 @@ public final class DemoRunner {
           o.seed(),
           o.ranks(),
           o.batchSize());
-      StreamRequest base = StreamRequest.of("demo", 0, o.ranks(), o.batchSize()).withSeed(o.seed());
+      StreamRequest base =
+          StreamRequest.of("demo", 0, o.ranks(), o.batchSize())
+              .withSeed(o.seed())
+              .withDelivery(Delivery.AUTO);
       int[] ranks = IntStream.range(0, o.ranks()).toArray();
       return EpochReader.read(daemon.uri(), base, ranks, m.totalSamples(), tokenCheck(o.seqLen()));
     }
@@ -112,6 +116,14 @@ public final class DemoRunner {
     out.printf(
         Locale.ROOT, "samples      %d delivered (%d padding rows)%n", r.rows(), r.paddedRows());
     out.printf(Locale.ROOT, "bytes        %s of Arrow column data%n", mib(r.bytes()));
+    out.printf(
+        Locale.ROOT,
+        "delivery     %s%n",
+        r.shmBatches() == r.batches()
+            ? "shm: every batch read in place from the daemon's shared memory"
+            : r.shmBatches() == 0
+                ? "cpu: every batch in the Flight stream"
+                : r.shmBatches() + " of " + r.batches() + " batches through shm, the rest cpu");
     out.printf(
         Locale.ROOT,
         "throughput   %.0f samples/s, %.1f MB/s over %.2f s%n",

@@ -1,6 +1,5 @@
 package io.sluice.server;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import io.sluice.client.Delivery;
@@ -106,6 +105,9 @@ final class SluiceProducer extends NoOpFlightProducer {
     try {
       Map<String, Object> out = new LinkedHashMap<>();
       if (stats) {
+        out.put("allocated_bytes", allocator.getAllocatedMemory());
+        out.put("streams", active.size());
+        out.put("shm_regions", shm.liveRegions());
         out.put("jobs", readEngine.stats());
       } else if (shm.isAvailable()) {
         out.put("available", true);
@@ -117,7 +119,7 @@ final class SluiceProducer extends NoOpFlightProducer {
       }
       listener.onNext(new Result(STATS_JSON.writeValueAsBytes(out)));
       listener.onCompleted();
-    } catch (JsonProcessingException e) {
+    } catch (java.io.IOException e) {
       listener.onError(CallStatus.INTERNAL.withDescription(e.getMessage()).toRuntimeException());
     }
   }

@@ -47,7 +47,8 @@ public final class EpochReader {
       long badBatches,
       long missing,
       long duplicated,
-      String firstProblem) {
+      String firstProblem,
+      long shmBatches) {
     public boolean ok() {
       return badBatches == 0 && missing <= 0 && duplicated <= 0;
     }
@@ -60,7 +61,8 @@ public final class EpochReader {
       long bytes,
       long firstMicros,
       long bad,
-      String problem) {}
+      String problem,
+      long shm) {}
 
   private EpochReader() {}
 
@@ -95,6 +97,7 @@ public final class EpochReader {
     long padded = 0;
     long bytes = 0;
     long bad = 0;
+    long shm = 0;
     long[] first = new long[ranks.length];
     String problem = null;
     for (int i = 0; i < ranks.length; i++) {
@@ -109,6 +112,7 @@ public final class EpochReader {
       padded += rr.padded();
       bytes += rr.bytes();
       bad += rr.bad();
+      shm += rr.shm();
       first[i] = rr.firstMicros();
       if (problem == null) {
         problem = rr.problem();
@@ -135,7 +139,7 @@ public final class EpochReader {
       }
     }
     return new Result(
-        batches, rows, padded, bytes, seconds, first, bad, missing, duplicated, problem);
+        batches, rows, padded, bytes, seconds, first, bad, missing, duplicated, problem, shm);
   }
 
   private static RankResult readRank(
@@ -152,6 +156,7 @@ public final class EpochReader {
     long bytes = 0;
     long firstMicros = -1;
     long bad = 0;
+    long shm = 0;
     String problem = null;
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
         SluiceClient client = SluiceClient.connect(uri, alloc);
@@ -204,8 +209,9 @@ public final class EpochReader {
         batches++;
         rows += count;
         padded += meta.padded();
+        shm += meta.delivery() == io.sluice.client.Delivery.SHM ? 1 : 0;
       }
     }
-    return new RankResult(batches, rows, padded, bytes, firstMicros, bad, problem);
+    return new RankResult(batches, rows, padded, bytes, firstMicros, bad, problem, shm);
   }
 }

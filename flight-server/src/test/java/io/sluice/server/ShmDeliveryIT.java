@@ -36,6 +36,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * shm delivery against a real daemon: batches read in place from shared memory by the Java client,
@@ -124,10 +126,11 @@ class ShmDeliveryIT {
     assertEquals(0, d.allocatedBytes(), "daemon buffers left after their streams ended");
   }
 
-  @Test
-  void fourRanksReadEverySampleOnceFromSharedMemory() throws Exception {
+  @ParameterizedTest(name = "{0} concurrent ranks")
+  @ValueSource(ints = {4, 8})
+  void concurrentRanksReadEverySampleOnceFromSharedMemory(int world) throws Exception {
     assertNull(daemon.shmUnavailableCause());
-    StreamRequest base = StreamRequest.of("t", 0, 4, 16).withDelivery(Delivery.SHM).withSeed(7);
+    StreamRequest base = StreamRequest.of("t", 0, world, 16).withDelivery(Delivery.SHM).withSeed(7);
     List<List<Seen>> ranks = readAllRanks(base);
     TreeSet<Long> seen = new TreeSet<>();
     long total = 0;

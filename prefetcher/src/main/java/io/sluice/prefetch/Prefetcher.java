@@ -68,13 +68,16 @@ public final class Prefetcher implements AutoCloseable {
   static final long LOADING_WAIT_SECONDS = 30;
 
   /**
-   * Steps a stream's first batch waits to have in memory before it is handed out (fewer when the
-   * horizon is shorter or the read-ahead stops issuing). An epoch's first reads cannot be ahead of
-   * the consumer: with reads grown to whole chunks, the first few steps of a block shuffle touch
-   * nearly every chunk of the block, so without this the warm-up stalls the steps right after the
-   * first instead of the first alone.
+   * Steps a stream's first batch waits to have in memory before it is handed out, at least (see
+   * {@link Consumer#startLead}). An epoch's first reads cannot be ahead of the consumer, and with
+   * reads grown to whole chunks the first steps of a shuffle block touch nearly every chunk of the
+   * block: without a lead the steps right after the first stall, and so do the next few block
+   * boundaries while the lead builds up at the margin between read and consumption rates.
    */
   static final int START_LEAD_STEPS = 16;
+
+  /** The start-up wait ends after this long whatever the lead (a slow device, tiny samples). */
+  private static final long START_WAIT_MAX_NANOS = TimeUnit.SECONDS.toNanos(2);
 
   /** How long the start-up wait goes on without the read-ahead issuing anything new. */
   private static final long START_PATIENCE_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
@@ -883,30 +886,39 @@ public final class Prefetcher implements AutoCloseable {
     }
 
     /**
-     * On the stream's first take only: waits until the next {@link #START_LEAD_STEPS} steps (within
-     * the horizon) are in memory, or until the read-ahead has issued nothing new for a while (its
-     * byte window is full, or it failed); returns the nanoseconds waited.
+     * On the stream's first take only: waits until this stream's share of half the read-ahead
+     * window (and at least {@link #START_LEAD_STEPS} steps, within the horizon) is in memory, so
+     * the trainer starts with a lead that carries it over the next block boundaries. Ends early
+     * when the read-ahead has issued nothing new for a while (its window is full, or it failed) and
+     * after {@link #START_WAIT_MAX_NANOS} at most; returns the nanoseconds waited.
      */
     private long startLead(long abs) throws IOException {
       long horizon;
+      long leadBytes;
       lock.lock();
       try {
         if (!first || failure != null) {
           return 0;
         }
         horizon = Math.min(options.horizonSteps(), Math.max(1, keepSteps / 2));
+        leadBytes = windowLimit / 2 / Math.max(1, consumers.size());
       } finally {
         lock.unlock();
       }
       long t0 = System.nanoTime();
-      long last = Math.min(end, abs + Math.min(START_LEAD_STEPS, horizon));
+      long last = Math.min(end, abs + horizon);
       long[] stepIds = new long[plan.batchSize()];
       long progressAt = t0;
       long seenIssue = -1;
-      for (long s = abs; s < last; s++) {
+      long bytes = 0;
+      for (long s = abs; s < last && (s < abs + START_LEAD_STEPS || bytes < leadBytes); s++) {
+        if (System.nanoTime() - t0 > START_WAIT_MAX_NANOS) {
+          break;
+        }
         plan.fill(rank, s - base, stepIds, null);
         for (int i = 0; i < stepIds.length; i++) {
           long id = stepIds[i];
+          bytes += extents.lengthOf(id);
           while (!cache.contains(id)) {
             CompletableFuture<Void> f = loading.get(id);
             if (f != null) {
@@ -928,7 +940,7 @@ public final class Prefetcher implements AutoCloseable {
             if (issue != seenIssue) {
               seenIssue = issue;
               progressAt = now;
-            } else if (now - progressAt > START_PATIENCE_NANOS) {
+            } else if (now - progressAt > START_PATIENCE_NANOS || now - t0 > START_WAIT_MAX_NANOS) {
               return now - t0; // the read-ahead is not getting there: start anyway
             }
             LockSupport.parkNanos(200_000);
