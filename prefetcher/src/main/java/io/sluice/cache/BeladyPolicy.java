@@ -3,6 +3,8 @@ package io.sluice.cache;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
 
 /**
@@ -38,7 +40,75 @@ public final class BeladyPolicy implements EvictionPolicy {
   private long currentStep;
   private boolean attached;
   private final HashMap<Long, Node> nodes = new HashMap<>();
-  private final TreeSet<Node> candidates = new TreeSet<>();
+  private final Candidates candidates = new Candidates();
+
+  /**
+   * The unpinned nodes, ordered as {@link Node#compareTo}: bucketed by next-use step (a step's
+   * samples share one), each bucket a small ordered set. Most adds and removes find their bucket in
+   * a hash map and touch only that bucket; the ordered map of buckets changes only when a bucket
+   * appears or empties. A single tree of every node cost about half a stream thread's time (a
+   * batch's pins and unpins are two tree operations per sample, each walking ~18 levels).
+   */
+  private static final class Candidates {
+    private final HashMap<Long, TreeSet<Node>> byStep = new HashMap<>();
+    private final TreeMap<Long, TreeSet<Node>> ordered = new TreeMap<>();
+    private int size;
+
+    void add(Node n) {
+      TreeSet<Node> b = byStep.get(n.nextUseStep);
+      if (b == null) {
+        b = new TreeSet<>();
+        byStep.put(n.nextUseStep, b);
+        ordered.put(n.nextUseStep, b);
+      }
+      if (b.add(n)) {
+        size++;
+      }
+    }
+
+    void remove(Node n) {
+      if (n == null) {
+        return;
+      }
+      TreeSet<Node> b = byStep.get(n.nextUseStep);
+      if (b != null && b.remove(n)) {
+        size--;
+        if (b.isEmpty()) {
+          byStep.remove(n.nextUseStep);
+          ordered.remove(n.nextUseStep);
+        }
+      }
+    }
+
+    boolean isEmpty() {
+      return size == 0;
+    }
+
+    Node first() {
+      return ordered.firstEntry().getValue().first();
+    }
+
+    Node last() {
+      return ordered.lastEntry().getValue().last();
+    }
+
+    Node pollFirst() {
+      Map.Entry<Long, TreeSet<Node>> e = ordered.firstEntry();
+      Node n = e.getValue().pollFirst();
+      size--;
+      if (e.getValue().isEmpty()) {
+        byStep.remove(e.getKey());
+        ordered.remove(e.getKey());
+      }
+      return n;
+    }
+
+    void clear() {
+      byStep.clear();
+      ordered.clear();
+      size = 0;
+    }
+  }
 
   /** A policy asking {@code nextUse}; the cache starts at step 0. */
   public BeladyPolicy(NextUse nextUse) {

@@ -8,7 +8,7 @@ import java.lang.foreign.MemorySegment;
  * Close it exactly once, from any thread; a second close does nothing.
  */
 public final class Handle implements AutoCloseable {
-  private final SampleCache cache;
+  final SampleCache cache;
   final SampleCache.Entry entry;
   private final MemorySegment segment;
   boolean released; // guarded by the cache's lock

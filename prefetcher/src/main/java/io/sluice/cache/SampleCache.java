@@ -227,6 +227,57 @@ public final class SampleCache implements AutoCloseable {
   }
 
   /**
+   * {@link #pin} for {@code ids[0..count)} under one lock: {@code out[i]} gets a handle for each
+   * cached sample; a sample not cached leaves {@code out[i]} null and is neither a hit nor a miss
+   * here (the caller pins it later, when it has been loaded). Returns how many were pinned.
+   */
+  public int pinCached(long[] ids, int count, Handle[] out) {
+    lock.lock();
+    try {
+      ensureOpen();
+      int pinned = 0;
+      for (int i = 0; i < count; i++) {
+        Entry e = entries.get(ids[i]);
+        if (e == null || !e.committed) {
+          continue;
+        }
+        hits++;
+        if (e.pins++ == 0) {
+          stuck.put(e.address, e.allocatedBytes);
+          pinnedBytes += e.allocatedBytes;
+          policy.onPin(e.sampleId);
+        }
+        policy.onHit(e.sampleId);
+        openHandles++;
+        out[i] = new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+        pinned++;
+      }
+      return pinned;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Closes every non-null handle of {@code handles} under one lock. */
+  public void releaseAll(Handle[] handles) {
+    lock.lock();
+    try {
+      for (Handle h : handles) {
+        if (h != null && h.cache == this) {
+          releaseLocked(h);
+        }
+      }
+    } finally {
+      lock.unlock();
+    }
+    for (Handle h : handles) {
+      if (h != null && h.cache != this) {
+        h.close();
+      }
+    }
+  }
+
+  /**
    * Whether the sample is cached or being loaded (reserved, not yet committed). Not counted as a
    * hit or a miss.
    */
@@ -363,20 +414,24 @@ public final class SampleCache implements AutoCloseable {
   void release(Handle h) {
     lock.lock();
     try {
-      if (h.released || closed) {
-        h.released = true;
-        return;
-      }
-      h.released = true;
-      openHandles--;
-      Entry e = h.entry;
-      if (--e.pins == 0) {
-        stuck.remove(e.address);
-        pinnedBytes -= e.allocatedBytes;
-        policy.onUnpin(e.sampleId);
-      }
+      releaseLocked(h);
     } finally {
       lock.unlock();
+    }
+  }
+
+  private void releaseLocked(Handle h) {
+    if (h.released || closed) {
+      h.released = true;
+      return;
+    }
+    h.released = true;
+    openHandles--;
+    Entry e = h.entry;
+    if (--e.pins == 0) {
+      stuck.remove(e.address);
+      pinnedBytes -= e.allocatedBytes;
+      policy.onUnpin(e.sampleId);
     }
   }
 

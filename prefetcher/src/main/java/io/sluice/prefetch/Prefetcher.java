@@ -836,7 +836,13 @@ public final class Prefetcher implements AutoCloseable {
       int hits = 0;
       int misses = 0;
       try {
+        // Everything already cached in one go (one lock), then the rest one by one.
+        hits = cache.pinCached(ids, count, handles);
         for (int i = 0; i < count; i++) {
+          if (handles[i] != null) {
+            bytes[i] = handles[i].segment();
+            continue;
+          }
           long id = ids[i];
           if (!cache.contains(id)) {
             CompletableFuture<Void> f = loading.get(id);
@@ -950,6 +956,10 @@ public final class Prefetcher implements AutoCloseable {
       return System.nanoTime() - t0;
     }
 
+    void releaseBatch(Handle[] handles, Arena missArena) {
+      release(handles, missArena);
+    }
+
     /**
      * Waits for a read-ahead of {@code id} (its future completes normally even when the read
      * fails). A read that never completes would be a bug; the stream does not hang on it but reads
@@ -1037,12 +1047,8 @@ public final class Prefetcher implements AutoCloseable {
     }
   }
 
-  private static void release(Handle[] handles, Arena missArena) {
-    for (Handle h : handles) {
-      if (h != null) {
-        h.close();
-      }
-    }
+  private void release(Handle[] handles, Arena missArena) {
+    cache.releaseAll(handles);
     if (missArena != null) {
       missArena.close();
     }
@@ -1077,7 +1083,7 @@ public final class Prefetcher implements AutoCloseable {
         return;
       }
       closed = true;
-      release(handles, missArena);
+      consumer.releaseBatch(handles, missArena);
       consumer.consumed(abs);
     }
   }
