@@ -11,7 +11,9 @@ Rows, each an epoch of the same shuffled token dataset (warm page cache, one ran
   from the shard files, seeded shuffle, default collate, int64 tokens, 0 and 2 workers.
 
 Rows are measured in rounds (every row once per round, in turn) and each figure is the median
-over rounds; ratios are computed from those medians. Prints a table and writes a JSON file.
+over rounds; ratios are computed from those medians. Each Sluice pass reads a new epoch of one
+job (seed 0) through the read engine, as a training run does; each DataLoader pass builds its
+loader (and, with workers, starts them). Prints a table and writes a JSON file.
 """
 
 import argparse
@@ -148,10 +150,10 @@ def read_flight(url, ticket):
     return rows
 
 
-def sluice_ticket(url, batch, seed, delivery, token=None):
+def sluice_ticket(url, batch, epoch, delivery, token=None):
     client = flight.FlightClient(url)
-    req = {"dataset": "bench", "rank": 0, "world_size": 1, "batch_size": batch, "seed": seed,
-           "delivery": delivery}
+    req = {"dataset": "bench", "rank": 0, "world_size": 1, "batch_size": batch, "seed": 0,
+           "epoch": epoch, "delivery": delivery}
     if token:
         req["shm_token"] = token
     info = client.get_flight_info(flight.FlightDescriptor.for_command(json.dumps(req)))
@@ -159,11 +161,11 @@ def sluice_ticket(url, batch, seed, delivery, token=None):
     return info.endpoints[0].ticket
 
 
-def read_sluice_shm(url, batch, seed, token):
+def read_sluice_shm(url, batch, epoch, token):
     """Plain pyarrow over shm: the descriptor from the stream, the batch from the mapping."""
     from sluice import _shm
     client = flight.FlightClient(url)
-    reader = client.do_get(sluice_ticket(url, batch, seed, "shm", token))
+    reader = client.do_get(sluice_ticket(url, batch, epoch, "shm", token))
     importer = _shm.Importer(reader.schema)
     rows = 0
     while True:
@@ -183,9 +185,10 @@ def read_sluice_shm(url, batch, seed, token):
     return rows
 
 
-def read_dataset(url, batch, seed, delivery):
+def read_dataset(url, batch, epoch, delivery):
     import sluice
-    ds = sluice.Dataset(url, "bench", batch, rank=0, world_size=1, seed=seed, delivery=delivery)
+    ds = sluice.Dataset(url, "bench", batch, rank=0, world_size=1, seed=0, epoch=epoch,
+                        delivery=delivery)
     rows = 0
     for b in ds:
         rows += b["tokens"].shape[0]
@@ -237,7 +240,7 @@ def read_dataloader(files, seq_len, batch, seed, workers):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="sluice bench delivery", description=__doc__.split("\n")[0])
     p.add_argument("--dir", default=os.path.expanduser("~/.cache/sluice/bench-delivery"))
-    p.add_argument("--samples", type=int, default=65536)
+    p.add_argument("--samples", type=int, default=524288)
     p.add_argument("--seq-len", type=int, default=2048)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--rounds", type=int, default=3)
@@ -245,10 +248,10 @@ def main(argv=None):
     p.add_argument("--json", default="sluice-bench-delivery.json")
     p.add_argument("--launcher", default=os.environ.get("SLUICE_LAUNCHER",
                                                          os.path.join(REPO, "sluice")))
-    p.add_argument("--quick", action="store_true", help="16384 samples, 2 rounds")
+    p.add_argument("--quick", action="store_true", help="65536 samples, 2 rounds")
     a = p.parse_args(argv)
     if a.quick:
-        a.samples, a.rounds = min(a.samples, 16384), min(a.rounds, 2)
+        a.samples, a.rounds = min(a.samples, 65536), min(a.rounds, 2)
     root = os.path.join(a.dir, "tokens-%d-%d" % (a.samples, a.seq_len))
     log("dataset: %d samples x %d uint16 tokens in %s" % (a.samples, a.seq_len, root))
     ensure_dataset(root, a.samples, a.seq_len, a.launcher)
@@ -280,11 +283,15 @@ def main(argv=None):
     try:
         # Round 0 warms the daemon's JIT and cache and the page cache; it is not counted.
         for r in range(a.rounds + 1):
-            for name, fn in rows.items():
+            for i, (name, fn) in enumerate(rows.items()):
                 if fn is None:
                     continue
                 t0 = time.perf_counter()
-                n = fn(r)  # a new seed (epoch order) each round
+                # Every loader and round its own epoch of one job (seed 0), as a training run
+                # goes: each Sluice pass is a new shuffled order through the read engine, with
+                # what the sample cache kept from the passes before (the dataset is larger than
+                # the cache by default); each DataLoader pass its own shuffle seed.
+                n = fn(r * 16 + i)
                 dt = time.perf_counter() - t0
                 counted[name] = n
                 if r > 0:

@@ -272,7 +272,8 @@ class DaemonIT {
         "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"columns\":[\"pixels\"]}|INVALID_ARGUMENT|pixels",
         "{\"dataset\":\"nope\",\"rank\":0,\"world_size\":1,\"batch_size\":4}|NOT_FOUND|dataset=nope",
         "{not json|INVALID_ARGUMENT|JSON",
-        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"shm\"}|UNIMPLEMENTED|delivery=shm",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"shm\"}|INVALID_ARGUMENT|shm_token",
+        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"cuda\"}|UNIMPLEMENTED|delivery=cuda",
       })
   void badRequestsGetAStatusNamingTheFieldAndTheDaemonGoesOn(
       String json, String status, String named) {
@@ -323,7 +324,8 @@ class DaemonIT {
       assertEquals(
           List.of("sample_id"),
           s.root().getSchema().getFields().stream().map(f -> f.getName()).toList());
-      assertEquals("cpu", s.metadata().delivery().wireName(), "auto falls back to cpu and says so");
+      // The Java client proves it can map the daemon's shared memory: auto takes shm.
+      assertEquals("shm", s.metadata().delivery().wireName(), "auto says which path it took");
     }
   }
 

@@ -71,9 +71,40 @@ class StreamRequestTest {
   }
 
   @Test
+  void shmTokenIsAnOptionalKeyThatRoundTrips() {
+    StreamRequest r = StreamRequest.of("d", 0, 1, 4).withDelivery(Delivery.AUTO);
+    assertEquals(null, StreamRequest.parse(r.toJson()).shmToken());
+    StreamRequest t = r.withShmToken("abc123");
+    assertEquals(t, StreamRequest.parse(t.toJson()));
+    assertEquals("abc123", t.withRank(0).withStartCursor(4).shmToken());
+    ProtocolException e =
+        assertThrows(
+            ProtocolException.class,
+            () ->
+                StreamRequest.parse(
+                    "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"shm_token\":7}"
+                        .getBytes(StandardCharsets.UTF_8)));
+    assertEquals("shm_token", e.field());
+  }
+
+  @Test
   void metadataRoundTrips() {
-    BatchMetadata m = new BatchMetadata(3, 17, 4096, Delivery.SHM, 2, 40);
+    BatchMetadata m = new BatchMetadata(3, 17, 4096, Delivery.CPU, 2, 40);
     assertEquals(m, BatchMetadata.parse(m.toJson()));
+    BatchMetadata shm =
+        new BatchMetadata(
+            3, 17, 4096, Delivery.SHM, 2, 40, new ShmSlot("/dev/shm/x/s1", 8192, 640, 5));
+    assertEquals(shm, BatchMetadata.parse(shm.toJson()));
+    assertThrows(
+        ProtocolException.class, () -> new BatchMetadata(3, 17, 4096, Delivery.SHM, 2, 40));
+    String otherLayout =
+        new String(shm.toJson(), StandardCharsets.UTF_8)
+            .replace("\"layout_version\":1", "\"layout_version\":2");
+    ProtocolException v =
+        assertThrows(
+            ProtocolException.class,
+            () -> BatchMetadata.parse(otherLayout.getBytes(StandardCharsets.UTF_8)));
+    assertEquals("shm.layout_version", v.field());
     ProtocolException e =
         assertThrows(
             ProtocolException.class,
