@@ -95,6 +95,10 @@ class StreamRequestTest {
         new BatchMetadata(
             3, 17, 4096, Delivery.SHM, 2, 40, new ShmSlot("/dev/shm/x/s1", 8192, 640, 5));
     assertEquals(shm, BatchMetadata.parse(shm.toJson()));
+    BatchMetadata odd =
+        new BatchMetadata(
+            0, 0, 0, Delivery.SHM, 0, 1, new ShmSlot("/dev/shm/a \"b\\c\u00e9\n", 4096, 1, 0));
+    assertEquals(odd, BatchMetadata.parse(odd.toJson()), "a region path is escaped");
     assertThrows(
         ProtocolException.class, () -> new BatchMetadata(3, 17, 4096, Delivery.SHM, 2, 40));
     String otherLayout =
