@@ -133,28 +133,49 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onInsert(long sampleId, long sizeBytes) {
+    onInsertToken(sampleId, sizeBytes);
+  }
+
+  @Override
+  public Object onInsertToken(long sampleId, long sizeBytes) {
     Node n = new Node(sampleId, sizeBytes);
     // A sample put at step t is typically needed at t (a demand miss) or later (a prefetch).
     n.nextUseStep = nextUse.nextUseStep(sampleId, currentStep);
     nodes.put(sampleId, n);
     candidates.add(n);
+    return n;
   }
 
   @Override
   public void onPin(long sampleId) {
-    Node n = nodes.get(sampleId);
+    onPin(sampleId, nodes.get(sampleId));
+  }
+
+  @Override
+  public void onPin(long sampleId, Object token) {
+    Node n = (Node) token;
     candidates.remove(n);
     n.pinned = true;
   }
 
   @Override
   public void onHit(long sampleId) {
-    nodes.get(sampleId).lastUseStep = currentStep;
+    onHit(sampleId, nodes.get(sampleId));
+  }
+
+  @Override
+  public void onHit(long sampleId, Object token) {
+    ((Node) token).lastUseStep = currentStep;
   }
 
   @Override
   public void onUnpin(long sampleId) {
-    Node n = nodes.get(sampleId);
+    onUnpin(sampleId, nodes.get(sampleId));
+  }
+
+  @Override
+  public void onUnpin(long sampleId, Object token) {
+    Node n = (Node) token;
     n.pinned = false;
     // It was used at lastUseStep; its next use is after that one, and not in the past.
     n.nextUseStep = nextUse.nextUseStep(sampleId, Math.max(currentStep, n.lastUseStep + 1));
@@ -164,6 +185,12 @@ public final class BeladyPolicy implements EvictionPolicy {
   @Override
   public void onRemove(long sampleId) {
     candidates.remove(nodes.remove(sampleId));
+  }
+
+  @Override
+  public void onRemove(long sampleId, Object token) {
+    nodes.remove(sampleId);
+    candidates.remove((Node) token);
   }
 
   @Override

@@ -60,6 +60,36 @@ public interface EvictionPolicy {
     return NextUse.NEVER;
   }
 
+  /**
+   * As {@link #onInsert}, returning the policy's own record of the sample (or null), which the
+   * cache keeps with its entry and hands back to the token variants below: a policy that keys its
+   * records by id then saves a lookup on every pin, hit, unpin and removal.
+   */
+  default Object onInsertToken(long sampleId, long sizeBytes) {
+    onInsert(sampleId, sizeBytes);
+    return null;
+  }
+
+  /** {@link #onPin} with the token from {@link #onInsertToken}. */
+  default void onPin(long sampleId, Object token) {
+    onPin(sampleId);
+  }
+
+  /** {@link #onHit} with the token from {@link #onInsertToken}. */
+  default void onHit(long sampleId, Object token) {
+    onHit(sampleId);
+  }
+
+  /** {@link #onUnpin} with the token from {@link #onInsertToken}. */
+  default void onUnpin(long sampleId, Object token) {
+    onUnpin(sampleId);
+  }
+
+  /** {@link #onRemove} with the token from {@link #onInsertToken}. */
+  default void onRemove(long sampleId, Object token) {
+    onRemove(sampleId);
+  }
+
   /** The consumers reached {@code step} (never called with a smaller step than before). */
   default void advanceTo(long step) {}
 

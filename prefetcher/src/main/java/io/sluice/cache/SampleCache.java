@@ -79,6 +79,7 @@ public final class SampleCache implements AutoCloseable {
     final long allocatedBytes;
     int pins;
     boolean committed;
+    Object policyToken; // the policy's record of this sample, from onInsertToken
 
     Entry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
       this.sampleId = sampleId;
@@ -216,9 +217,9 @@ public final class SampleCache implements AutoCloseable {
       if (e.pins++ == 0) {
         stuck.put(e.address, e.allocatedBytes);
         pinnedBytes += e.allocatedBytes;
-        policy.onPin(sampleId);
+        policy.onPin(sampleId, e.policyToken);
       }
-      policy.onHit(sampleId);
+      policy.onHit(sampleId, e.policyToken);
       openHandles++;
       return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
     } finally {
@@ -245,9 +246,9 @@ public final class SampleCache implements AutoCloseable {
         if (e.pins++ == 0) {
           stuck.put(e.address, e.allocatedBytes);
           pinnedBytes += e.allocatedBytes;
-          policy.onPin(e.sampleId);
+          policy.onPin(e.sampleId, e.policyToken);
         }
-        policy.onHit(e.sampleId);
+        policy.onHit(e.sampleId, e.policyToken);
         openHandles++;
         out[i] = new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
         pinned++;
@@ -431,7 +432,7 @@ public final class SampleCache implements AutoCloseable {
     if (--e.pins == 0) {
       stuck.remove(e.address);
       pinnedBytes -= e.allocatedBytes;
-      policy.onUnpin(e.sampleId);
+      policy.onUnpin(e.sampleId, e.policyToken);
     }
   }
 
@@ -445,7 +446,7 @@ public final class SampleCache implements AutoCloseable {
       }
       Entry e = r.entry;
       try {
-        policy.onInsert(e.sampleId, e.allocatedBytes);
+        e.policyToken = policy.onInsertToken(e.sampleId, e.allocatedBytes);
       } catch (RuntimeException ex) {
         abortLocked(r);
         throw ex;
@@ -524,7 +525,7 @@ public final class SampleCache implements AutoCloseable {
           "policy=" + policy.name() + " chose sampleId=" + sampleId + ", not an unpinned sample");
     }
     entries.remove(sampleId);
-    policy.onRemove(sampleId);
+    policy.onRemove(sampleId, e.policyToken);
     allocator.free(e.address, e.allocatedBytes);
     usedBytes -= e.allocatedBytes;
     committedEntries--;
