@@ -213,18 +213,23 @@ public final class SampleCache implements AutoCloseable {
         policy.onMiss(sampleId);
         return null;
       }
-      hits++;
-      if (e.pins++ == 0) {
-        stuck.put(e.address, e.allocatedBytes);
-        pinnedBytes += e.allocatedBytes;
-        policy.onPin(sampleId, e.policyToken);
-      }
-      policy.onHit(sampleId, e.policyToken);
-      openHandles++;
-      return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+      return pinLocked(e);
     } finally {
       lock.unlock();
     }
+  }
+
+  /** A hit on a committed entry: pins it (taking it out of the candidates on its first pin). */
+  private Handle pinLocked(Entry e) {
+    hits++;
+    if (e.pins++ == 0) {
+      stuck.put(e.address, e.allocatedBytes);
+      pinnedBytes += e.allocatedBytes;
+      policy.onPin(e.sampleId, e.policyToken);
+    }
+    policy.onHit(e.sampleId, e.policyToken);
+    openHandles++;
+    return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
   }
 
   /**
@@ -242,15 +247,7 @@ public final class SampleCache implements AutoCloseable {
         if (e == null || !e.committed) {
           continue;
         }
-        hits++;
-        if (e.pins++ == 0) {
-          stuck.put(e.address, e.allocatedBytes);
-          pinnedBytes += e.allocatedBytes;
-          policy.onPin(e.sampleId, e.policyToken);
-        }
-        policy.onHit(e.sampleId, e.policyToken);
-        openHandles++;
-        out[i] = new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+        out[i] = pinLocked(e);
         pinned++;
       }
       return pinned;
