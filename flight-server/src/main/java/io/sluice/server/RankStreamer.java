@@ -220,11 +220,16 @@ final class RankStreamer implements Runnable {
       }
     }
     // The region goes when the stream ends: first let the client read and release every batch.
-    if (ring != null && !awaitAllReleased()) {
+    if (ring != null && !ring.awaitAllReleased(this::stopped)) {
       endStopped();
       return;
     }
     listener.completed();
+  }
+
+  /** The daemon is shutting down or the client went away. */
+  private boolean stopped() {
+    return stopRequested || listener.isCancelled();
   }
 
   private void endStopped() {
@@ -264,7 +269,7 @@ final class RankStreamer implements Runnable {
         return null;
       }
       long seq = ring.nextSeq();
-      long at = ring.place(message.bytes(), () -> stopRequested || listener.isCancelled());
+      long at = ring.place(message.bytes(), this::stopped);
       if (at < 0) {
         return STOPPED;
       }
@@ -299,18 +304,6 @@ final class RankStreamer implements Runnable {
     return null;
   }
 
-  private boolean awaitAllReleased() {
-    long park = 50_000;
-    while (ring.unreleased() > 0) {
-      if (stopRequested || listener.isCancelled()) {
-        return false;
-      }
-      java.util.concurrent.locks.LockSupport.parkNanos(park);
-      park = Math.min(park * 2, 5_000_000);
-    }
-    return true;
-  }
-
   private static void load(VectorLoader loader, VectorSchemaRoot batch) {
     try (ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
       loader.load(rb);
@@ -331,7 +324,7 @@ final class RankStreamer implements Runnable {
           continue; // a slow trainer is normal: keep waiting
         case OTHER:
         default:
-          return !stopRequested && !listener.isCancelled();
+          return !stopped();
       }
     }
     return false;

@@ -107,27 +107,50 @@ final class ShmRing implements AutoCloseable {
       throw new IllegalArgumentException(
           "message of " + bytes + " bytes does not fit a ring of " + (end - start));
     }
-    long park = 20_000;
-    while (true) {
-      reclaim();
-      long at = fit(size);
-      if (at >= 0) {
-        live.addLast(new long[] {nextSeq, at, at + size});
-        nextSeq++;
-        return at;
-      }
-      if (stop.getAsBoolean()) {
-        return -1;
-      }
-      LockSupport.parkNanos(park);
-      park = Math.min(park * 2, MAX_PARK_NANOS);
+    long[] at = {-1};
+    if (!awaitClient(
+        () -> {
+          reclaim();
+          at[0] = fit(size);
+          return at[0] >= 0;
+        },
+        stop)) {
+      return -1;
     }
+    live.addLast(new long[] {nextSeq, at[0], at[0] + size});
+    nextSeq++;
+    return at[0];
   }
 
   /** Messages placed and not yet released by the client. */
   int unreleased() {
     reclaim();
     return live.size();
+  }
+
+  /**
+   * Waits until the client has released every message placed (the stream's end); false when {@code
+   * stop} turns true first.
+   */
+  boolean awaitAllReleased(BooleanSupplier stop) {
+    return awaitClient(() -> unreleased() == 0, stop);
+  }
+
+  /**
+   * Polls {@code done}, parking between looks (backing off to {@value #MAX_PARK_NANOS} ns), until
+   * it holds (true) or {@code stop} does (false): the client says what it released only through the
+   * region, so there is nothing to be woken by.
+   */
+  private static boolean awaitClient(BooleanSupplier done, BooleanSupplier stop) {
+    long park = 20_000;
+    while (!done.getAsBoolean()) {
+      if (stop.getAsBoolean()) {
+        return false;
+      }
+      LockSupport.parkNanos(park);
+      park = Math.min(park * 2, MAX_PARK_NANOS);
+    }
+    return true;
   }
 
   private void reclaim() {
