@@ -27,13 +27,17 @@ def make(served, rank=0, world_size=1, batch_size=8, **kw):
                           **kw)
 
 
-def shm_folder(served):
+def action(served, name):
+    """The daemon's JSON answer to the Flight action ``name``."""
     client = flight.FlightClient(served.url)
     try:
-        answer = json.loads(list(client.do_action(flight.Action("shm_probe", b"")))[0]
-                            .body.to_pybytes())
+        return json.loads(list(client.do_action(flight.Action(name, b"")))[0].body.to_pybytes())
     finally:
         client.close()
+
+
+def shm_folder(served):
+    answer = action(served, "shm_probe")
     assert answer["available"], answer
     return os.path.dirname(answer["path"])
 
@@ -44,11 +48,7 @@ def live_regions(served):
 
 
 def daemon_stats(served):
-    client = flight.FlightClient(served.url)
-    try:
-        return json.loads(list(client.do_action(flight.Action("stats", b"")))[0].body.to_pybytes())
-    finally:
-        client.close()
+    return action(served, "stats")
 
 
 def await_no_regions(served, timeout_s=10):

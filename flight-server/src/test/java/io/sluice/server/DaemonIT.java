@@ -5,31 +5,24 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.sluice.client.BatchMetadata;
 import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
 import io.sluice.demo.DemoDataset;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+import io.sluice.server.TokenStreams.Seen;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import org.apache.arrow.flight.CallStatus;
 import org.apache.arrow.flight.FlightDescriptor;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
-import org.apache.arrow.vector.UInt2Vector;
 import org.apache.arrow.vector.UInt8Vector;
-import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -61,51 +54,12 @@ class DaemonIT {
     clientAllocator.close(); // and on the client's
   }
 
-  /** One batch as a rank saw it. */
-  record Seen(BatchMetadata meta, long[] ids) {}
-
   static List<Seen> readRank(StreamRequest req, int maxBatches) {
-    List<Seen> out = new ArrayList<>();
-    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator);
-        RankStream s = client.open(req)) {
-      while (out.size() < maxBatches && s.next()) {
-        int rows = s.root().getRowCount();
-        UInt8Vector idv = (UInt8Vector) s.root().getVector("sample_id");
-        FixedSizeListVector tokens = (FixedSizeListVector) s.root().getVector("tokens");
-        ByteBuffer data =
-            ((UInt2Vector) tokens.getDataVector())
-                .getDataBuffer()
-                .nioBuffer(0, rows * SEQ_LEN * 2)
-                .order(ByteOrder.LITTLE_ENDIAN);
-        long[] ids = new long[rows];
-        for (int i = 0; i < rows; i++) {
-          ids[i] = idv.get(i);
-          for (int j = 0; j < SEQ_LEN; j++) {
-            assertEquals(
-                DemoDataset.token(ids[i], j),
-                data.getShort((i * SEQ_LEN + j) * 2) & 0xFFFF,
-                "sample " + ids[i] + " token " + j);
-          }
-        }
-        out.add(new Seen(s.metadata(), ids));
-      }
-    }
-    return out;
+    return TokenStreams.read(daemon.uri(), clientAllocator, req, maxBatches, SEQ_LEN);
   }
 
   static List<List<Seen>> readAllRanks(StreamRequest base) throws Exception {
-    try (ExecutorService pool = Executors.newFixedThreadPool(base.worldSize())) {
-      List<Future<List<Seen>>> fs = new ArrayList<>();
-      for (int r = 0; r < base.worldSize(); r++) {
-        StreamRequest req = base.withRank(r);
-        fs.add(pool.submit(() -> readRank(req, Integer.MAX_VALUE)));
-      }
-      List<List<Seen>> out = new ArrayList<>();
-      for (Future<List<Seen>> f : fs) {
-        out.add(f.get());
-      }
-      return out;
-    }
+    return TokenStreams.readAllRanks(daemon.uri(), clientAllocator, base, SEQ_LEN);
   }
 
   @ParameterizedTest(name = "world={0} batch={1} shuffle={2} drop_last={3}")

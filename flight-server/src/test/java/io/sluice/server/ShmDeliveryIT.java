@@ -6,32 +6,23 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.sluice.client.BatchMetadata;
 import io.sluice.client.Delivery;
 import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
 import io.sluice.demo.DemoDataset;
 import io.sluice.prefetch.PrefetchOptions;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
+import io.sluice.server.TokenStreams.Seen;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import org.apache.arrow.flight.FlightDescriptor;
 import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
-import org.apache.arrow.vector.UInt2Vector;
-import org.apache.arrow.vector.UInt8Vector;
-import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -66,55 +57,12 @@ class ShmDeliveryIT {
     clientAllocator.close();
   }
 
-  record Seen(BatchMetadata meta, long[] ids) {}
-
-  /** Reads up to {@code max} batches, checking every token against its sample id. */
   static List<Seen> read(SluiceDaemon d, StreamRequest req, int max, int seqLen) {
-    List<Seen> out = new ArrayList<>();
-    try (SluiceClient client = SluiceClient.connect(d.uri(), clientAllocator);
-        RankStream s = client.open(req)) {
-      while (out.size() < max && s.next()) {
-        out.add(new Seen(s.metadata(), checkedIds(s, seqLen)));
-      }
-    }
-    return out;
-  }
-
-  static long[] checkedIds(RankStream s, int seqLen) {
-    int rows = s.root().getRowCount();
-    UInt8Vector idv = (UInt8Vector) s.root().getVector("sample_id");
-    FixedSizeListVector tokens = (FixedSizeListVector) s.root().getVector("tokens");
-    ByteBuffer data =
-        ((UInt2Vector) tokens.getDataVector())
-            .getDataBuffer()
-            .nioBuffer(0, rows * seqLen * 2)
-            .order(ByteOrder.LITTLE_ENDIAN);
-    long[] ids = new long[rows];
-    for (int i = 0; i < rows; i++) {
-      ids[i] = idv.get(i);
-      for (int j = 0; j < seqLen; j++) {
-        assertEquals(
-            DemoDataset.token(ids[i], j),
-            data.getShort((i * seqLen + j) * 2) & 0xFFFF,
-            "sample " + ids[i] + " token " + j);
-      }
-    }
-    return ids;
+    return TokenStreams.read(d.uri(), clientAllocator, req, max, seqLen);
   }
 
   static List<List<Seen>> readAllRanks(StreamRequest base) throws Exception {
-    try (ExecutorService pool = Executors.newFixedThreadPool(base.worldSize())) {
-      List<Future<List<Seen>>> fs = new ArrayList<>();
-      for (int r = 0; r < base.worldSize(); r++) {
-        StreamRequest req = base.withRank(r);
-        fs.add(pool.submit(() -> read(daemon, req, Integer.MAX_VALUE, SEQ_LEN)));
-      }
-      List<List<Seen>> out = new ArrayList<>();
-      for (Future<List<Seen>> f : fs) {
-        out.add(f.get());
-      }
-      return out;
-    }
+    return TokenStreams.readAllRanks(daemon.uri(), clientAllocator, base, SEQ_LEN);
   }
 
   static void awaitNoRegions(SluiceDaemon d) throws Exception {
@@ -215,7 +163,8 @@ class ShmDeliveryIT {
       List<Seen> other =
           read(daemon, StreamRequest.of("t", 0, 2, 32).withDelivery(Delivery.SHM), 1000, SEQ_LEN);
       assertEquals((N + 63) / 64, other.size());
-      checkedIds(stalled, SEQ_LEN); // the held batch is intact: its slot was never reused
+      TokenStreams.checkedIds(
+          stalled, SEQ_LEN); // the held batch is intact: its slot was never reused
       stalled.close();
     }
     awaitNoRegions(daemon);
