@@ -1,82 +1,113 @@
 package io.sluice.cache;
 
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.TreeMap;
-import java.util.TreeSet;
 
 /**
  * Belady's MIN over the plan: evicts the unpinned sample whose next use is farthest in the future
- * ({@link NextUse#NEVER} first), ties going to the larger sample, then the larger id. See the
- * implementation notes in {@link SampleCache}. Not thread-safe: the cache calls it under its lock.
+ * ({@link NextUse#NEVER} first), ties going to the larger sample (by power-of-two size class), then
+ * to the sample that became a candidate last. See the implementation notes in {@link SampleCache}.
+ * Not thread-safe: the cache calls it under its lock.
  */
 public final class BeladyPolicy implements EvictionPolicy {
-  /** Ordered by next use, then size, then id: the last node is the victim. */
-  private static final class Node implements Comparable<Node> {
+  private static final class Node {
     final long sampleId;
     final long sizeBytes;
-    long nextUseStep; // the key in candidates; change it only while the node is out of the tree
+    final int sizeClass;
+    long nextUseStep; // the key in candidates; change it only while the node is out of them
     long lastUseStep = -1;
     boolean pinned;
+    Bucket bucket; // the candidates' bucket holding this node, or null
+    Node prev;
+    Node next;
 
     Node(long sampleId, long sizeBytes) {
       this.sampleId = sampleId;
       this.sizeBytes = sizeBytes;
+      this.sizeClass = 63 - Long.numberOfLeadingZeros(Math.max(1, sizeBytes));
+    }
+  }
+
+  /** The candidates of one next-use step: a list per size class, newest first. */
+  private static final class Bucket {
+    final long step;
+    final Node[] heads = new Node[64];
+    long classes; // bit c set when heads[c] is non-null
+
+    Bucket(long step) {
+      this.step = step;
     }
 
-    @Override
-    public int compareTo(Node o) {
-      int c = Long.compare(nextUseStep, o.nextUseStep);
-      if (c == 0) {
-        c = Long.compare(sizeBytes, o.sizeBytes);
-      }
-      return c != 0 ? c : Long.compare(sampleId, o.sampleId);
+    Node largestNewest() {
+      return heads[63 - Long.numberOfLeadingZeros(classes)];
+    }
+
+    Node smallestNewest() {
+      return heads[Long.numberOfTrailingZeros(classes)];
     }
   }
 
   private NextUse nextUse;
   private long currentStep;
   private boolean attached;
-  private final HashMap<Long, Node> nodes = new HashMap<>();
+  private final LongMap<Node> nodes = new LongMap<>();
   private final Candidates candidates = new Candidates();
 
   /**
-   * The unpinned nodes, ordered as {@link Node#compareTo}: bucketed by next-use step (a step's
-   * samples share one), each bucket a small ordered set. Most adds and removes find their bucket in
-   * a hash map and touch only that bucket; the ordered map of buckets changes only when a bucket
-   * appears or empties. A single tree of every node cost about half a stream thread's time (a
-   * batch's pins and unpins are two tree operations per sample, each walking ~18 levels).
+   * The unpinned nodes, bucketed by next-use step (a step's samples share one), each bucket a
+   * linked list per size class. Adding and removing a node is a hash lookup and a few links; the
+   * ordered map of buckets changes only when a bucket appears or empties (about once per step, not
+   * once per sample). A tree of every node, and later a tree per step, cost a third to a half of a
+   * stream thread's time: a batch's pins and unpins are two updates per sample.
    */
   private static final class Candidates {
-    private final HashMap<Long, TreeSet<Node>> byStep = new HashMap<>();
-    private final TreeMap<Long, TreeSet<Node>> ordered = new TreeMap<>();
+    private final LongMap<Bucket> byStep = new LongMap<>();
+    private final TreeMap<Long, Bucket> ordered = new TreeMap<>();
     private int size;
 
     void add(Node n) {
-      TreeSet<Node> b = byStep.get(n.nextUseStep);
+      Bucket b = byStep.get(n.nextUseStep);
       if (b == null) {
-        b = new TreeSet<>();
+        b = new Bucket(n.nextUseStep);
         byStep.put(n.nextUseStep, b);
         ordered.put(n.nextUseStep, b);
       }
-      if (b.add(n)) {
-        size++;
+      Node head = b.heads[n.sizeClass];
+      n.prev = null;
+      n.next = head;
+      if (head != null) {
+        head.prev = n;
       }
+      b.heads[n.sizeClass] = n;
+      b.classes |= 1L << n.sizeClass;
+      n.bucket = b;
+      size++;
     }
 
     void remove(Node n) {
-      if (n == null) {
+      if (n == null || n.bucket == null) {
         return;
       }
-      TreeSet<Node> b = byStep.get(n.nextUseStep);
-      if (b != null && b.remove(n)) {
-        size--;
-        if (b.isEmpty()) {
-          byStep.remove(n.nextUseStep);
-          ordered.remove(n.nextUseStep);
+      Bucket b = n.bucket;
+      if (n.prev != null) {
+        n.prev.next = n.next;
+      } else {
+        b.heads[n.sizeClass] = n.next;
+        if (n.next == null) {
+          b.classes &= ~(1L << n.sizeClass);
         }
+      }
+      if (n.next != null) {
+        n.next.prev = n.prev;
+      }
+      n.prev = null;
+      n.next = null;
+      n.bucket = null;
+      size--;
+      if (b.classes == 0) {
+        byStep.remove(b.step);
+        ordered.remove(b.step);
       }
     }
 
@@ -85,25 +116,26 @@ public final class BeladyPolicy implements EvictionPolicy {
     }
 
     Node first() {
-      return ordered.firstEntry().getValue().first();
+      return ordered.firstEntry().getValue().smallestNewest();
     }
 
     Node last() {
-      return ordered.lastEntry().getValue().last();
+      return ordered.lastEntry().getValue().largestNewest();
     }
 
     Node pollFirst() {
-      Map.Entry<Long, TreeSet<Node>> e = ordered.firstEntry();
-      Node n = e.getValue().pollFirst();
-      size--;
-      if (e.getValue().isEmpty()) {
-        byStep.remove(e.getKey());
-        ordered.remove(e.getKey());
-      }
+      Node n = first();
+      remove(n);
       return n;
     }
 
-    void clear() {
+    void clear(LongMap<Node> nodes) {
+      nodes.forEachValue(
+          n -> {
+            n.bucket = null;
+            n.prev = null;
+            n.next = null;
+          });
       byStep.clear();
       ordered.clear();
       size = 0;
@@ -222,14 +254,15 @@ public final class BeladyPolicy implements EvictionPolicy {
   public void replan(NextUse nextUse, long currentStep) {
     this.nextUse = nextUse;
     this.currentStep = currentStep;
-    candidates.clear();
-    for (Node n : nodes.values()) {
-      n.lastUseStep = -1;
-      if (!n.pinned) {
-        n.nextUseStep = nextUse.nextUseStep(n.sampleId, currentStep);
-        candidates.add(n);
-      }
-    }
+    candidates.clear(nodes);
+    nodes.forEachValue(
+        n -> {
+          n.lastUseStep = -1;
+          if (!n.pinned) {
+            n.nextUseStep = nextUse.nextUseStep(n.sampleId, currentStep);
+            candidates.add(n);
+          }
+        });
   }
 
   /** The next-use step the policy holds for a candidate, or -1 when it is not one. For tests. */

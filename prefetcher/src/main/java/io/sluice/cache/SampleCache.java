@@ -2,7 +2,6 @@ package io.sluice.cache;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.util.HashMap;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -43,10 +42,10 @@ public final class SampleCache implements AutoCloseable {
    *    sizes", SIGMETRICS 2018); ties between equal next uses evict the larger sample first;
    *  - MIN is demand paging: the missed sample is always admitted. Bypassing samples whose next
    *    use is later than every candidate's would save a few more misses; not done (yet).
-   * BeladyPolicy keeps candidates in a tree ordered by next-use step, so a victim is O(log n) and
-   * a use costs one oracle call (one Feistel inversion per epoch) plus O(log n). Keys go stale
-   * when the consumers pass a step at which a sample was expected but not read; advanceTo
-   * recomputes exactly those, from the small end of the tree.
+   * BeladyPolicy keeps candidates in buckets by next-use step (a tree of steps, a hash map to
+   * find a step's bucket), so a victim and a use cost O(1) plus one oracle call (one Feistel
+   * inversion per epoch). Keys go stale when the consumers pass a step at which a sample was
+   * expected but not read; advanceTo recomputes exactly those, from the first bucket.
    *
    * Memory. One shared Arena; slabs of slabBytes (4096-aligned) are taken lazily until the budget
    * is reached and never returned before close(), so the budget is a hard limit on off-heap bytes,
@@ -95,7 +94,7 @@ public final class SampleCache implements AutoCloseable {
   private final Arena arena;
   private final SlabAllocator allocator;
   private final EvictionPolicy policy;
-  private final HashMap<Long, Entry> entries = new HashMap<>();
+  private final LongMap<Entry> entries = new LongMap<>();
   // Extents that must not move: pinned samples and open reservations, address -> allocated bytes.
   private final TreeMap<Long, Long> stuck = new TreeMap<>();
   private long currentStep;
@@ -492,7 +491,12 @@ public final class SampleCache implements AutoCloseable {
     if (address >= 0) {
       return address;
     }
-    if (!allocator.couldFitWithout(stuck, need)) {
+    // Evicting the victim frees a contiguous extent of its size; only when that is too small does
+    // it take a look at where the unmovable extents leave room (a walk of the slabs).
+    long first = policy.victim();
+    Entry firstVictim = first == EvictionPolicy.NO_VICTIM ? null : entries.get(first);
+    if ((firstVictim == null || firstVictim.allocatedBytes < need)
+        && !allocator.couldFitWithout(stuck, need)) {
       return -1;
     }
     while (true) {

@@ -178,18 +178,20 @@ class SampleCachePolicyTest {
   }
 
   @Test
-  void tiesBetweenEqualNextUsesEvictTheLargerSampleFirst() {
+  void tiesBetweenEqualNextUsesEvictTheLargerSampleFirstThenTheNewestCandidate() {
     BeladyPolicy p = new BeladyPolicy((id, step) -> NextUse.NEVER);
     p.attach(1 << 20);
+    p.onInsert(9, 256);
     p.onInsert(1, 64);
-    p.onInsert(2, 256);
+    p.onInsert(4, 300); // the same power-of-two size class as 256
     p.onInsert(3, 128);
-    p.onInsert(4, 256);
-    assertEquals(4, p.victim(), "the larger, then the larger id");
+    assertEquals(4, p.victim(), "the larger class, then the newest candidate");
     p.onRemove(4);
-    assertEquals(2, p.victim());
-    p.onPin(2);
+    assertEquals(9, p.victim());
+    p.onPin(9);
     assertEquals(3, p.victim(), "pinned samples are not candidates");
+    p.onUnpin(9);
+    assertEquals(9, p.victim(), "an unpinned sample is a candidate again, the newest");
   }
 
   @Test

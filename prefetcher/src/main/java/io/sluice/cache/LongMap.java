@@ -1,0 +1,169 @@
+package io.sluice.cache;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * A hash map from primitive {@code long} keys to non-null values: open addressing, linear probing,
+ * deletion by backward shift (no tombstones). The cache's per-sample maps use it because {@code
+ * HashMap<Long, V>} boxes every key and chases a node per lookup, which was a tenth of a stream
+ * thread's time at a few hundred thousand samples a second. Not thread-safe.
+ */
+final class LongMap<V> {
+  private static final int MIN_CAPACITY = 16;
+
+  private long[] keys;
+  private Object[] values; // null marks an empty slot
+  private int size;
+  private int mask;
+  private int shift; // 64 - log2(capacity): the slot is the top bits of the mixed key
+
+  LongMap() {
+    allocate(MIN_CAPACITY);
+  }
+
+  int size() {
+    return size;
+  }
+
+  boolean isEmpty() {
+    return size == 0;
+  }
+
+  @SuppressWarnings("unchecked")
+  V get(long key) {
+    int i = slot(key);
+    while (true) {
+      Object v = values[i];
+      if (v == null) {
+        return null;
+      }
+      if (keys[i] == key) {
+        return (V) v;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  boolean containsKey(long key) {
+    return get(key) != null;
+  }
+
+  /** Maps {@code key} to {@code value}; returns the value it replaces, or null. */
+  @SuppressWarnings("unchecked")
+  V put(long key, V value) {
+    if (value == null) {
+      throw new IllegalArgumentException("value=null for key=" + key + " must be non-null");
+    }
+    int i = slot(key);
+    while (true) {
+      Object v = values[i];
+      if (v == null) {
+        keys[i] = key;
+        values[i] = value;
+        if (++size > (mask + 1) / 4 * 3) {
+          rehash((mask + 1) * 2);
+        }
+        return null;
+      }
+      if (keys[i] == key) {
+        values[i] = value;
+        return (V) v;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Removes {@code key}; returns its value, or null when it was absent. */
+  @SuppressWarnings("unchecked")
+  V remove(long key) {
+    int i = slot(key);
+    while (true) {
+      Object v = values[i];
+      if (v == null) {
+        return null;
+      }
+      if (keys[i] == key) {
+        size--;
+        shiftBack(i);
+        return (V) v;
+      }
+      i = (i + 1) & mask;
+    }
+  }
+
+  void clear() {
+    allocate(MIN_CAPACITY);
+    size = 0;
+  }
+
+  /** The values, copied into a new list. */
+  @SuppressWarnings("unchecked")
+  List<V> values() {
+    List<V> out = new ArrayList<>(size);
+    for (Object v : values) {
+      if (v != null) {
+        out.add((V) v);
+      }
+    }
+    return out;
+  }
+
+  @SuppressWarnings("unchecked")
+  void forEachValue(Consumer<? super V> action) {
+    for (Object v : values) {
+      if (v != null) {
+        action.accept((V) v);
+      }
+    }
+  }
+
+  /** Empties slot {@code gap}, moving later entries of its probe run back into it as they allow. */
+  private void shiftBack(int gap) {
+    int i = gap;
+    while (true) {
+      i = (i + 1) & mask;
+      Object v = values[i];
+      if (v == null) {
+        break;
+      }
+      int home = slot(keys[i]);
+      // The entry at i may move to gap unless its home lies cyclically in (gap, i].
+      if (((i - home) & mask) >= ((i - gap) & mask)) {
+        keys[gap] = keys[i];
+        values[gap] = v;
+        gap = i;
+      }
+    }
+    values[gap] = null;
+  }
+
+  private int slot(long key) {
+    // Fibonacci hashing: sequential ids and steps spread over the whole table.
+    return (int) ((key * 0x9E3779B97F4A7C15L) >>> shift);
+  }
+
+  private void allocate(int capacity) {
+    keys = new long[capacity];
+    values = new Object[capacity];
+    mask = capacity - 1;
+    shift = 64 - Integer.numberOfTrailingZeros(capacity);
+  }
+
+  private void rehash(int capacity) {
+    long[] oldKeys = keys;
+    Object[] oldValues = values;
+    allocate(capacity);
+    for (int i = 0; i < oldValues.length; i++) {
+      if (oldValues[i] != null) {
+        int j = slot(oldKeys[i]);
+        while (values[j] != null) {
+          j = (j + 1) & mask;
+        }
+        keys[j] = oldKeys[i];
+        values[j] = oldValues[i];
+      }
+    }
+  }
+}
