@@ -288,6 +288,28 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /**
+   * Keeps, in order at the front of {@code ids[0..count)}, the ids not cached (not committed), and
+   * returns how many there are: {@link #contains} for a batch under one lock. Not counted as hits
+   * or misses.
+   */
+  public int retainUncached(long[] ids, int count) {
+    lock.lock();
+    try {
+      ensureOpen();
+      int n = 0;
+      for (int i = 0; i < count; i++) {
+        Entry e = entries.get(ids[i]);
+        if (e == null || !e.committed) {
+          ids[n++] = ids[i];
+        }
+      }
+      return n;
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Whether the sample is cached (committed). Not counted as a hit or a miss. */
   public boolean contains(long sampleId) {
     lock.lock();

@@ -85,6 +85,9 @@ public final class Prefetcher implements AutoCloseable {
   /** Steps this close to the slowest stream are read tight first, their neighbours after. */
   static final int NEAR_STEPS = 4;
 
+  /** A waiting scheduler is woken once per this many consumed steps, or sooner when needed. */
+  static final int WAKE_EVERY_STEPS = 8;
+
   private static final long CLOSE_WAIT_NS = TimeUnit.SECONDS.toNanos(10);
 
   private final String name;
@@ -116,6 +119,7 @@ public final class Prefetcher implements AutoCloseable {
   private int inFlight;
   private long windowBytes;
   private boolean cacheFull;
+  private boolean schedulerIdle; // the scheduler waits for a change (guarded by lock)
   private boolean closed;
 
   private volatile Throwable failure;
@@ -317,7 +321,12 @@ public final class Prefetcher implements AutoCloseable {
               step = c.nextIssue++;
               break;
             }
-            changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
+            schedulerIdle = true;
+            try {
+              changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
+            } finally {
+              schedulerIdle = false;
+            }
           }
         } finally {
           lock.unlock();
@@ -374,12 +383,11 @@ public final class Prefetcher implements AutoCloseable {
       if (loading.containsKey(id)) {
         continue;
       }
-      if (cache.contains(id)) {
-        stats.alreadyCached.increment();
-        continue;
-      }
       need[n++] = id;
     }
+    int uncached = cache.retainUncached(need, n); // one lock for the step, not one per sample
+    stats.alreadyCached.add(n - uncached);
+    n = uncached;
     long now = minTakenNow();
     // A step far enough ahead is read in whole chunks (the needed samples with the neighbours worth
     // keeping). A step due soon is read tight first, its needed samples alone, and the neighbours
@@ -791,6 +799,7 @@ public final class Prefetcher implements AutoCloseable {
     private long issuedBytes;
     private boolean first = true;
     private boolean detached;
+    private int unwoken; // steps consumed since this consumer last woke the scheduler
 
     private Consumer(int rank, long epoch, EpochPlan plan, long startStep) {
       this.rank = rank;
@@ -818,14 +827,18 @@ public final class Prefetcher implements AutoCloseable {
       long abs = base + step;
       lock.lock();
       try {
-        taken = abs;
-        if (nextIssue < abs) {
-          nextIssue = abs; // the stream skipped ahead (resume): do not read what it skipped
+        streamStats.lead(Math.max(nextIssue, abs) - abs);
+        // In step, the previous batch's close already said all this: no need to wake the
+        // scheduler once more (each wake-up costs it a pass over the consumers).
+        if (taken != abs || nextIssue < abs) {
+          taken = abs;
+          if (nextIssue < abs) {
+            nextIssue = abs; // the stream skipped ahead (resume): do not read what it skipped
+          }
+          releaseLocked(abs);
+          cache.advanceTo(minTakenLocked());
+          changed.signalAll();
         }
-        releaseLocked(abs);
-        streamStats.lead(nextIssue - abs);
-        cache.advanceTo(minTakenLocked());
-        changed.signalAll();
       } finally {
         lock.unlock();
       }
@@ -1012,11 +1025,19 @@ public final class Prefetcher implements AutoCloseable {
     private void consumed(long abs) {
       lock.lock();
       try {
+        boolean wasFull = cacheFull;
         taken = Math.max(taken, abs + 1);
         releaseLocked(abs + 1);
         cacheFull = false;
         cache.advanceTo(minTakenLocked());
-        changed.signalAll();
+        // Wake the scheduler only when it waits, and then every few steps unless the lead runs
+        // short: waking it on every step cost the stream a context switch per batch (a busy
+        // scheduler looks at the consumers again before it waits anyway).
+        if (schedulerIdle
+            && (wasFull || ++unwoken >= WAKE_EVERY_STEPS || nextIssue - taken < WAKE_EVERY_STEPS)) {
+          unwoken = 0;
+          changed.signalAll();
+        }
       } finally {
         lock.unlock();
       }
