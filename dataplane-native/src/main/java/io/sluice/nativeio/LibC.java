@@ -81,7 +81,7 @@ final class LibC {
   private LibC() {}
 
   @SuppressWarnings("restricted") // the module's purpose; run with --enable-native-access
-  private static MethodHandle downcall(
+  static MethodHandle downcall(
       String name, FunctionDescriptor descriptor, Linker.Option... options) {
     MemorySegment symbol =
         LINKER

@@ -1,6 +1,7 @@
 package io.sluice.cli;
 
 import io.sluice.bench.ReadEngineBench;
+import io.sluice.config.ByteSize;
 import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.read.ReadBackends;
 import java.nio.file.Path;

@@ -1,109 +1,149 @@
 package io.sluice.cli;
 
-import io.sluice.server.FlightTransport;
+import io.sluice.config.ConfigLoader;
+import io.sluice.config.DaemonConfig;
+import io.sluice.config.DaemonConfig.Key;
+import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.server.SluiceDaemon;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
+import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-/** {@code sluice serve}: runs the daemon until SIGTERM or SIGINT. */
+/**
+ * {@code sluice serve}: runs the daemon until SIGTERM or SIGINT. Options come from the defaults, a
+ * YAML file ({@code --config}, or {@code SLUICE_CONFIG}), {@code SLUICE_*} environment variables
+ * and these flags, each over the one before; see {@link DaemonConfig.Key} and docs/operations.md.
+ */
 @Command(
     name = "serve",
     mixinStandardHelpOptions = true,
-    description = "Run the daemon: serve datasets as Arrow Flight streams until SIGTERM/SIGINT.")
-final class ServeCommand implements java.util.concurrent.Callable<Integer> {
+    description = {
+      "Run the daemon: serve datasets as Arrow Flight streams until SIGTERM/SIGINT.",
+      "Settings: defaults < --config FILE (or SLUICE_CONFIG) < SLUICE_* environment < flags.",
+      "--print-config shows the result and where each value came from."
+    })
+final class ServeCommand implements Callable<Integer> {
+  @Spec picocli.CommandLine.Model.CommandSpec spec;
+
+  @Option(
+      names = "--config",
+      paramLabel = "FILE",
+      description = "YAML configuration file (default: $SLUICE_CONFIG, else none).")
+  Path config;
+
+  @Option(
+      names = "--print-config",
+      description = "Print the effective configuration (with each value's source) and exit.")
+  boolean printConfig;
+
   @Option(
       names = "--host",
-      defaultValue = "127.0.0.1",
-      description = "Address to listen on (default: ${DEFAULT-VALUE}).")
+      description =
+          "Address to listen on (default 127.0.0.1). Any but loopback needs TLS or --insecure.")
   String host;
 
-  @Option(
-      names = "--port",
-      defaultValue = "8815",
-      description = "Port; 0 picks a free one (default: ${DEFAULT-VALUE}).")
-  int port;
+  @Option(names = "--port", description = "Flight port; 0 picks a free one (default 8815).")
+  String port;
 
-  @Mixin DataPlaneOptions dataPlane;
+  @Option(
+      names = "--metrics-host",
+      description = "Address of the Prometheus endpoint (default 127.0.0.1).")
+  String metricsHost;
+
+  @Option(
+      names = "--metrics-port",
+      paramLabel = "PORT|off",
+      description =
+          "Serve /metrics and /healthz over HTTP on this port; 0 picks one (default off).")
+  String metricsPort;
 
   @Option(
       names = "--memory-budget",
-      defaultValue = "4g",
       paramLabel = "SIZE",
       description =
-          "Off-heap bytes the daemon may hold, with k/m/g suffixes (default:"
-              + " ${DEFAULT-VALUE}): half for the sample caches and read-ahead (from 256m up),"
-              + " half for batches being built and sent. A batch that does not fit fails its"
-              + " stream with RESOURCE_EXHAUSTED.")
+          "Off-heap bytes the daemon may hold, with k/m/g suffixes (default 4g): half for the"
+              + " sample caches and read-ahead (from 256m up), half for batches being built and"
+              + " sent. A batch that does not fit fails its stream with RESOURCE_EXHAUSTED.")
   String memoryBudget;
 
   @Option(
+      names = "--backend",
+      description =
+          "Read backend: auto (io_uring where available, else posix), posix, io_uring,"
+              + " io_uring+direct (default auto).")
+  String backend;
+
+  @Option(
+      names = "--transport",
+      description = "Netty transport for Flight: auto, nio, io_uring (default auto).")
+  String transport;
+
+  @Option(
       names = "--shm-dir",
-      defaultValue = "/dev/shm",
       paramLabel = "DIR",
       description =
-          "Shared-memory mount for shm delivery regions (default: ${DEFAULT-VALUE}). Where the"
-              + " daemon cannot make its folder there, shm is off and auto delivers cpu.")
-  Path shmDir;
+          "Shared-memory mount for shm delivery regions (default /dev/shm). Where the daemon"
+              + " cannot make its folder there, shm is off and auto delivers cpu.")
+  String shmDir;
+
+  @Option(names = "--tls-cert", paramLabel = "FILE", description = "PEM certificate chain for TLS.")
+  String tlsCert;
+
+  @Option(
+      names = "--tls-key",
+      paramLabel = "FILE",
+      description = "PEM (PKCS#8) private key for TLS.")
+  String tlsKey;
+
+  @Option(
+      names = "--insecure",
+      description = "Allow listening beyond loopback without TLS (plaintext on the network).")
+  boolean insecure;
+
+  @Option(
+      names = "--auth-tokens-file",
+      paramLabel = "FILE",
+      description =
+          "Require 'authorization: Bearer TOKEN' with one of the tokens in FILE (one per line,"
+              + " chmod 600).")
+  String authTokensFile;
 
   @Option(
       names = "--dataset",
-      required = true,
       paramLabel = "NAME=PATH",
-      description = "A dataset to serve: a folder indexed by 'sluice dataset index'. Repeatable.")
-  List<String> datasets;
+      description =
+          "A dataset to serve: a folder indexed by 'sluice dataset index'. Repeatable; replaces"
+              + " the config file's list.")
+  List<String> datasets = new ArrayList<>();
 
   @Override
   public Integer call() throws Exception {
-    if (port < 0 || port > 65535) {
-      throw new UsageException("--port=" + port + " must be in [0, 65535]");
+    DaemonConfig cfg = load(System.getenv());
+    if (printConfig) {
+      spec.commandLine().getOut().print(cfg.toYaml());
+      spec.commandLine().getOut().flush();
+      return 0;
     }
-    Map<String, Path> paths = parseDatasets(datasets);
-    FlightTransport transport = dataPlane.transport();
-    String backend = dataPlane.backend();
-    long budget = ByteSize.parse("--memory-budget", memoryBudget);
-    if (budget < SluiceDaemon.MIN_MEMORY_BUDGET_BYTES) {
+    if (cfg.datasets().isEmpty()) {
       throw new UsageException(
-          "--memory-budget="
-              + memoryBudget
-              + " must be at least "
-              + SluiceDaemon.MIN_MEMORY_BUDGET_BYTES
-              + " bytes (1m)");
+          "no dataset to serve: give --dataset NAME=PATH, or datasets: in the --config file");
     }
-    SluiceDaemon daemon =
-        SluiceDaemon.start(
-            host,
-            port,
-            paths,
-            transport,
-            backend,
-            budget,
-            io.sluice.prefetch.PrefetchOptions.defaults(),
-            shmDir);
-    CountDownLatch stopped = new CountDownLatch(1);
-    Runtime.getRuntime()
-        .addShutdownHook(
-            new Thread(
-                () -> {
-                  try {
-                    daemon.close();
-                  } catch (Exception e) {
-                    System.err.println("sluice serve: shutdown: " + e.getMessage());
-                  } finally {
-                    stopped.countDown();
-                  }
-                },
-                "sluice-shutdown"));
+    SluiceDaemon daemon = SluiceDaemon.start(cfg, PrefetchOptions.defaults());
+    // SIGTERM and SIGINT stop the daemon gracefully and serve returns 0; the hook covers any
+    // other way the JVM goes down (exit status 128 + signal then, as the JVM sets it).
+    Signals.onTermination(daemon::stopOnSignal);
+    Runtime.getRuntime().addShutdownHook(new Thread(daemon::stopOnSignal, "sluice-shutdown"));
     System.out.println(
         "sluice: serving "
             + daemon.uri()
             + " datasets="
-            + String.join(",", paths.keySet())
+            + String.join(",", daemon.datasets().keySet())
             + " transport="
             + daemon.transport().wireName()
             + " backend="
@@ -111,25 +151,43 @@ final class ServeCommand implements java.util.concurrent.Callable<Integer> {
             + " memory_budget="
             + daemon.memoryBudgetBytes()
             + " shm="
-            + (daemon.shmUnavailableCause() == null ? "on" : "off"));
+            + (daemon.shmUnavailableCause() == null ? "on" : "off")
+            + " tls="
+            + (cfg.tls() ? "on" : "off")
+            + " auth="
+            + (cfg.tokens() == null ? "off" : "on")
+            + (daemon.metricsUri() == null ? "" : " metrics=" + daemon.metricsUri()));
     System.out.flush();
-    daemon.awaitTermination();
-    stopped.await();
+    daemon.notifyReady();
+    daemon.awaitStopped();
     return 0;
   }
 
-  static Map<String, Path> parseDatasets(List<String> specs) {
-    Map<String, Path> out = new LinkedHashMap<>();
-    for (String spec : specs) {
-      int eq = spec.indexOf('=');
-      if (eq <= 0 || eq == spec.length() - 1) {
-        throw new UsageException("--dataset=" + spec + " must be NAME=PATH");
-      }
-      String name = spec.substring(0, eq);
-      if (out.put(name, Path.of(spec.substring(eq + 1))) != null) {
-        throw new UsageException("--dataset name '" + name + "' is given twice");
-      }
+  /** The effective configuration from the file, {@code env} and the flags given. */
+  DaemonConfig load(Map<String, String> env) {
+    Map<Key, String> flags = new EnumMap<>(Key.class);
+    put(flags, Key.HOST, host);
+    put(flags, Key.PORT, port);
+    put(flags, Key.METRICS_HOST, metricsHost);
+    put(flags, Key.METRICS_PORT, metricsPort);
+    put(flags, Key.MEMORY_BUDGET, memoryBudget);
+    put(flags, Key.BACKEND, backend);
+    put(flags, Key.TRANSPORT, transport);
+    put(flags, Key.SHM_DIR, shmDir);
+    put(flags, Key.TLS_CERT, tlsCert);
+    put(flags, Key.TLS_KEY, tlsKey);
+    put(flags, Key.INSECURE, insecure ? "true" : null);
+    put(flags, Key.AUTH_TOKENS_FILE, authTokensFile);
+    Path file = config;
+    if (file == null && env.get(ConfigLoader.CONFIG_ENV) != null) {
+      file = Path.of(env.get(ConfigLoader.CONFIG_ENV));
     }
-    return out;
+    return ConfigLoader.load(file, env, flags, datasets);
+  }
+
+  private static void put(Map<Key, String> flags, Key key, String value) {
+    if (value != null) {
+      flags.put(key, value);
+    }
   }
 }

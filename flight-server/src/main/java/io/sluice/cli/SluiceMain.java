@@ -53,7 +53,7 @@ public final class SluiceMain implements Runnable {
     cl.setExecutionExceptionHandler(
         (ex, commandLine, parseResult) -> {
           PrintWriter err = commandLine.getErr();
-          if (ex instanceof UsageException) {
+          if (ex instanceof UsageException || ex instanceof io.sluice.config.ConfigException) {
             err.println(commandLine.getCommandSpec().qualifiedName() + ": " + ex.getMessage());
             err.flush();
             return CommandLine.ExitCode.USAGE;

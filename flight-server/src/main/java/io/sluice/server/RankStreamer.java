@@ -48,7 +48,9 @@ final class RankStreamer implements Runnable {
   private final ServerStreamListener listener;
   private final Prefetcher.Consumer readAhead;
   private final ShmDelivery shm;
+  private final DaemonMetrics metrics;
   private ShmRing ring;
+  private volatile long resumeCursor; // the cursor after the last batch sent
   private boolean ringRefused;
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
       new BackpressureStrategy.CallbackBackpressureStrategy();
@@ -62,7 +64,8 @@ final class RankStreamer implements Runnable {
       BufferAllocator parent,
       ServerStreamListener listener,
       Prefetcher.Consumer readAhead,
-      ShmDelivery shm) {
+      ShmDelivery shm,
+      DaemonMetrics metrics) {
     this.dataset = dataset;
     this.request = request;
     this.plan = plan;
@@ -71,6 +74,17 @@ final class RankStreamer implements Runnable {
     this.listener = listener;
     this.readAhead = readAhead;
     this.shm = shm;
+    this.metrics = metrics;
+    this.resumeCursor = request.startCursor();
+  }
+
+  String datasetName() {
+    return dataset.name();
+  }
+
+  /** Steps read ahead of this stream now, or -1 when it reads on demand. */
+  long lead() {
+    return readAhead == null ? -1 : readAhead.stats().snapshot().lead();
   }
 
   @Override
@@ -88,6 +102,12 @@ final class RankStreamer implements Runnable {
     } catch (Exception e) {
       LOG.log(Level.WARNING, name + " failed", e);
       String where = "dataset=" + dataset.name() + " rank=" + request.rank() + ": ";
+      metrics.error(
+          switch (e) {
+            case OutOfMemoryException oom -> DaemonMetrics.ErrorKind.RESOURCE_EXHAUSTED;
+            case DatasetFormatException bad -> DaemonMetrics.ErrorKind.BAD_DATA;
+            default -> DaemonMetrics.ErrorKind.INTERNAL;
+          });
       CallStatus status =
           switch (e) {
             case OutOfMemoryException oom ->
@@ -184,6 +204,7 @@ final class RankStreamer implements Runnable {
         paddedCount += p ? 1 : 0;
       }
       ShmSlot slot = null;
+      long bodyBytes;
       try (VectorSchemaRoot batch = assemble(assembler, step, ids, b)) {
         if (request.delivery() == Delivery.SHM) {
           slot = writeToRing(batch, allocator);
@@ -192,9 +213,7 @@ final class RankStreamer implements Runnable {
             return;
           }
         }
-        if (slot == null) {
-          load(loader, batch);
-        }
+        bodyBytes = slot != null ? slot.length() : load(loader, batch);
       }
       BatchMetadata meta =
           new BatchMetadata(
@@ -218,6 +237,8 @@ final class RankStreamer implements Runnable {
       } else {
         listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
       }
+      resumeCursor = meta.cursor();
+      metrics.delivered(dataset.name(), meta.delivery(), bodyBytes, b);
     }
     // The region goes when the stream ends: first let the client read and release every batch.
     if (ring != null && !ring.awaitAllReleased(this::stopped)) {
@@ -235,7 +256,12 @@ final class RankStreamer implements Runnable {
   private void endStopped() {
     if (stopRequested && !listener.isCancelled()) {
       listener.error(
-          CallStatus.UNAVAILABLE.withDescription("daemon is shutting down").toRuntimeException());
+          CallStatus.UNAVAILABLE
+              .withDescription(
+                  "daemon is shutting down; resume from cursor="
+                      + resumeCursor
+                      + " (every batch before it was delivered)")
+              .toRuntimeException());
     }
   }
 
@@ -304,9 +330,11 @@ final class RankStreamer implements Runnable {
     return null;
   }
 
-  private static void load(VectorLoader loader, VectorSchemaRoot batch) {
+  /** Loads {@code batch} into the stream's root; returns its IPC body bytes. */
+  private static long load(VectorLoader loader, VectorSchemaRoot batch) {
     try (ArrowRecordBatch rb = new VectorUnloader(batch).getRecordBatch()) {
       loader.load(rb);
+      return rb.computeBodyLength();
     }
   }
 

@@ -11,6 +11,7 @@ import io.sluice.planner.ShuffleMode;
 import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.prefetch.PrefetchStats;
 import io.sluice.prefetch.Prefetcher;
+import io.sluice.prefetch.StreamStats;
 import io.sluice.read.ReadBackend;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -36,8 +37,10 @@ final class ReadEngine implements AutoCloseable {
   private final long cacheBudget;
   private final long perDataset;
   private final PrefetchOptions options;
+  private final StreamStats totals = new StreamStats(); // every stream's batches, for metrics
   private final Map<JobKey, Job> jobs = new LinkedHashMap<>(); // guarded by this
   private long reserved; // cache bytes handed to jobs; guarded by this
+  private long retiredFailedReads; // failed read-aheads of jobs closed since; guarded by this
   private boolean closed;
 
   /**
@@ -49,6 +52,11 @@ final class ReadEngine implements AutoCloseable {
     this.cacheBudget = cacheBudget;
     this.perDataset = cacheBudget / Math.max(1, datasets);
     this.options = options;
+  }
+
+  /** Hits, misses and stalls of every stream with read-ahead since start. */
+  StreamStats.Snapshot totals() {
+    return totals.snapshot();
   }
 
   /** What identifies a job: the plan family, without the epoch (one job spans epochs). */
@@ -84,7 +92,9 @@ final class ReadEngine implements AutoCloseable {
       return null;
     }
     Job job = job(dataset, extents, request);
-    return job == null ? null : job.prefetcher.open(request.rank(), request.epoch(), startStep);
+    return job == null
+        ? null
+        : job.prefetcher.open(request.rank(), request.epoch(), startStep, totals);
   }
 
   private synchronized Job job(ServedDataset dataset, SampleExtents extents, StreamRequest r) {
@@ -178,10 +188,20 @@ final class ReadEngine implements AutoCloseable {
     }
     for (JobKey k : idle) {
       Job j = jobs.remove(k);
+      retiredFailedReads += j.prefetcher.stats().failedReads();
       j.prefetcher.close();
       j.cache.close();
       reserved -= j.budget;
     }
+  }
+
+  /** Read-ahead reads that failed since start, closed jobs' included. */
+  synchronized long failedReadAheads() {
+    long n = retiredFailedReads;
+    for (Job j : jobs.values()) {
+      n += j.prefetcher.stats().failedReads();
+    }
+    return n;
   }
 
   /** Each job's stats, for logs and the stats action. */

@@ -1,64 +1,84 @@
 package io.sluice.server;
 
+import io.sluice.config.DaemonConfig;
 import io.sluice.format.Formats;
+import io.sluice.nativeio.SdNotify;
 import io.sluice.prefetch.PrefetchOptions;
-import io.sluice.read.ReadBackend;
+import io.sluice.read.CountingReadBackend;
 import io.sluice.read.ReadBackends;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 import org.apache.arrow.flight.FlightServer;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 
 /**
- * The per-node daemon: opens the datasets, starts the Flight server and owns every resource
- * (allocator, stream threads, open shards). Closing it stops streams and frees everything; a leak
- * makes {@link #close()} fail.
+ * The per-node daemon: opens the datasets, starts the Flight server (and the metrics endpoint) and
+ * owns every resource (allocator, stream threads, open shards). Closing it stops streams and frees
+ * everything; a leak makes {@link #close()} fail.
  */
 public final class SluiceDaemon implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(SluiceDaemon.class.getName());
+
   /** Bytes queued per stream before it stops being ready: a few batches in flight. */
   static final int BACKPRESSURE_THRESHOLD_BYTES = 8 << 20;
 
   /** Smallest memory budget accepted: room for gRPC's buffers and a small batch. */
-  public static final long MIN_MEMORY_BUDGET_BYTES = 1 << 20;
+  public static final long MIN_MEMORY_BUDGET_BYTES = DaemonConfig.MIN_MEMORY_BUDGET_BYTES;
 
   /** Smallest memory budget with read-ahead: room for one job's cache and scratch buffers. */
   public static final long MIN_READ_AHEAD_BUDGET_BYTES = 256L << 20;
 
+  /** How long running streams get to end, after the daemon stops taking new ones. */
+  static final long STREAMS_END_WAIT_MS = 3_000;
+
+  /** How long stream threads get to finish once their calls are cancelled. */
+  static final long STREAM_THREADS_WAIT_MS = 4_000;
+
+  private final DaemonConfig config;
   private final BufferAllocator root;
-  private final ReadBackend backend;
+  private final CountingReadBackend backend;
   private final Map<String, ServedDataset> datasets;
   private final ExecutorService streams;
   private final FlightServer server;
   private final SluiceProducer producer;
   private final ReadEngine readEngine;
-  private final long memoryBudgetBytes;
   private final FlightTransport transport;
   private final FlightTransport.Loops loops;
   private final ShmDelivery shm;
+  private final DaemonMetrics metrics;
+  private MetricsServer metricsServer; // set once, right after construction
+  private volatile String stopping; // why /healthz says 503; null while serving
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final CountDownLatch stopped = new CountDownLatch(1);
 
   private SluiceDaemon(
+      DaemonConfig config,
       BufferAllocator root,
-      ReadBackend backend,
+      CountingReadBackend backend,
       Map<String, ServedDataset> datasets,
       ExecutorService streams,
       FlightServer server,
       SluiceProducer producer,
       ReadEngine readEngine,
-      long memoryBudgetBytes,
       FlightTransport transport,
       FlightTransport.Loops loops,
-      ShmDelivery shm) {
+      ShmDelivery shm,
+      DaemonMetrics metrics) {
+    this.config = config;
     this.shm = shm;
     this.readEngine = readEngine;
-    this.memoryBudgetBytes = memoryBudgetBytes;
     this.root = root;
     this.backend = backend;
     this.datasets = datasets;
@@ -67,6 +87,7 @@ public final class SluiceDaemon implements AutoCloseable {
     this.producer = producer;
     this.transport = transport;
     this.loops = loops;
+    this.metrics = metrics;
   }
 
   /** The read backend in use: posix or io_uring. */
@@ -80,7 +101,8 @@ public final class SluiceDaemon implements AutoCloseable {
   }
 
   /**
-   * Opens every dataset (refusing a bad one with its file and offset named) and starts listening.
+   * Opens every dataset (refusing a bad one with its file and offset named) and starts listening,
+   * with no memory budget to speak of (tests and tools).
    *
    * @param port 0 for any free port
    */
@@ -103,7 +125,7 @@ public final class SluiceDaemon implements AutoCloseable {
     return start(host, port, datasetPaths, transportChoice, backendChoice, Long.MAX_VALUE);
   }
 
-  /** As below, with the default read-ahead. */
+  /** As above, within {@code memoryBudgetBytes} (see {@link DaemonConfig.Key#MEMORY_BUDGET}). */
   public static SluiceDaemon start(
       String host,
       int port,
@@ -113,107 +135,113 @@ public final class SluiceDaemon implements AutoCloseable {
       long memoryBudgetBytes)
       throws IOException {
     return start(
-        host,
-        port,
-        datasetPaths,
-        transportChoice,
-        backendChoice,
-        memoryBudgetBytes,
+        DaemonConfig.builder()
+            .host(host)
+            .port(port)
+            .datasets(datasetPaths)
+            .transport(transportChoice)
+            .backend(backendChoice)
+            .memoryBudgetBytes(memoryBudgetBytes)
+            .build(),
         PrefetchOptions.defaults());
   }
 
   /**
-   * As above, with the daemon's off-heap memory inside {@code memoryBudgetBytes}: half for the
-   * sample caches and read-ahead buffers (when the budget is at least {@value
+   * Starts the daemon {@code config} describes. Its off-heap memory stays inside the memory budget:
+   * half for the sample caches and read-ahead buffers (when the budget is at least {@value
    * #MIN_READ_AHEAD_BUDGET_BYTES} bytes; below that streams read on demand), the rest for Arrow
-   * buffers (batches being built and queued for the wire, gRPC's receive buffers). A batch that
-   * does not fit fails its stream with RESOURCE_EXHAUSTED; the other streams go on.
+   * buffers (batches being built and queued for the wire, gRPC's receive buffers, shm rings). A
+   * batch that does not fit fails its stream with RESOURCE_EXHAUSTED; the other streams go on. shm
+   * delivery is off, with the reason logged, when the daemon cannot make its folder under the
+   * config's shm_dir.
    */
-  public static SluiceDaemon start(
-      String host,
-      int port,
-      Map<String, Path> datasetPaths,
-      FlightTransport transportChoice,
-      String backendChoice,
-      long memoryBudgetBytes,
-      PrefetchOptions prefetch)
+  public static SluiceDaemon start(DaemonConfig config, PrefetchOptions prefetch)
       throws IOException {
-    return start(
-        host,
-        port,
-        datasetPaths,
-        transportChoice,
-        backendChoice,
-        memoryBudgetBytes,
-        prefetch,
-        ShmDelivery.DEFAULT_DIR);
-  }
-
-  /**
-   * As above, with shm delivery regions under {@code shmMount} (normally /dev/shm; shm delivery is
-   * off, with the reason logged, when the daemon cannot make its folder there). shm rings take
-   * their bytes from the Arrow part of the budget.
-   */
-  public static SluiceDaemon start(
-      String host,
-      int port,
-      Map<String, Path> datasetPaths,
-      FlightTransport transportChoice,
-      String backendChoice,
-      long memoryBudgetBytes,
-      PrefetchOptions prefetch,
-      Path shmMount)
-      throws IOException {
-    if (memoryBudgetBytes < MIN_MEMORY_BUDGET_BYTES) {
-      throw new IllegalArgumentException(
-          "memory_budget="
-              + memoryBudgetBytes
-              + " must be >= "
-              + MIN_MEMORY_BUDGET_BYTES
-              + " bytes (gRPC needs room for its own buffers)");
-    }
     quietTransportNoise();
-    FlightTransport transport = transportChoice.resolve();
+    long memoryBudgetBytes = config.memoryBudgetBytes();
+    FlightTransport transport = config.transport().resolve();
     long cacheBudget = memoryBudgetBytes >= MIN_READ_AHEAD_BUDGET_BYTES ? memoryBudgetBytes / 2 : 0;
     BufferAllocator root = new RootAllocator(memoryBudgetBytes - cacheBudget);
-    ReadBackend backend = ReadBackends.select(backendChoice);
+    CountingReadBackend backend = new CountingReadBackend(ReadBackends.select(config.backend()));
     ReadEngine readEngine = null;
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
     FlightTransport.Loops loops = null;
     ShmDelivery shm = null;
+    MetricsServer metricsServer = null;
+    DaemonMetrics metrics = new DaemonMetrics();
     try {
-      for (Map.Entry<String, Path> e : datasetPaths.entrySet()) {
+      for (DaemonConfig.Dataset d : config.datasets()) {
         datasets.put(
-            e.getKey(),
-            ServedDataset.of(e.getKey(), e.getValue(), Formats.open(e.getValue(), backend)));
+            d.name(), ServedDataset.of(d.name(), d.path(), Formats.open(d.path(), backend)));
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
       readEngine = new ReadEngine(backend, cacheBudget, datasets.size(), prefetch);
-      shm = ShmDelivery.open(shmMount);
-      SluiceProducer producer = new SluiceProducer(datasets, root, streams, readEngine, shm);
+      shm = ShmDelivery.open(config.shmDir());
+      SluiceProducer producer =
+          new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
+      Location location =
+          config.tls()
+              ? Location.forGrpcTls(config.host(), config.port())
+              : Location.forGrpcInsecure(config.host(), config.port());
       FlightServer.Builder builder =
-          FlightServer.builder(flightAllocator, Location.forGrpcInsecure(host, port), producer)
+          FlightServer.builder(flightAllocator, location, producer)
               // gRPC calls a stream ready only under 32 KiB queued by default: with batches
               // larger than that every putNext would wait for a flush (one batch per round trip).
               .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES);
+      if (config.tls()) {
+        builder.useTls(config.tlsCert().toFile(), config.tlsKey().toFile());
+      }
+      if (config.tokens() != null) {
+        builder.headerAuthenticator(
+            new TokenAuthenticator(
+                config.tokens(), () -> metrics.error(DaemonMetrics.ErrorKind.UNAUTHENTICATED)));
+      }
       loops = transport.apply(builder);
       FlightServer server = builder.build();
       server.start();
-      return new SluiceDaemon(
-          root,
+      ReadEngine engine = readEngine;
+      ShmDelivery shmDelivery = shm;
+      metrics.bind(
           backend,
-          datasets,
-          streams,
-          server,
-          producer,
-          readEngine,
+          engine::totals,
+          engine::failedReadAheads,
+          producer::streamsAndLead,
+          root::getAllocatedMemory,
           memoryBudgetBytes,
-          transport,
-          loops,
-          shm);
+          () -> {
+            try {
+              return shmDelivery.liveRegions();
+            } catch (IOException e) {
+              return -1;
+            }
+          });
+      SluiceDaemon daemon =
+          new SluiceDaemon(
+              config,
+              root,
+              backend,
+              datasets,
+              streams,
+              server,
+              producer,
+              readEngine,
+              transport,
+              loops,
+              shm,
+              metrics);
+      if (config.metricsPort() != DaemonConfig.METRICS_OFF) {
+        metricsServer =
+            MetricsServer.start(
+                config.metricsHost(), config.metricsPort(), metrics.registry(), daemon::health);
+        daemon.metricsServer = metricsServer;
+      }
+      return daemon;
     } catch (IOException | RuntimeException e) {
+      if (metricsServer != null) {
+        metricsServer.close();
+      }
       if (loops != null) {
         loops.close();
       }
@@ -227,6 +255,7 @@ public final class SluiceDaemon implements AutoCloseable {
       for (ServedDataset d : datasets.values()) {
         d.source().close();
       }
+      backend.close();
       root.close();
       throw e;
     }
@@ -245,14 +274,24 @@ public final class SluiceDaemon implements AutoCloseable {
   private static final java.util.logging.Logger TRANSPORT_LOGGER =
       java.util.logging.Logger.getLogger("io.grpc.netty.NettyServerHandler");
 
-  /** The address clients connect to, for example {@code grpc+tcp://127.0.0.1:8815}. */
+  /**
+   * The address clients connect to, for example {@code grpc://127.0.0.1:8815} ({@code
+   * grpc+tls://...} with TLS).
+   */
   public String uri() {
     Location l = server.getLocation();
-    return "grpc://" + l.getUri().getHost() + ":" + server.getPort();
+    return (config.tls() ? "grpc+tls://" : "grpc://")
+        + l.getUri().getHost()
+        + ":"
+        + server.getPort();
   }
 
   public int port() {
     return server.getPort();
+  }
+
+  public DaemonConfig config() {
+    return config;
   }
 
   public Map<String, ServedDataset> datasets() {
@@ -266,7 +305,7 @@ public final class SluiceDaemon implements AutoCloseable {
 
   /** The budget the daemon's off-heap memory (caches, read-ahead, Arrow buffers) lives in. */
   public long memoryBudgetBytes() {
-    return memoryBudgetBytes;
+    return config.memoryBudgetBytes();
   }
 
   /** The part of the budget for Arrow buffers (batches being built and queued). */
@@ -294,41 +333,88 @@ public final class SluiceDaemon implements AutoCloseable {
     return shm.liveRegions();
   }
 
+  /** The metrics endpoint, for example {@code http://127.0.0.1:9815}, or null when it is off. */
+  public String metricsUri() {
+    MetricsServer m = metricsServer;
+    return m == null ? null : "http://" + m.host() + ":" + m.port();
+  }
+
+  /** Null while the daemon serves; else why it does not ({@code /healthz} answers 503 with it). */
+  String health() {
+    return stopping;
+  }
+
+  /** Tells systemd (Type=notify) that the daemon serves; nothing when not run by systemd. */
+  public void notifyReady() {
+    SdNotify.notify("READY=1\nSTATUS=serving " + uri());
+  }
+
   public void awaitTermination() throws InterruptedException {
     server.awaitTermination();
   }
 
+  /** Waits until {@link #stopOnSignal()} or {@link #close()} has finished. */
+  public void awaitStopped() throws InterruptedException {
+    stopped.await();
+  }
+
+  /**
+   * The graceful stop (SIGTERM, SIGINT): /healthz turns 503, no new stream is taken, each running
+   * stream ends at its next step with UNAVAILABLE naming the cursor to resume from (every batch
+   * before it was delivered), shm regions are removed and every resource is freed; well inside 10
+   * s. Never throws; a second call returns at once.
+   */
+  public void stopOnSignal() {
+    try {
+      close();
+    } catch (IOException | RuntimeException e) {
+      LOG.log(Level.SEVERE, "sluice: stopping: " + e.getMessage(), e);
+    }
+  }
+
   @Override
   public void close() throws IOException {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    stopping = "stopping";
+    SdNotify.notify("STOPPING=1");
     try {
-      server.shutdown();
+      server.shutdown(); // no new calls
       producer.stopStreams();
-      // Well inside a stream's drain wait (RankStreamer.DRAIN_WAIT_NS): buffers a stalled client
-      // never read are freed only when close() below drops its connection.
-      if (!server.awaitTermination(3, TimeUnit.SECONDS)) {
+      // Streams end (and drain what they queued) before the event loops that carry their
+      // writes go away: a write handed to a terminated loop is never released. A stalled
+      // client's buffers are freed only when close() below drops its connection.
+      if (!server.awaitTermination(STREAMS_END_WAIT_MS, TimeUnit.MILLISECONDS)) {
         server.close();
       }
-      // Streams end (and drain what they queued) before the event loops that carry their
-      // writes go away: a write handed to a terminated loop is never released.
       streams.shutdown();
-      if (!streams.awaitTermination(15, TimeUnit.SECONDS)) {
+      if (!streams.awaitTermination(STREAM_THREADS_WAIT_MS, TimeUnit.MILLISECONDS)) {
         streams.shutdownNow();
       }
       server.close();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       streams.shutdownNow();
+    } finally {
+      try {
+        if (metricsServer != null) {
+          metricsServer.close();
+        }
+        loops.close();
+        shm.close();
+        readEngine.close();
+        for (ServedDataset d : datasets.values()) {
+          d.source().close();
+        }
+        backend.close();
+        for (BufferAllocator child : root.getChildAllocators()) {
+          child.close();
+        }
+        root.close(); // throws if any batch buffer leaked
+      } finally {
+        stopped.countDown();
+      }
     }
-    loops.close();
-    shm.close();
-    readEngine.close();
-    for (ServedDataset d : datasets.values()) {
-      d.source().close();
-    }
-    backend.close();
-    for (BufferAllocator child : root.getChildAllocators()) {
-      child.close();
-    }
-    root.close(); // throws if any batch buffer leaked
   }
 }

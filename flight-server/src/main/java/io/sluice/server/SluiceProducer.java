@@ -54,14 +54,17 @@ final class SluiceProducer extends NoOpFlightProducer {
   private final AtomicLong rejectedRequests = new AtomicLong();
   private final Set<RankStreamer> active = ConcurrentHashMap.newKeySet();
   private final ShmDelivery shm;
+  private final DaemonMetrics metrics;
 
   SluiceProducer(
       Map<String, ServedDataset> datasets,
       BufferAllocator allocator,
       ExecutorService streams,
       ReadEngine readEngine,
-      ShmDelivery shm) {
+      ShmDelivery shm,
+      DaemonMetrics metrics) {
     this.shm = shm;
+    this.metrics = metrics;
     this.datasets = Map.copyOf(datasets);
     this.allocator = allocator;
     this.streams = streams;
@@ -77,6 +80,21 @@ final class SluiceProducer extends NoOpFlightProducer {
 
   long rejectedRequests() {
     return rejectedRequests.get();
+  }
+
+  /** Per dataset: {streams running, steps read ahead of the slowest of them (-1: none)}. */
+  Map<String, long[]> streamsAndLead() {
+    Map<String, long[]> out = new LinkedHashMap<>();
+    for (String d : datasets.keySet()) {
+      out.put(d, new long[] {0, -1});
+    }
+    for (RankStreamer s : active) {
+      long[] v = out.get(s.datasetName());
+      long lead = s.lead();
+      v[1] = v[0] == 0 ? lead : Math.min(v[1], lead);
+      v[0]++;
+    }
+    return out;
   }
 
   @Override
@@ -109,6 +127,7 @@ final class SluiceProducer extends NoOpFlightProducer {
         out.put("streams", active.size());
         out.put("shm_regions", shm.liveRegions());
         out.put("jobs", readEngine.stats());
+        out.put("metrics", metrics.rows());
       } else if (shm.isAvailable()) {
         out.put("available", true);
         out.put("path", shm.probePath().toString());
@@ -175,7 +194,7 @@ final class SluiceProducer extends NoOpFlightProducer {
     }
     RankStreamer streamer =
         new RankStreamer(
-            r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead, shm);
+            r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead, shm, metrics);
     active.add(streamer);
     try {
       streams.execute(
@@ -277,6 +296,13 @@ final class SluiceProducer extends NoOpFlightProducer {
 
   private FlightRuntimeException reject(CallStatus status) {
     rejectedRequests.incrementAndGet();
+    metrics.error(
+        switch (status.code()) {
+          case NOT_FOUND -> DaemonMetrics.ErrorKind.NOT_FOUND;
+          case UNAVAILABLE -> DaemonMetrics.ErrorKind.UNAVAILABLE;
+          case UNIMPLEMENTED, INVALID_ARGUMENT -> DaemonMetrics.ErrorKind.INVALID_ARGUMENT;
+          default -> DaemonMetrics.ErrorKind.INTERNAL;
+        });
     LOG.log(Level.FINE, "rejected request: {0}", status.description());
     return status.toRuntimeException();
   }

@@ -10,6 +10,7 @@ import io.sluice.client.Delivery;
 import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
+import io.sluice.config.DaemonConfig;
 import io.sluice.demo.DemoDataset;
 import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.server.TokenStreams.Seen;
@@ -188,14 +189,13 @@ class ShmDeliveryIT {
     Path missing = own.resolve("no-such-mount");
     try (SluiceDaemon d =
         SluiceDaemon.start(
-            "127.0.0.1",
-            0,
-            Map.of("t", dir),
-            FlightTransport.AUTO,
-            "auto",
-            Long.MAX_VALUE,
-            PrefetchOptions.defaults(),
-            missing)) {
+            DaemonConfig.builder()
+                .port(0)
+                .datasets(Map.of("t", dir))
+                .memoryBudgetBytes(Long.MAX_VALUE)
+                .shmDir(missing)
+                .build(),
+            PrefetchOptions.defaults())) {
       assertTrue(d.shmUnavailableCause().contains(missing.toString()), d.shmUnavailableCause());
       List<Seen> auto =
           read(d, StreamRequest.of("t", 0, 1, 8).withDelivery(Delivery.AUTO), 2, SEQ_LEN);
@@ -236,14 +236,13 @@ class ShmDeliveryIT {
     Path mount = Files.createDirectory(own.resolve("shm"));
     SluiceDaemon d =
         SluiceDaemon.start(
-            "127.0.0.1",
-            0,
-            Map.of("t", dir),
-            FlightTransport.AUTO,
-            "auto",
-            Long.MAX_VALUE,
-            PrefetchOptions.defaults(),
-            mount);
+            DaemonConfig.builder()
+                .port(0)
+                .datasets(Map.of("t", dir))
+                .memoryBudgetBytes(Long.MAX_VALUE)
+                .shmDir(mount)
+                .build(),
+            PrefetchOptions.defaults());
     try (var list = Files.list(mount)) {
       Path folder = list.findFirst().orElseThrow();
       assertEquals(

@@ -239,6 +239,14 @@ public final class Prefetcher implements AutoCloseable {
    * scheduler starts reading its steps at once.
    */
   public Consumer open(int rank, long epoch, long startStep) {
+    return open(rank, epoch, startStep, null);
+  }
+
+  /**
+   * As {@link #open(int, long, long)}, the stream's counters also adding into {@code totals} (a
+   * daemon's counters over every stream, for its metrics; null for none).
+   */
+  public Consumer open(int rank, long epoch, long startStep, StreamStats totals) {
     EpochPlan plan = plans.apply(epoch);
     if (plan.stepCount() != stepsPerEpoch) {
       throw new IllegalArgumentException(
@@ -252,7 +260,7 @@ public final class Prefetcher implements AutoCloseable {
       if (closed) {
         throw new IllegalStateException("prefetcher " + name + " is closed");
       }
-      Consumer c = new Consumer(rank, epoch, plan, startStep);
+      Consumer c = new Consumer(rank, epoch, plan, startStep, totals);
       consumers.add(c);
       boolean newRank = ranks.add(rank);
       long base = minEpochLocked();
@@ -790,7 +798,7 @@ public final class Prefetcher implements AutoCloseable {
     private final long end;
     private final long startStep;
     private final long[] issueIds;
-    private final StreamStats streamStats = new StreamStats();
+    private final StreamStats streamStats;
 
     // Guarded by the prefetcher's lock.
     private long nextIssue;
@@ -801,7 +809,8 @@ public final class Prefetcher implements AutoCloseable {
     private boolean detached;
     private int unwoken; // steps consumed since this consumer last woke the scheduler
 
-    private Consumer(int rank, long epoch, EpochPlan plan, long startStep) {
+    private Consumer(int rank, long epoch, EpochPlan plan, long startStep, StreamStats totals) {
+      this.streamStats = new StreamStats(totals);
       this.rank = rank;
       this.epoch = epoch;
       this.plan = plan;

@@ -16,8 +16,22 @@ public final class StreamStats {
   private final LongAdder stallNanos = new LongAdder();
   private final LongAdder firstStallNanos = new LongAdder();
   private final AtomicLong lead = new AtomicLong();
+  private final StreamStats parent;
+
+  /** Counters of their own. */
+  public StreamStats() {
+    this(null);
+  }
+
+  /** Counters that also add every batch into {@code parent} (null: none), such as a daemon's. */
+  public StreamStats(StreamStats parent) {
+    this.parent = parent;
+  }
 
   void batch(int hitCount, int missCount, long stallNs, boolean first) {
+    if (parent != null) {
+      parent.batch(hitCount, missCount, stallNs, first);
+    }
     batches.increment();
     hits.add(hitCount);
     misses.add(missCount);

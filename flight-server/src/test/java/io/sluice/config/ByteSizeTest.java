@@ -1,4 +1,4 @@
-package io.sluice.cli;
+package io.sluice.config;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -27,8 +27,15 @@ class ByteSizeTest {
   @ParameterizedTest
   @ValueSource(strings = {"", "g", "1.5g", "-1m", "lots", "9999999999999t"})
   void rejectsWithOptionAndValue(String text) {
-    UsageException e =
-        assertThrows(UsageException.class, () -> ByteSize.parse("--memory-budget", text));
+    ConfigException e =
+        assertThrows(ConfigException.class, () -> ByteSize.parse("--memory-budget", text));
     assertTrue(e.getMessage().startsWith("--memory-budget=" + text + " "), e.getMessage());
+  }
+
+  @ParameterizedTest
+  @CsvSource({"0, 0", "1000, 1000", "4096, 4k", "4294967296, 4g", "1610612736, 1536m"})
+  void formatsTheShortestExactSize(long bytes, String text) {
+    assertEquals(text, ByteSize.format(bytes));
+    assertEquals(bytes, ByteSize.parse("x", text));
   }
 }

@@ -1,0 +1,499 @@
+package io.sluice.config;
+
+import io.sluice.read.ReadBackends;
+import io.sluice.server.FlightTransport;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.regex.Pattern;
+
+/**
+ * The daemon's configuration: every option, its default and unit in {@link Key}, and the checked,
+ * typed values. {@link ConfigLoader} builds one from a YAML file, the environment and flags (each
+ * layer over the one before); {@link #builder()} builds one in code. Bad values and combinations
+ * are refused with the key, the value and its source named. {@link #toString()} and {@link
+ * #toYaml()} never show a credential.
+ */
+public final class DaemonConfig {
+
+  /** Every option: its name in the YAML file, default, unit and meaning. */
+  public enum Key {
+    HOST(
+        "host",
+        "127.0.0.1",
+        "address",
+        "Address to listen on. Any but loopback needs TLS or insecure."),
+    PORT("port", "8815", "port", "Flight port; 0 picks a free one."),
+    METRICS_HOST("metrics_host", "127.0.0.1", "address", "Address of the Prometheus endpoint."),
+    METRICS_PORT(
+        "metrics_port",
+        "off",
+        "port or off",
+        "Prometheus endpoint (/metrics, /healthz); 0 picks a free port."),
+    MEMORY_BUDGET(
+        "memory_budget",
+        "4g",
+        "bytes (k, m, g, t: powers of 1024)",
+        "Off-heap bytes the daemon may hold: half for caches and read-ahead (from 256m up), half"
+            + " for batches being built and sent."),
+    BACKEND(
+        "backend", "auto", ReadBackends.CHOICES, "Read backend (auto: io_uring where available)."),
+    TRANSPORT("transport", "auto", "auto|nio|io_uring", "Netty transport for Flight."),
+    SHM_DIR("shm_dir", "/dev/shm", "path", "Shared-memory mount for shm delivery regions."),
+    TLS_CERT("tls.cert", "none", "path (PEM certificate chain)", "TLS certificate; with tls.key."),
+    TLS_KEY("tls.key", "none", "path (PEM PKCS#8 private key)", "TLS private key; with tls.cert."),
+    INSECURE(
+        "insecure",
+        "false",
+        "true|false",
+        "Allow a non-loopback host without TLS (plaintext on the network)."),
+    AUTH_TOKENS_FILE(
+        "auth.tokens_file",
+        "none",
+        "path",
+        "Bearer tokens clients must present, one per line; the file must be chmod 600."),
+    DATASETS(
+        "datasets",
+        "[]",
+        "list of {name, path}",
+        "Datasets to serve; a name is letters, digits, '.', '_' or '-'.");
+
+    private final String yamlName;
+    private final String defaultValue;
+    private final String unit;
+    private final String meaning;
+
+    Key(String yamlName, String defaultValue, String unit, String meaning) {
+      this.yamlName = yamlName;
+      this.defaultValue = defaultValue;
+      this.unit = unit;
+      this.meaning = meaning;
+    }
+
+    /** The name in the YAML file, a dotted path for nested sections ({@code tls.cert}). */
+    public String yamlName() {
+      return yamlName;
+    }
+
+    public String defaultValue() {
+      return defaultValue;
+    }
+
+    public String unit() {
+      return unit;
+    }
+
+    public String meaning() {
+      return meaning;
+    }
+
+    /** The environment variable: {@code SLUICE_} and the name in capitals, dots as underscores. */
+    public String env() {
+      return "SLUICE_" + yamlName.toUpperCase(Locale.ROOT).replace('.', '_');
+    }
+
+    /** The serve flag: {@code --} and the name with dashes ({@code --dataset} for datasets). */
+    public String flag() {
+      return this == DATASETS ? "--dataset" : "--" + yamlName.replace('.', '-').replace('_', '-');
+    }
+
+    /** The key named {@code yamlName}, or null. */
+    public static Key of(String yamlName) {
+      for (Key k : values()) {
+        if (k.yamlName.equals(yamlName)) {
+          return k;
+        }
+      }
+      return null;
+    }
+  }
+
+  /** A dataset to serve: a name clients ask for and where its files are. */
+  public record Dataset(String name, Path path) {}
+
+  /** Dataset names: safe in URLs, file names and metric labels; never a path. */
+  static final Pattern DATASET_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
+
+  /** Smallest memory budget accepted: room for gRPC's buffers and a small batch. */
+  public static final long MIN_MEMORY_BUDGET_BYTES = 1 << 20;
+
+  /** {@link #metricsPort()} when the endpoint is off. */
+  public static final int METRICS_OFF = -1;
+
+  private final String host;
+  private final int port;
+  private final String metricsHost;
+  private final int metricsPort;
+  private final long memoryBudgetBytes;
+  private final String backend;
+  private final FlightTransport transport;
+  private final Path shmDir;
+  private final Path tlsCert;
+  private final Path tlsKey;
+  private final boolean insecure;
+  private final BearerTokens tokens;
+  private final List<Dataset> datasets;
+  private final Map<Key, String> sources;
+
+  private DaemonConfig(Builder b) {
+    this.host = b.host;
+    this.port = b.port;
+    this.metricsHost = b.metricsHost;
+    this.metricsPort = b.metricsPort;
+    this.memoryBudgetBytes = b.memoryBudgetBytes;
+    this.backend = b.backend;
+    this.transport = b.transport;
+    this.shmDir = b.shmDir;
+    this.tlsCert = b.tlsCert;
+    this.tlsKey = b.tlsKey;
+    this.insecure = b.insecure;
+    this.tokens = b.tokens;
+    this.datasets = List.copyOf(b.datasets);
+    this.sources = new EnumMap<>(b.sources);
+  }
+
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  public String host() {
+    return host;
+  }
+
+  public int port() {
+    return port;
+  }
+
+  public String metricsHost() {
+    return metricsHost;
+  }
+
+  /** The Prometheus port, 0 for any free one, or {@link #METRICS_OFF}. */
+  public int metricsPort() {
+    return metricsPort;
+  }
+
+  public long memoryBudgetBytes() {
+    return memoryBudgetBytes;
+  }
+
+  /** The read backend choice: auto, posix, io_uring or io_uring+direct. */
+  public String backend() {
+    return backend;
+  }
+
+  public FlightTransport transport() {
+    return transport;
+  }
+
+  public Path shmDir() {
+    return shmDir;
+  }
+
+  /** The TLS certificate chain, or null when the daemon serves plaintext. */
+  public Path tlsCert() {
+    return tlsCert;
+  }
+
+  /** The TLS private key, or null when the daemon serves plaintext. */
+  public Path tlsKey() {
+    return tlsKey;
+  }
+
+  public boolean tls() {
+    return tlsCert != null;
+  }
+
+  public boolean insecure() {
+    return insecure;
+  }
+
+  /** The tokens clients must present, or null when any client on the network may connect. */
+  public BearerTokens tokens() {
+    return tokens;
+  }
+
+  public List<Dataset> datasets() {
+    return datasets;
+  }
+
+  /** Where {@code key}'s value came from: "default", "config FILE", "environment X", "flag --x". */
+  public String source(Key key) {
+    String s = sources.getOrDefault(key, "default");
+    return switch (s) {
+      case "flag" -> "flag " + key.flag();
+      case "environment" -> "environment " + key.env();
+      default -> s;
+    };
+  }
+
+  /** The effective configuration as YAML, each line with its source; tokens are never shown. */
+  public String toYaml() {
+    StringBuilder y = new StringBuilder();
+    line(y, Key.HOST, host);
+    line(y, Key.PORT, Integer.toString(port));
+    line(y, Key.METRICS_HOST, metricsHost);
+    line(y, Key.METRICS_PORT, metricsPort == METRICS_OFF ? "off" : Integer.toString(metricsPort));
+    line(y, Key.MEMORY_BUDGET, ByteSize.format(memoryBudgetBytes));
+    line(y, Key.BACKEND, backend);
+    line(y, Key.TRANSPORT, transport.wireName());
+    line(y, Key.SHM_DIR, shmDir.toString());
+    line(y, Key.INSECURE, Boolean.toString(insecure));
+    y.append("tls:\n");
+    line(y, "  cert", Key.TLS_CERT, tlsCert == null ? "none" : tlsCert.toString());
+    line(y, "  key", Key.TLS_KEY, tlsKey == null ? "none" : tlsKey.toString());
+    y.append("auth:\n");
+    line(
+        y,
+        "  tokens_file",
+        Key.AUTH_TOKENS_FILE,
+        tokens == null ? "none" : tokens.file() + "  # " + tokens.count() + " token(s), not shown");
+    if (datasets.isEmpty()) {
+      line(y, Key.DATASETS, "[]");
+    } else {
+      y.append("datasets:  # ").append(source(Key.DATASETS)).append('\n');
+      for (Dataset d : datasets) {
+        y.append("  - name: ").append(quote(d.name())).append('\n');
+        y.append("    path: ").append(quote(d.path().toString())).append('\n');
+      }
+    }
+    return y.toString();
+  }
+
+  private void line(StringBuilder y, Key key, String value) {
+    line(y, key.yamlName(), key, value);
+  }
+
+  private void line(StringBuilder y, String name, Key key, String value) {
+    y.append(name).append(": ").append(value.contains("  # ") ? value : quote(value));
+    if (!value.contains("  # ")) {
+      y.append("  # ").append(source(key));
+    }
+    y.append('\n');
+  }
+
+  private static String quote(String v) {
+    return v.matches("[A-Za-z0-9_./+-]+") ? v : "'" + v.replace("'", "''") + "'";
+  }
+
+  @Override
+  public String toString() {
+    return "DaemonConfig[" + toYaml().replace('\n', ' ').strip() + "]";
+  }
+
+  /** Builds a config in code; {@link #build()} checks it as {@link ConfigLoader} does. */
+  public static final class Builder {
+    private String host = "127.0.0.1";
+    private int port = 8815;
+    private String metricsHost = "127.0.0.1";
+    private int metricsPort = METRICS_OFF;
+    private long memoryBudgetBytes = 4L << 30;
+    private String backend = ReadBackends.AUTO;
+    private FlightTransport transport = FlightTransport.AUTO;
+    private Path shmDir = Path.of("/dev/shm");
+    private Path tlsCert;
+    private Path tlsKey;
+    private boolean insecure;
+    private BearerTokens tokens;
+    private final List<Dataset> datasets = new ArrayList<>();
+    private final Map<Key, String> sources = new EnumMap<>(Key.class);
+
+    private Builder() {}
+
+    public Builder host(String v) {
+      host = v;
+      return this;
+    }
+
+    public Builder port(int v) {
+      port = v;
+      return this;
+    }
+
+    public Builder metricsHost(String v) {
+      metricsHost = v;
+      return this;
+    }
+
+    public Builder metricsPort(int v) {
+      metricsPort = v;
+      return this;
+    }
+
+    public Builder memoryBudgetBytes(long v) {
+      memoryBudgetBytes = v;
+      return this;
+    }
+
+    public Builder backend(String v) {
+      backend = v;
+      return this;
+    }
+
+    public Builder transport(FlightTransport v) {
+      transport = v;
+      return this;
+    }
+
+    public Builder shmDir(Path v) {
+      shmDir = v;
+      return this;
+    }
+
+    public Builder tls(Path cert, Path key) {
+      tlsCert = cert;
+      tlsKey = key;
+      return this;
+    }
+
+    public Builder insecure(boolean v) {
+      insecure = v;
+      return this;
+    }
+
+    public Builder tokens(BearerTokens v) {
+      tokens = v;
+      return this;
+    }
+
+    public Builder dataset(String name, Path path) {
+      datasets.add(new Dataset(name, path));
+      return this;
+    }
+
+    public Builder datasets(Map<String, Path> byName) {
+      byName.forEach(this::dataset);
+      return this;
+    }
+
+    public Builder clearDatasets() {
+      datasets.clear();
+      return this;
+    }
+
+    Builder source(Key key, String source) {
+      sources.put(key, source);
+      return this;
+    }
+
+    /** Checks every value and combination; a mistake is a {@link ConfigException}. */
+    public DaemonConfig build() {
+      check();
+      return new DaemonConfig(this);
+    }
+
+    private String at(Key key) {
+      return label(key, sources.getOrDefault(key, "default"));
+    }
+
+    private void check() {
+      if (host == null || host.isBlank()) {
+        throw new ConfigException(at(Key.HOST) + "='" + host + "' must be an address");
+      }
+      checkPort(Key.PORT, port);
+      if (metricsPort != METRICS_OFF) {
+        checkPort(Key.METRICS_PORT, metricsPort);
+      }
+      if (memoryBudgetBytes < MIN_MEMORY_BUDGET_BYTES) {
+        throw new ConfigException(
+            at(Key.MEMORY_BUDGET)
+                + "="
+                + memoryBudgetBytes
+                + " must be at least "
+                + MIN_MEMORY_BUDGET_BYTES
+                + " bytes (1m)");
+      }
+      try {
+        ReadBackends.checkChoice(backend);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(
+            at(Key.BACKEND) + "=" + backend + " must be one of " + ReadBackends.CHOICES);
+      }
+      if ((tlsCert == null) != (tlsKey == null)) {
+        Key missing = tlsCert == null ? Key.TLS_CERT : Key.TLS_KEY;
+        throw new ConfigException(
+            "tls.cert and tls.key go together: " + missing.yamlName() + " is missing");
+      }
+      if (tlsCert != null) {
+        checkReadable(Key.TLS_CERT, tlsCert);
+        checkReadable(Key.TLS_KEY, tlsKey);
+      }
+      boolean loopback;
+      try {
+        loopback = isLoopback(host);
+      } catch (UnknownHostException e) {
+        throw new ConfigException(at(Key.HOST) + "=" + host + " does not resolve (" + e + ")");
+      }
+      if (tlsCert == null && !insecure && !loopback) {
+        throw new ConfigException(
+            at(Key.HOST)
+                + "="
+                + host
+                + " is not a loopback address: serving beyond this host needs TLS (tls.cert and"
+                + " tls.key) or, on a network you trust, insecure: true");
+      }
+      Set<String> names = new LinkedHashSet<>();
+      for (int i = 0; i < datasets.size(); i++) {
+        Dataset d = datasets.get(i);
+        String where = at(Key.DATASETS) + "[" + i + "]";
+        if (d.name() == null || !DATASET_NAME.matcher(d.name()).matches()) {
+          throw new ConfigException(
+              where
+                  + ".name='"
+                  + d.name()
+                  + "' must be 1-128 letters, digits, '.', '_' or '-', starting with a letter"
+                  + " or digit");
+        }
+        if (d.path() == null || d.path().toString().isEmpty()) {
+          throw new ConfigException(where + ".path is missing for dataset '" + d.name() + "'");
+        }
+        if (!names.add(d.name())) {
+          throw new ConfigException(where + ".name='" + d.name() + "' is given twice");
+        }
+      }
+    }
+
+    private void checkPort(Key key, int p) {
+      if (p < 0 || p > 65535) {
+        throw new ConfigException(at(key) + "=" + p + " must be in [0, 65535]");
+      }
+    }
+
+    private void checkReadable(Key key, Path p) {
+      if (!java.nio.file.Files.isReadable(p)) {
+        throw new ConfigException(at(key) + "=" + p + ": no such file, or not readable");
+      }
+    }
+  }
+
+  /**
+   * How a message names {@code key} set from {@code source}: {@code --port} for a flag, {@code
+   * environment SLUICE_PORT}, {@code config FILE: port}, or just {@code port} for a default.
+   */
+  static String label(Key key, String source) {
+    if (source.equals("flag")) {
+      return key.flag();
+    }
+    if (source.equals("environment")) {
+      return "environment " + key.env();
+    }
+    return source.equals("default") ? key.yamlName() : source + ": " + key.yamlName();
+  }
+
+  /** Whether {@code host} names this machine's loopback (resolving names such as localhost). */
+  static boolean isLoopback(String host) throws UnknownHostException {
+    for (InetAddress a : InetAddress.getAllByName(host)) {
+      if (!a.isLoopbackAddress()) {
+        return false;
+      }
+    }
+    return true;
+  }
+}
