@@ -4,6 +4,8 @@ app_metadata every batch carries. DESIGN.md ("Contracts") is the reference; keep
 
 import json
 
+import pyarrow.flight as flight
+
 SHUFFLE_MODES = ("global", "block", "shard", "none")
 DELIVERY_MODES = ("cpu", "shm", "cuda", "auto")
 
@@ -12,8 +14,46 @@ DELIVERY_MODES = ("cpu", "shm", "cuda", "auto")
 _READABLE_DELIVERIES = ("cpu", "shm")
 
 
+class Security(object):
+    """How to reach a daemon beyond plaintext: the bearer token sent on every call and the TLS
+    root certificates for ``grpc+tls://``. ``repr`` never shows the token."""
+
+    def __init__(self, token, tls_root_certs):
+        self.token = token
+        self.tls_root_certs = tls_root_certs
+        headers = [(b"authorization", b"Bearer " + token.encode("utf-8"))] if token else []
+        self.options = flight.FlightCallOptions(headers=headers) if headers else None
+
+    @classmethod
+    def resolve(cls, token, tls_root_certs, env):
+        """Arguments first, then ``SLUICE_TOKEN`` / ``SLUICE_TOKEN_FILE`` / ``SLUICE_TLS_CA``."""
+        if token is None:
+            token = env.get("SLUICE_TOKEN")
+        if token is None and env.get("SLUICE_TOKEN_FILE"):
+            with open(env["SLUICE_TOKEN_FILE"], "r") as f:
+                token = f.read().strip()
+        if token is not None and (not isinstance(token, str) or not token.strip()):
+            raise ValueError("token must be a non-empty string")
+        if tls_root_certs is None and env.get("SLUICE_TLS_CA"):
+            tls_root_certs = env["SLUICE_TLS_CA"]
+        if isinstance(tls_root_certs, str):
+            with open(tls_root_certs, "rb") as f:
+                tls_root_certs = f.read()
+        return cls(token.strip() if token else None, tls_root_certs)
+
+    def client(self, url):
+        if self.tls_root_certs is not None:
+            return flight.FlightClient(url, tls_root_certs=self.tls_root_certs)
+        return flight.FlightClient(url)
+
+    def __repr__(self):
+        return "Security(token=%s, tls_root_certs=%s)" % (
+            "(set)" if self.token else None, "(set)" if self.tls_root_certs else None)
+
+
 def normalize_location(url):
-    """``grpc://h:p``, ``grpc+tcp://h:p``, ``grpc+unix://path`` pass through; ``h:p`` gets ``grpc://``."""
+    """``grpc://h:p``, ``grpc+tcp://h:p``, ``grpc+tls://h:p``, ``grpc+unix://path`` pass through;
+    ``h:p`` gets ``grpc://``."""
     if not isinstance(url, str) or not url:
         raise ValueError("url=%r must be a non-empty string like 'grpc://127.0.0.1:8815'" % (url,))
     if "://" in url:

@@ -21,10 +21,11 @@ _MAGIC = b"SLUICESH"
 _RELEASED_OFFSET = 64
 
 
-def probe(client):
-    """(token, None) when this process can use the daemon's shm delivery, else (None, reason)."""
+def probe(client, options=None):
+    """(token, None) when this process can use the daemon's shm delivery, else (None, reason).
+    ``options``: the FlightCallOptions of every call (a bearer token), or None."""
     try:
-        results = list(client.do_action(flight.Action("shm_probe", b"")))
+        results = list(client.do_action(flight.Action("shm_probe", b""), options))
     except flight.FlightError as e:
         return None, "the daemon does not answer the shm probe: %s" % (e,)
     if not results:

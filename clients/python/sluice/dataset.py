@@ -45,6 +45,11 @@ class Dataset(_Base):
             is in ``last_metadata["delivery"]``; ``shm_unavailable_cause`` says why auto fell
             back to cpu.
         columns: the columns to fetch (None: all); ``sample_id`` always comes along.
+        token: the bearer token a daemon started with ``auth.tokens_file`` requires (default:
+            the ``SLUICE_TOKEN`` environment variable, else the file ``SLUICE_TOKEN_FILE`` names).
+        tls_root_certs: for a ``grpc+tls://`` url, the PEM certificates (bytes, or a file path)
+            that sign the daemon's certificate (default: the file ``SLUICE_TLS_CA`` names, else the
+            system's roots).
 
     Each batch is a dict keyed by column: integer lists (``tokens``) as int64 ``[B, L]`` tensors,
     numbers as tensors (numpy arrays when torch is not installed), binary and strings as lists.
@@ -53,8 +58,10 @@ class Dataset(_Base):
     """
 
     def __init__(self, url, dataset, batch_size, rank=None, world_size=None, seed=0, epoch=0,
-                 shuffle="global", drop_last=False, delivery="auto", columns=None):
+                 shuffle="global", drop_last=False, delivery="auto", columns=None, token=None,
+                 tls_root_certs=None):
         self.url = _protocol.normalize_location(url)
+        self._security = _protocol.Security.resolve(token, tls_root_certs, os.environ)
         self.dataset = dataset
         self.batch_size = _integer("batch_size", batch_size)
         default_rank, default_world = _default_rank_world()
@@ -89,7 +96,7 @@ class Dataset(_Base):
         return self._batches(may_start_next_epoch=not pinned)
 
     def _batches(self, may_start_next_epoch):
-        client = flight.FlightClient(self.url)
+        client = self._security.client(self.url)
         try:
             self._probe_shm(client)
             resumed_at_end = self._cursor > 0 and may_start_next_epoch
@@ -120,7 +127,7 @@ class Dataset(_Base):
         # Once per stream: a daemon restarted since the last one has a new token.
         if self.delivery not in ("shm", "auto"):
             return
-        self._shm_token, self.shm_unavailable_cause = _shm.probe(client)
+        self._shm_token, self.shm_unavailable_cause = _shm.probe(client, self._security.options)
         if self._shm_token is None and self.delivery == "shm":
             raise RuntimeError("delivery='shm' but this process cannot use the daemon's shared "
                                "memory: %s. Use delivery='auto' to fall back to cpu."
@@ -133,11 +140,12 @@ class Dataset(_Base):
             batch_size=self.batch_size, seed=self.seed, epoch=self._epoch, shuffle=self.shuffle,
             drop_last=self.drop_last, start_cursor=self._cursor, delivery=self.delivery,
             columns=self.columns, shm_token=self._shm_token)
-        info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
+        options = self._security.options
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
         if len(info.endpoints) != 1:
             raise RuntimeError("dataset=%r: the daemon answered %d endpoints, expected 1"
                                % (self.dataset, len(info.endpoints)))
-        reader = client.do_get(info.endpoints[0].ticket)
+        reader = client.do_get(info.endpoints[0].ticket, options)
         importer = None
         try:
             while True:

@@ -33,8 +33,9 @@ def expected_tokens_u32(sample_ids):
 class Served(object):
     """What the session's daemon serves."""
 
-    def __init__(self, url, launcher_output):
+    def __init__(self, url, launcher_output, dataset_dir=None):
         self.url = url
+        self.dataset_dir = dataset_dir  # tok16's folder, for tests that start their own daemon
         self.name = "tok16"
         self.n = sum(SHARD_SAMPLES)
         self.seq_len = SEQ_LEN
@@ -81,4 +82,4 @@ def served(tmp_path_factory):
     _index(d16, "uint16")
     _index(d32, "uint32")
     with serving({"tok16": d16, "tok32": d32}) as daemon:
-        yield Served(daemon.url, daemon.lines)
+        yield Served(daemon.url, daemon.lines, d16)

@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 START_TIMEOUT_S = 180
 INDEX_TIMEOUT_S = 600  # the first launcher call may build the daemon
-SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp)?://\S+:(\d+))")
+SERVING = re.compile(r"sluice: serving (grpc(?:\+tcp|\+tls)?)://\S+:(\d+)")
 
 
 def launcher():
@@ -46,15 +46,18 @@ class Daemon(object):
     """``sluice serve`` in its own process group; its output is drained on a thread (so a full
     pipe never blocks it) and the serving line parsed for the port."""
 
-    def __init__(self, datasets):
+    def __init__(self, datasets, args=(), env=None):
         self.cmd = [launcher(), "serve", "--host", "127.0.0.1", "--port", "0"]
         for name, path in datasets.items():
             self.cmd += ["--dataset", "%s=%s" % (name, path)]
+        self.cmd += list(args)
+        self.serving_line = None
         self.lines = collections.deque(maxlen=400)
         self.url = None
         self._ready = threading.Event()
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, bufsize=1, start_new_session=True)
+                                     text=True, bufsize=1, start_new_session=True,
+                                     env=None if env is None else dict(os.environ, **env))
         self._drain = threading.Thread(target=self._read, daemon=True)
         self._drain.start()
 
@@ -63,7 +66,8 @@ class Daemon(object):
             self.lines.append(line.rstrip("\n"))
             m = SERVING.search(line)
             if m and self.url is None:
-                self.url = "grpc://127.0.0.1:%s" % m.group(2)
+                self.serving_line = line.strip()
+                self.url = "%s://127.0.0.1:%s" % (m.group(1), m.group(2))
                 self._ready.set()
         self._ready.set()  # exited: wake the waiter
 
@@ -91,11 +95,11 @@ class Daemon(object):
 
 
 @contextlib.contextmanager
-def serving(datasets):
+def serving(datasets, args=(), env=None):
     """A ready daemon serving ``{name: folder}``; stopped afterwards. The daemon logs a leak
     (buffers not released after a stream) or a crashed stream thread at SEVERE, which the
     clients may not notice, so any SEVERE line fails the test."""
-    daemon = Daemon(datasets)
+    daemon = Daemon(datasets, args, env)
     try:
         daemon.wait_ready()
         yield daemon

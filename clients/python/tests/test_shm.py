@@ -165,7 +165,7 @@ def test_a_client_killed_mid_stream_gives_its_region_back(served):
 
 
 def test_shm_where_the_probe_cannot_be_read_says_why(served, monkeypatch):
-    def unreadable(client):
+    def unreadable(client, options=None):
         return None, "cannot read the daemon's shm probe: permission denied"
     monkeypatch.setattr(_shm, "probe", unreadable)
     with pytest.raises(RuntimeError, match="permission denied"):

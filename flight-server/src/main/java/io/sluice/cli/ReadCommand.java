@@ -10,6 +10,7 @@ import java.util.concurrent.Callable;
 import java.util.stream.IntStream;
 import org.apache.arrow.memory.RootAllocator;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code sluice read}: reads an epoch from a running daemon and reports throughput. */
@@ -76,6 +77,8 @@ final class ReadCommand implements Callable<Integer> {
       description = "cpu, shm, cuda or auto (default: ${DEFAULT-VALUE}).")
   String delivery;
 
+  @Mixin ClientSecurityOptions security;
+
   @Option(
       names = "--verify",
       description = "Check exactly-once over all ranks (needs every rank and --start-cursor 0).")
@@ -108,12 +111,13 @@ final class ReadCommand implements Callable<Integer> {
     long total = -1;
     if (verify) {
       try (RootAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-          SluiceClient c = SluiceClient.connect(server, alloc)) {
+          SluiceClient c = SluiceClient.connect(server, alloc, security.security())) {
         total = c.totalSamples(dataset);
       }
     }
     EpochReader.Result r =
-        EpochReader.read(server, base, ranks, total, EpochReader.BatchCheck.NONE);
+        EpochReader.read(
+            server, security.security(), base, ranks, total, EpochReader.BatchCheck.NONE);
     long maxFirst = 0;
     for (long f : r.firstBatchMicros()) {
       maxFirst = Math.max(maxFirst, f);

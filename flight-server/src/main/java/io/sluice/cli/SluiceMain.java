@@ -20,6 +20,7 @@ import picocli.CommandLine.Command;
       DatasetCommand.class,
       PlanCommand.class,
       ReadCommand.class,
+      StatsCommand.class,
       BenchCommand.class,
       TestCommand.class,
       CommandLine.HelpCommand.class

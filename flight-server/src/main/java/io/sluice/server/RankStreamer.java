@@ -258,9 +258,9 @@ final class RankStreamer implements Runnable {
       listener.error(
           CallStatus.UNAVAILABLE
               .withDescription(
-                  "daemon is shutting down; resume from cursor="
+                  "daemon is shutting down; this stream had sent the batches up to cursor="
                       + resumeCursor
-                      + " (every batch before it was delivered)")
+                      + ": resume from the cursor of the last batch you took")
               .toRuntimeException());
     }
   }

@@ -75,6 +75,18 @@ public final class EpochReader {
   public static Result read(
       String uri, StreamRequest base, int[] ranks, long totalSamples, BatchCheck check)
       throws Exception {
+    return read(uri, SluiceClient.Security.none(), base, ranks, totalSamples, check);
+  }
+
+  /** As above, connecting with {@code security} (a token, trusted TLS certificates). */
+  public static Result read(
+      String uri,
+      SluiceClient.Security security,
+      StreamRequest base,
+      int[] ranks,
+      long totalSamples,
+      BatchCheck check)
+      throws Exception {
     if (totalSamples > Integer.MAX_VALUE * 64L) {
       throw new IllegalArgumentException(
           "exactly-once check needs a bitmap of " + totalSamples + " samples: too many");
@@ -88,7 +100,8 @@ public final class EpochReader {
     try (ExecutorService pool = Executors.newFixedThreadPool(ranks.length)) {
       for (int r : ranks) {
         StreamRequest req = base.withRank(r);
-        futures.add(pool.submit(() -> readRank(uri, req, totalSamples, once, twice, check)));
+        futures.add(
+            pool.submit(() -> readRank(uri, security, req, totalSamples, once, twice, check)));
       }
     }
     double seconds = (System.nanoTime() - start) / 1e9;
@@ -144,6 +157,7 @@ public final class EpochReader {
 
   private static RankResult readRank(
       String uri,
+      SluiceClient.Security security,
       StreamRequest req,
       long totalSamples,
       AtomicLongArray once,
@@ -159,7 +173,7 @@ public final class EpochReader {
     long shm = 0;
     String problem = null;
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-        SluiceClient client = SluiceClient.connect(uri, alloc);
+        SluiceClient client = SluiceClient.connect(uri, alloc, security);
         RankStream stream = client.open(req)) {
       while (stream.next()) {
         if (firstMicros < 0) {

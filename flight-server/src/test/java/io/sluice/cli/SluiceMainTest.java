@@ -25,7 +25,8 @@ class SluiceMainTest {
   void helpListsEverySubcommand() {
     Run r = run("--help");
     assertEquals(0, r.status());
-    for (String sub : new String[] {"demo", "serve", "dataset", "plan", "read", "test", "help"}) {
+    for (String sub :
+        new String[] {"demo", "serve", "dataset", "plan", "read", "stats", "test", "help"}) {
       assertTrue(r.out().contains("  " + sub), () -> "--help lacks " + sub + ":\n" + r.out());
     }
   }
@@ -34,7 +35,14 @@ class SluiceMainTest {
   void everySubcommandHasHelp() {
     for (String[] sub :
         new String[][] {
-          {"demo"}, {"serve"}, {"dataset"}, {"dataset", "index"}, {"plan"}, {"read"}, {"test"}
+          {"demo"},
+          {"serve"},
+          {"dataset"},
+          {"dataset", "index"},
+          {"plan"},
+          {"read"},
+          {"stats"},
+          {"test"}
         }) {
       String[] args = java.util.Arrays.copyOf(sub, sub.length + 1);
       args[sub.length] = "--help";

@@ -29,14 +29,31 @@ final class TokenStreams {
   /** Up to {@code max} batches of one rank's stream. */
   static List<Seen> read(
       String uri, BufferAllocator allocator, StreamRequest req, int max, int seqLen) {
+    try (SluiceClient client = SluiceClient.connect(uri, allocator)) {
+      return read(client, req, max, seqLen);
+    }
+  }
+
+  /** Up to {@code max} batches of one rank's stream, through {@code client}. */
+  static List<Seen> read(SluiceClient client, StreamRequest req, int max, int seqLen) {
     List<Seen> out = new ArrayList<>();
-    try (SluiceClient client = SluiceClient.connect(uri, allocator);
-        RankStream s = client.open(req)) {
+    try (RankStream s = client.open(req)) {
       while (out.size() < max && s.next()) {
         out.add(new Seen(s.metadata(), checkedIds(s, seqLen)));
       }
     }
     return out;
+  }
+
+  /** Each sample id of {@code [0, n)} seen how many times over {@code batches} (padding out). */
+  static int[] counts(List<Seen> batches, long n) {
+    int[] c = new int[Math.toIntExact(n)];
+    for (Seen b : batches) {
+      for (int i = 0; i < b.ids().length - b.meta().padded(); i++) {
+        c[Math.toIntExact(b.ids()[i])]++;
+      }
+    }
+    return c;
   }
 
   /** Every rank of {@code base} (its rank replaced) read at once, each to the end. */

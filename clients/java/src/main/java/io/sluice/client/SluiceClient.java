@@ -10,11 +10,14 @@ import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
 import org.apache.arrow.flight.Action;
+import org.apache.arrow.flight.CallOption;
 import org.apache.arrow.flight.FlightClient;
 import org.apache.arrow.flight.FlightDescriptor;
 import org.apache.arrow.flight.FlightInfo;
 import org.apache.arrow.flight.Location;
 import org.apache.arrow.flight.Result;
+import org.apache.arrow.flight.auth2.BearerCredentialWriter;
+import org.apache.arrow.flight.grpc.CredentialCallOption;
 import org.apache.arrow.memory.BufferAllocator;
 
 /**
@@ -25,16 +28,68 @@ public final class SluiceClient implements AutoCloseable {
   private static final ObjectMapper JSON = new ObjectMapper();
   private final FlightClient flight;
   private final BufferAllocator allocator;
+  private final CallOption[] calls;
   private volatile String shmToken;
   private volatile String shmCause;
 
-  private SluiceClient(FlightClient flight, BufferAllocator allocator) {
-    this.flight = flight;
-    this.allocator = allocator;
+  /**
+   * How to reach a daemon that requires more than plaintext: a bearer token (sent as {@code
+   * authorization: Bearer TOKEN} on every call) and the certificates that sign its TLS certificate
+   * (PEM; null: the JVM's default trust). Either may be null.
+   */
+  public record Security(String token, Path trustedCertificates) {
+    /** Plaintext, no token. */
+    public static Security none() {
+      return new Security(null, null);
+    }
+
+    /**
+     * From the environment the Python client reads too: {@code SLUICE_TOKEN} (the token itself) or
+     * {@code SLUICE_TOKEN_FILE}, and {@code SLUICE_TLS_CA} (a PEM file).
+     */
+    public static Security fromEnvironment(java.util.Map<String, String> env) {
+      String token = env.get("SLUICE_TOKEN");
+      String file = env.get("SLUICE_TOKEN_FILE");
+      if (token == null && file != null) {
+        try {
+          token = Files.readString(Path.of(file), StandardCharsets.UTF_8).strip();
+        } catch (IOException e) {
+          throw new ProtocolException(
+              "token", "SLUICE_TOKEN_FILE=" + file + " cannot be read: " + e.getMessage(), e);
+        }
+      }
+      String ca = env.get("SLUICE_TLS_CA");
+      return new Security(token, ca == null ? null : Path.of(ca));
+    }
+
+    @Override
+    public String toString() {
+      return "Security[token="
+          + (token == null ? "none" : "(set)")
+          + ", ca="
+          + trustedCertificates
+          + "]";
+    }
   }
 
-  /** Connects to {@code grpc://host:port} (or {@code grpc+tcp://}). */
+  private SluiceClient(FlightClient flight, BufferAllocator allocator, CallOption[] calls) {
+    this.flight = flight;
+    this.allocator = allocator;
+    this.calls = calls;
+  }
+
+  /**
+   * Connects to {@code grpc://host:port} (or {@code grpc+tcp://}), plaintext and without a token.
+   */
   public static SluiceClient connect(String uri, BufferAllocator allocator) {
+    return connect(uri, allocator, Security.none());
+  }
+
+  /**
+   * Connects to {@code grpc://host:port}, or {@code grpc+tls://host:port} for a daemon serving TLS,
+   * presenting {@code security}'s token on every call.
+   */
+  public static SluiceClient connect(String uri, BufferAllocator allocator, Security security) {
     String full = uri.contains("://") ? uri : "grpc+tcp://" + uri;
     Location location;
     try {
@@ -42,13 +97,55 @@ public final class SluiceClient implements AutoCloseable {
     } catch (java.net.URISyntaxException e) {
       throw new ProtocolException("uri", "uri=" + uri + " is not a valid Flight location", e);
     }
-    return new SluiceClient(FlightClient.builder(allocator, location).build(), allocator);
+    FlightClient.Builder b = FlightClient.builder(allocator, location);
+    Path ca = security.trustedCertificates();
+    if (ca != null) {
+      try {
+        // The builder reads the stream at build(): hand it the bytes, not an open file.
+        b.trustedCertificates(new java.io.ByteArrayInputStream(Files.readAllBytes(ca)));
+      } catch (IOException e) {
+        throw new ProtocolException(
+            "tls_ca", "trusted certificates " + ca + " cannot be read: " + e, e);
+      }
+    }
+    CallOption[] calls =
+        security.token() == null
+            ? new CallOption[0]
+            : new CallOption[] {
+              new CredentialCallOption(new BearerCredentialWriter(security.token()))
+            };
+    try {
+      return new SluiceClient(b.build(), allocator, calls);
+    } catch (IllegalArgumentException e) {
+      throw new ProtocolException(
+          "tls_ca",
+          "trusted certificates " + ca + " are not PEM certificates: " + e.getMessage(),
+          e);
+    }
+  }
+
+  /** The daemon's stats action: read-ahead per job, streams, and every metric, as JSON. */
+  public JsonNode stats() {
+    Iterator<Result> results =
+        flight.doAction(new Action(Protocol.STATS_ACTION, new byte[0]), calls);
+    if (!results.hasNext()) {
+      throw new ProtocolException("stats", "the daemon answered the stats action with nothing");
+    }
+    try {
+      JsonNode answer = JSON.readTree(results.next().getBody());
+      while (results.hasNext()) {
+        results.next();
+      }
+      return answer;
+    } catch (IOException e) {
+      throw new ProtocolException("stats", "the daemon's stats are not JSON: " + e.getMessage(), e);
+    }
   }
 
   /** The datasets the daemon serves, by name. */
   public List<String> datasets() {
     List<String> names = new ArrayList<>();
-    for (FlightInfo info : flight.listFlights(org.apache.arrow.flight.Criteria.ALL)) {
+    for (FlightInfo info : flight.listFlights(org.apache.arrow.flight.Criteria.ALL, calls)) {
       FlightDescriptor d = info.getDescriptor();
       names.add(
           d.isCommand()
@@ -60,7 +157,7 @@ public final class SluiceClient implements AutoCloseable {
 
   /** Samples in {@code dataset}, as the daemon's ListFlights reports them. */
   public long totalSamples(String dataset) {
-    for (FlightInfo info : flight.listFlights(org.apache.arrow.flight.Criteria.ALL)) {
+    for (FlightInfo info : flight.listFlights(org.apache.arrow.flight.Criteria.ALL, calls)) {
       FlightDescriptor d = info.getDescriptor();
       if (!d.isCommand() && d.getPath().size() == 1 && d.getPath().get(0).equals(dataset)) {
         return info.getRecords();
@@ -81,12 +178,12 @@ public final class SluiceClient implements AutoCloseable {
         request = request.withShmToken(token);
       }
     }
-    FlightInfo info = flight.getInfo(FlightDescriptor.command(request.toJson()));
+    FlightInfo info = flight.getInfo(FlightDescriptor.command(request.toJson()), calls);
     if (info.getEndpoints().isEmpty()) {
       throw new ProtocolException("endpoints", "daemon answered GetFlightInfo with no endpoint");
     }
     return new RankStream(
-        request, flight.getStream(info.getEndpoints().get(0).getTicket()), allocator);
+        request, flight.getStream(info.getEndpoints().get(0).getTicket(), calls), allocator);
   }
 
   /**
@@ -112,7 +209,7 @@ public final class SluiceClient implements AutoCloseable {
     }
     try {
       Iterator<Result> results =
-          flight.doAction(new Action(Protocol.SHM_PROBE_ACTION, new byte[0]));
+          flight.doAction(new Action(Protocol.SHM_PROBE_ACTION, new byte[0]), calls);
       if (!results.hasNext()) {
         shmCause = "the daemon answered the shm probe with nothing";
         return;

@@ -1,0 +1,208 @@
+"""The daemon as an operator runs it: a config file, metrics and /healthz, systemd readiness,
+SIGTERM mid-epoch with a resume at the exact sample, TLS and bearer tokens with real clients."""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pyarrow.flight as flight
+import pytest
+
+import sluice
+from sluice_daemon import Daemon, launcher, serving
+
+TOKEN = "3b9f0c1e5d7a4f2e8c6b1a0d9e7f5c3b"
+
+
+@pytest.fixture(autouse=True)
+def _own_daemons(served):
+    if served.dataset_dir is None:
+        pytest.skip("these tests start their own daemons (not with SLUICE_TEST_SERVER=python)")
+
+
+def _metrics(url):
+    with urllib.request.urlopen(url + "/metrics", timeout=10) as r:
+        return r.read().decode("utf-8")
+
+
+def _series(text, name, **labels):
+    """The value of one series in Prometheus text, or None."""
+    want = ",".join('%s="%s"' % kv for kv in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        key, _, value = line.rpartition(" ")
+        if key == name and not labels:
+            return float(value)
+        if key.startswith(name + "{"):
+            got = ",".join(sorted(key[len(name) + 1:-1].split(",")))
+            if got == want:
+                return float(value)
+    return None
+
+
+def _serving_field(daemon, field):
+    for part in daemon.serving_line.split():
+        if part.startswith(field + "="):
+            return part.split("=", 1)[1]
+    raise AssertionError("no %s= in %r" % (field, daemon.serving_line))
+
+
+def _check_rows(served, batch):
+    ids = batch["sample_id"].numpy()
+    assert np.array_equal(batch["tokens"].numpy(), served.expected_tokens(ids))
+    return ids
+
+
+def test_a_config_file_serves_and_metrics_count_what_was_delivered(served, tmp_path):
+    cfg = tmp_path / "sluice.yaml"
+    cfg.write_text("metrics_port: 0\nmemory_budget: 512m\ndatasets:\n"
+                   "  - {name: tok16, path: %s}\n" % served.dataset_dir)
+    with serving({}, ["--config", str(cfg)]) as d:
+        metrics_url = _serving_field(d, "metrics")
+        with urllib.request.urlopen(metrics_url + "/healthz", timeout=10) as r:
+            assert r.status == 200 and r.read() == b"ok\n"
+        ds = sluice.Dataset(d.url, "tok16", 32, rank=0, world_size=1, delivery="cpu")
+        n = sum(len(_check_rows(served, b)) for b in ds)
+        assert n >= served.n
+        text = _metrics(metrics_url)
+        assert _series(text, "sluice_delivered_samples_total", dataset="tok16",
+                       delivery="cpu") == n
+        assert _series(text, "sluice_delivered_bytes_total", dataset="tok16",
+                       delivery="cpu") >= served.n * served.seq_len * 2
+        assert _series(text, "sluice_errors_total", kind="not_found") == 0
+        # Names resolve to configured datasets only: a path-like name is just not one of them.
+        with pytest.raises(KeyError, match=r"dataset=\.\./\.\./etc is not served here"):
+            list(sluice.Dataset(d.url, "../../etc", 8, rank=0, world_size=1))
+        text = _metrics(metrics_url)
+        assert _series(text, "sluice_errors_total", kind="not_found") == 1
+        assert "memory_budget: 512m  # config %s" % cfg in subprocess.run(
+            d.cmd + ["--print-config"], stdout=subprocess.PIPE, text=True, check=True).stdout
+
+
+def test_sigterm_mid_epoch_exits_0_in_time_and_a_restart_resumes_at_the_exact_sample(
+        served, tmp_path):
+    notify = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(notify))
+    sock.settimeout(60)
+    world, batch = 2, 16
+    states, seen = [], []
+    try:
+        d = Daemon({"tok16": served.dataset_dir}, env={"NOTIFY_SOCKET": str(notify)})
+        d.wait_ready()
+        assert sock.recv(4096).startswith(b"READY=1"), "systemd readiness"
+        its = []
+        for rank, take in ((0, 3), (1, 5)):
+            ds = sluice.Dataset(d.url, "tok16", batch, rank=rank, world_size=world,
+                                delivery="auto")
+            it = iter(ds)
+            for _ in range(take):
+                seen.extend(_check_rows(served, next(it)).tolist())
+            states.append(ds.state_dict())
+            its.append(it)
+        t0 = time.monotonic()
+        os.kill(d.proc.pid, signal.SIGTERM)
+        code = d.proc.wait(timeout=30)
+        took = time.monotonic() - t0
+        assert code == 0, "serve exits 0 after SIGTERM:\n" + "\n".join(d.lines)
+        assert took < 10, "stopped in %.1f s" % took
+        assert sock.recv(4096).startswith(b"STOPPING=1")
+        d.stop()
+        # A stream cut by the stop ends with UNAVAILABLE naming where the daemon got to.
+        with pytest.raises(flight.FlightUnavailableError, match="shutting down"):
+            for _ in its[0]:
+                pass
+    finally:
+        sock.close()
+    with serving({"tok16": served.dataset_dir}) as d2:
+        for rank in range(world):
+            ds = sluice.Dataset(d2.url, "tok16", batch, rank=rank, world_size=world)
+            ds.load_state_dict(states[rank])
+            for b in ds:
+                seen.extend(_check_rows(served, b).tolist())
+    counts = np.bincount(np.asarray(seen), minlength=served.n)
+    # Without drop_last the last global step pads by wrapping around: those rows repeat.
+    padded = (-served.n) % (world * batch)
+    assert counts.min() == 1, "every sample at least once"
+    assert counts.sum() == served.n + padded, "nothing delivered twice beyond the padding"
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "2", "-subj", "/CN=localhost", "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    other_cert, other_key = d / "other.pem", d / "other-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(other_key), "-out",
+                    str(other_cert), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tokens = d / "tokens"
+    tokens.write_text("# test clients\n%s\n" % TOKEN)
+    os.chmod(str(tokens), stat.S_IRUSR | stat.S_IWUSR)
+    return {"cert": cert, "key": key, "other": other_cert, "tokens": tokens}
+
+
+def test_tls_and_a_bearer_token_with_plain_pyarrow_and_the_dataset(served, tls_files,
+                                                                   monkeypatch):
+    args = ["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["key"]),
+            "--auth-tokens-file", str(tls_files["tokens"]), "--metrics-port", "0"]
+    with serving({"tok16": served.dataset_dir}, args) as d:
+        assert d.url.startswith("grpc+tls://"), d.serving_line
+        assert "tls=on auth=on" in d.serving_line
+        ca = tls_files["cert"].read_bytes()
+        command = json.dumps({"dataset": "tok16", "rank": 0, "world_size": 1, "batch_size": 64})
+        descriptor = flight.FlightDescriptor.for_command(command)
+        # Plain pyarrow: no token, a wrong one, then the right one.
+        client = flight.FlightClient(d.url, tls_root_certs=ca)
+        with pytest.raises(flight.FlightUnauthenticatedError, match="none was sent"):
+            client.get_flight_info(descriptor)
+        wrong = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + b"x" * 32)])
+        with pytest.raises(flight.FlightUnauthenticatedError, match="not one this daemon"):
+            client.get_flight_info(descriptor, wrong)
+        ok = flight.FlightCallOptions(
+            headers=[(b"authorization", ("Bearer " + TOKEN).encode())])
+        info = client.get_flight_info(descriptor, ok)
+        table = client.do_get(info.endpoints[0].ticket, ok).read_all()
+        assert table.num_rows >= served.n
+        client.close()
+        # A certificate the client does not trust: the handshake fails, nothing is served.
+        stranger = flight.FlightClient(d.url, tls_root_certs=tls_files["other"].read_bytes())
+        with pytest.raises(flight.FlightUnavailableError):
+            stranger.get_flight_info(descriptor, ok)
+        stranger.close()
+        # The Python client, from arguments and from the environment.
+        ds = sluice.Dataset(d.url, "tok16", 32, rank=0, world_size=1, token=TOKEN,
+                            tls_root_certs=str(tls_files["cert"]))
+        assert set(i for b in ds for i in _check_rows(served, b)) == set(range(served.n))
+        monkeypatch.setenv("SLUICE_TOKEN", TOKEN)
+        monkeypatch.setenv("SLUICE_TLS_CA", str(tls_files["cert"]))
+        from_env = sluice.Dataset(d.url, "tok16", 32, rank=0, world_size=1)
+        assert set(i for b in from_env for i in _check_rows(served, b)) == set(range(served.n))
+        monkeypatch.delenv("SLUICE_TOKEN")
+        with pytest.raises(flight.FlightUnauthenticatedError):
+            list(sluice.Dataset(d.url, "tok16", 32, rank=0, world_size=1,
+                                tls_root_certs=str(tls_files["cert"])))
+        assert repr(ds._security).count(TOKEN) == 0, "the token is never shown"
+        text = _metrics(_serving_field(d, "metrics"))
+        assert _series(text, "sluice_errors_total", kind="unauthenticated") >= 3
+
+
+def test_serving_beyond_loopback_without_tls_is_refused(served):
+    done = subprocess.run([launcher(), "serve", "--host", "0.0.0.0", "--dataset",
+                           "tok16=%s" % served.dataset_dir], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout
+    assert "--host=0.0.0.0 is not a loopback address" in done.stdout
