@@ -233,7 +233,7 @@ public final class ConfigLoader {
       if (path == null || !path.isValueNode() || path.asText().isBlank()) {
         throw new ConfigException(where + ".path is missing for dataset '" + name.asText() + "'");
       }
-      out.add(new Dataset(name.asText(), Path.of(path.asText())));
+      out.add(new Dataset(name.asText(), datasetPath(where + ".path", path.asText())));
     }
     return out;
   }
@@ -287,7 +287,20 @@ public final class ConfigLoader {
     if (eq <= 0 || eq == spec.length() - 1) {
       throw new ConfigException(label + "=" + spec + " must be NAME=PATH");
     }
-    return new Dataset(spec.substring(0, eq).strip(), Path.of(spec.substring(eq + 1).strip()));
+    return new Dataset(
+        spec.substring(0, eq).strip(), datasetPath(label, spec.substring(eq + 1).strip()));
+  }
+
+  /** A dataset's folder; object-store URLs are refused until the S3 source exists. */
+  private static Path datasetPath(String label, String path) {
+    if (path.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
+      throw new ConfigException(
+          label
+              + "="
+              + path
+              + ": only local folders can be served so far (the S3 source is not built yet)");
+    }
+    return path(label, path);
   }
 
   private static List<Dataset> parseDatasetList(String env, String value) {

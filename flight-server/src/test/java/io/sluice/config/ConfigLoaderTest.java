@@ -171,6 +171,8 @@ class ConfigLoaderTest {
         "datasets: [{name: ../../etc, path: /x}]|datasets[0].name='../../etc' must be 1-128 letters",
         "datasets: [{name: a, path: /x}, {name: a, path: /y}]|datasets[1].name='a' is given twice",
         "datasets: [{name: a}]|datasets[0].path is missing for dataset 'a'",
+        "datasets: [{name: a, path: 's3://bucket/x'}]|datasets[0].path=s3://bucket/x: only local"
+            + " folders can be served so far",
         "port:|port has no value",
         "port: 1\\nport: 2|not valid YAML: Duplicate field 'port'",
         "host: [unclosed|not valid YAML",
