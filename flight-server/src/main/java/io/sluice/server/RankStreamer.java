@@ -50,8 +50,10 @@ final class RankStreamer implements Runnable {
   private final ShmDelivery shm;
   private final DaemonMetrics metrics;
   private ShmRing ring;
-  private volatile long resumeCursor; // the cursor after the last batch sent
   private boolean ringRefused;
+  private ShmTemplate template; // set after the first shm batch when the schema allows
+  private boolean templateTried;
+  private volatile long resumeCursor; // the cursor after the last batch sent
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
       new BackpressureStrategy.CallbackBackpressureStrategy();
   private volatile boolean stopRequested;
@@ -203,18 +205,13 @@ final class RankStreamer implements Runnable {
       for (boolean p : padded) {
         paddedCount += p ? 1 : 0;
       }
-      ShmSlot slot = null;
-      long bodyBytes;
-      try (VectorSchemaRoot batch = assemble(assembler, step, ids, b)) {
-        if (request.delivery() == Delivery.SHM) {
-          slot = writeToRing(batch, allocator);
-          if (slot == STOPPED) {
-            endStopped();
-            return;
-          }
-        }
-        bodyBytes = slot != null ? slot.length() : load(loader, batch);
+      Sent sent = send(assembler, loader, allocator, step, ids, b);
+      if (sent == null) {
+        endStopped();
+        return;
       }
+      ShmSlot slot = sent.slot();
+      long bodyBytes = sent.bodyBytes();
       BatchMetadata meta =
           new BatchMetadata(
               request.epoch(),
@@ -265,14 +262,52 @@ final class RankStreamer implements Runnable {
     }
   }
 
-  private VectorSchemaRoot assemble(BatchAssembler assembler, long step, long[] ids, int b)
+  /** Where a step's batch went: a ring slot (shm) or the stream's root (null slot). */
+  private record Sent(ShmSlot slot, long bodyBytes) {}
+
+  /**
+   * Gets the step's samples and puts the batch where it goes: into the ring (through the template
+   * when it fits, else assembled and copied) or into the stream's root. Null when the stream was
+   * stopped while waiting for ring space.
+   */
+  private Sent send(
+      BatchAssembler assembler,
+      VectorLoader loader,
+      BufferAllocator allocator,
+      long step,
+      long[] ids,
+      int b)
       throws Exception {
+    boolean shmWanted = request.delivery() == Delivery.SHM;
     if (readAhead == null) {
-      return assembler.assemble(ids, b);
+      try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
+        return place(batch, loader, allocator, shmWanted);
+      }
     }
     try (Prefetcher.Batch samples = readAhead.take(step, ids, b)) {
-      return assembler.assembleFrom(ids, b, samples.bytes());
+      if (shmWanted && template != null && template.fits(b, samples.bytes())) {
+        long seq = ring.nextSeq();
+        long at = ring.place(template.bytes(), this::stopped);
+        if (at < 0) {
+          return null;
+        }
+        template.write(ring.region(), at, ids, samples.bytes());
+        return new Sent(new ShmSlot(ring.path(), at, template.bytes(), seq), template.bytes());
+      }
+      try (VectorSchemaRoot batch = assembler.assembleFrom(ids, b, samples.bytes())) {
+        return place(batch, loader, allocator, shmWanted);
+      }
     }
+  }
+
+  private Sent place(
+      VectorSchemaRoot batch, VectorLoader loader, BufferAllocator allocator, boolean shmWanted)
+      throws java.io.IOException {
+    ShmSlot slot = shmWanted ? writeToRing(batch, allocator) : null;
+    if (slot == STOPPED) {
+      return null;
+    }
+    return new Sent(slot, slot != null ? slot.length() : load(loader, batch));
   }
 
   /** Marks "stopped while waiting for ring space" apart from "send this batch inline" (null). */
@@ -300,6 +335,12 @@ final class RankStreamer implements Runnable {
         return STOPPED;
       }
       message.writeTo(ring.region(), at);
+      if (!templateTried && readAhead != null) {
+        templateTried = true;
+        template =
+            ShmTemplate.of(
+                schema, rb, ring.region().asSlice(at, message.bytes()), message.bodyOffset());
+      }
       return new ShmSlot(ring.path(), at, message.bytes(), seq);
     }
   }

@@ -45,6 +45,11 @@ final class ShmMessage {
     return 8 + paddedMetadata + bodyBytes;
   }
 
+  /** Where the body starts, from the message's start. */
+  long bodyOffset() {
+    return 8 + paddedMetadata;
+  }
+
   /** Writes the message at {@code at} in {@code region}; padding is zeroed. */
   void writeTo(MemorySegment region, long at) {
     region.set(INT, at, -1); // continuation marker
