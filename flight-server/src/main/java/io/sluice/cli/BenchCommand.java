@@ -18,14 +18,16 @@ import picocli.CommandLine.Option;
       "Benchmarks. 'sluice bench read' measures the read engine on its own.",
       "'sluice bench delivery [--quick]' (run by the launcher in .venv) compares Sluice's cpu and"
           + " shm delivery with pyarrow's own Flight server and PyTorch's DataLoader on the same"
-          + " files."
+          + " files.",
+      "'sluice bench tenants' (also in .venv) measures one job's rate alone and beside a client"
+          + " that stopped reading."
     },
     subcommands = {BenchCommand.Read.class})
 final class BenchCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     throw new UsageException(
-        "bench needs a benchmark: 'sluice bench read' or 'sluice bench delivery' (see --help)");
+        "bench needs a benchmark: 'sluice bench read', 'delivery' or 'tenants' (see --help)");
   }
 
   @Command(
