@@ -15,7 +15,11 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = {
-      "Benchmarks. 'sluice bench read' measures the read engine on its own.",
+      "Benchmarks. 'sluice bench [--quick]' (run by the launcher in .venv) is the suite: Sluice"
+          + " beside the storage and wire ceilings and PyTorch's DataLoader on the same files,"
+          + " warm and cold, with a simulated trainer's stall; a table, a JSON file and an HTML"
+          + " picture. 'sluice bench micro [REGEX]' runs the JMH benchmarks of the parts.",
+      "'sluice bench read' measures the read engine on its own.",
       "'sluice bench delivery [--quick]' (run by the launcher in .venv) compares Sluice's cpu and"
           + " shm delivery with pyarrow's own Flight server and PyTorch's DataLoader on the same"
           + " files.",
