@@ -8,6 +8,8 @@ first batch batch k+1, for this or for another world size with the same global b
 
 import operator
 import os
+import queue
+import threading
 import warnings
 
 import pyarrow.flight as flight
@@ -47,6 +49,9 @@ class Dataset(_Base):
         columns: the columns to fetch (None: all); ``sample_id`` always comes along.
         token: the bearer token a daemon started with ``auth.tokens_file`` requires (default:
             the ``SLUICE_TOKEN`` environment variable, else the file ``SLUICE_TOKEN_FILE`` names).
+        prefetch: batches read and converted ahead on a background thread while the training
+            step runs (default 2; 0 reads each batch when it is asked for). The position still
+            moves only as batches are handed out, so ``state_dict()`` is exact either way.
         tls_root_certs: for a ``grpc+tls://`` url, the PEM certificates (bytes, or a file path)
             that sign the daemon's certificate (default: the file ``SLUICE_TLS_CA`` names, else the
             system's roots).
@@ -59,7 +64,7 @@ class Dataset(_Base):
 
     def __init__(self, url, dataset, batch_size, rank=None, world_size=None, seed=0, epoch=0,
                  shuffle="global", drop_last=False, delivery="auto", columns=None, token=None,
-                 tls_root_certs=None):
+                 tls_root_certs=None, prefetch=2):
         self.url = _protocol.normalize_location(url)
         self._security = _protocol.Security.resolve(token, tls_root_certs, os.environ)
         self.dataset = dataset
@@ -73,6 +78,9 @@ class Dataset(_Base):
         self.drop_last = bool(drop_last)
         self.delivery = delivery
         self.columns = None if columns is None else list(columns)
+        self.prefetch = _integer("prefetch", prefetch)
+        if self.prefetch < 0:
+            raise ValueError("prefetch=%d must be >= 0" % self.prefetch)
         # The position: the next batch is the one after global cursor `_cursor` of `_epoch`.
         # `_epoch_done` marks an epoch read to its end: the next iteration starts the one after,
         # unless set_epoch() named this epoch since (`_epoch_pinned`), which then has nothing left.
@@ -114,13 +122,18 @@ class Dataset(_Base):
         """Yields this rank's batches from the position to the end of the epoch, moving the
         position past each batch before handing it out; returns how many it yielded."""
         count = 0
-        for batch, meta in self._stream(client):
-            if "cursor" in meta:
-                self._cursor = int(meta["cursor"])
-            self._epoch_done = _protocol.is_last_step(meta)
-            self.last_metadata = meta
-            count += 1
-            yield batch
+        source = self._stream(client) if self.prefetch == 0 else _Ahead(
+            lambda cancel: self._stream(client, cancel), self.prefetch)
+        try:
+            for batch, meta in source:
+                if "cursor" in meta:
+                    self._cursor = int(meta["cursor"])
+                self._epoch_done = _protocol.is_last_step(meta)
+                self.last_metadata = meta
+                count += 1
+                yield batch
+        finally:
+            source.close()
         return count
 
     def _probe_shm(self, client):
@@ -133,8 +146,10 @@ class Dataset(_Base):
                                "memory: %s. Use delivery='auto' to fall back to cpu."
                                % self.shm_unavailable_cause)
 
-    def _stream(self, client):
-        """(batch dict, metadata dict) for each step of this rank from the current position."""
+    def _stream(self, client, on_reader=None):
+        """(batch dict, metadata dict) for each step of this rank from the current position.
+        ``on_reader`` is handed the Flight reader as soon as it exists (to cancel it from
+        another thread)."""
         command = _protocol.descriptor_command(
             dataset=self.dataset, rank=self.rank, world_size=self.world_size,
             batch_size=self.batch_size, seed=self.seed, epoch=self._epoch, shuffle=self.shuffle,
@@ -146,6 +161,8 @@ class Dataset(_Base):
             raise RuntimeError("dataset=%r: the daemon answered %d endpoints, expected 1"
                                % (self.dataset, len(info.endpoints)))
         reader = client.do_get(info.endpoints[0].ticket, options)
+        if on_reader is not None:
+            on_reader(reader)
         importer = None
         try:
             while True:
@@ -274,3 +291,73 @@ def _check_worker():
     warnings.warn(
         "sluice.Dataset in a DataLoader worker: state_dict() in the main process will not see "
         "the worker's progress. Use num_workers=0.", RuntimeWarning, stacklevel=3)
+
+
+class _Ahead(object):
+    """Runs a batch generator on a daemon thread, ``depth`` batches ahead of its consumer: the
+    Flight read and the conversion to tensors (which release the GIL) overlap the training step.
+    Items, the end and any exception arrive in order; ``close()`` stops the thread, cancelling
+    the stream if it waits on the daemon."""
+
+    _ITEM, _END, _ERROR = 0, 1, 2
+
+    def __init__(self, make, depth):
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._reader = None
+        self._gen = make(self._set_reader)
+        self._thread = threading.Thread(target=self._run, name="sluice-prefetch", daemon=True)
+        self._thread.start()
+
+    def _set_reader(self, reader):
+        self._reader = reader
+        if self._stop.is_set():
+            reader.cancel()
+
+    def _put(self, entry):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self):
+        try:
+            for item in self._gen:
+                if not self._put((self._ITEM, item)):
+                    return
+            self._put((self._END, None))
+        except BaseException as e:  # handed to the consumer, raised where it reads
+            self._put((self._ERROR, e))
+        finally:
+            self._gen.close()  # on this thread: the stream's own cleanup (cancel, unmap) runs here
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        kind, value = self._queue.get()
+        if kind == self._ITEM:
+            return value
+        if kind == self._END:
+            self._queue.put((self._END, None))  # stays ended
+            raise StopIteration
+        self._queue.put((self._ERROR, value))
+        raise value
+
+    def close(self):
+        self._stop.set()
+        reader = self._reader
+        if reader is not None and self._thread.is_alive():
+            try:
+                reader.cancel()
+            except Exception:  # already finished or cancelled
+                pass
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        self._thread.join()

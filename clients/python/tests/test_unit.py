@@ -129,3 +129,35 @@ def test_rank_and_world_size_from_torch_distributed(tmp_path, monkeypatch):
         dist.destroy_process_group()
     ds = sluice.Dataset("127.0.0.1:1", "d", 8)
     assert (ds.rank, ds.world_size) == (5, 9)
+
+
+def test_read_ahead_hands_out_items_then_the_error_in_order_and_closes_early():
+    from sluice.dataset import _Ahead
+
+    def items(n, fail, cleaned):
+        def make(on_reader):
+            def gen():
+                try:
+                    for i in range(n):
+                        yield i
+                    if fail:
+                        raise RuntimeError("stream broke after %d" % n)
+                finally:
+                    cleaned.append(True)
+            return gen()
+        return make
+
+    cleaned = []
+    ahead = _Ahead(items(5, True, cleaned), 2)
+    got = []
+    with pytest.raises(RuntimeError, match="stream broke after 5"):
+        for x in ahead:
+            got.append(x)
+    ahead.close()
+    assert got == [0, 1, 2, 3, 4] and cleaned == [True]
+
+    cleaned = []
+    ahead = _Ahead(items(10**9, False, cleaned), 2)  # endless: closed after three
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()
+    assert cleaned == [True] and not ahead._thread.is_alive()
