@@ -45,10 +45,29 @@ def token_fn(ids, seq_len):
     return (ids[:, None] * 31 + np.arange(seq_len)) % 65536
 
 
-def ensure_dataset(root, samples, seq_len, launcher):
+def shards(samples, per_shard):
+    """(shard number, sample ids) for ``samples`` samples cut into shards of ``per_shard``."""
+    first = shard = 0
+    while first < samples:
+        yield shard, np.arange(first, min(samples, first + per_shard))
+        first += per_shard
+        shard += 1
+
+
+def write_tokens(root, samples, seq_len):
+    """Flat uint16 token shards of about 64 MiB each (the ``tokens`` format)."""
+    for shard, ids in shards(samples, max(1, (64 << 20) // (seq_len * 2))):
+        token_fn(ids, seq_len).astype(np.uint16).tofile(os.path.join(root, "shard-%05d.bin" % shard))
+
+
+def ensure_dataset(root, samples, seq_len, launcher, write=write_tokens,
+                   index_args=("--format", "tokens", "--dtype", "uint16"), kind="tokens"):
+    """Makes and indexes the dataset in ``root`` unless the one there has this shape already."""
     manifest = os.path.join(root, "sluice-manifest.json")
     stamp = os.path.join(root, "bench-shape.json")
     shape = {"samples": samples, "seq_len": seq_len}
+    if kind != "tokens":
+        shape["format"] = kind
     if os.path.exists(manifest) and os.path.exists(stamp):
         with open(stamp) as f:
             if json.load(f) == shape:
@@ -56,15 +75,10 @@ def ensure_dataset(root, samples, seq_len, launcher):
     os.makedirs(root, exist_ok=True)
     for name in os.listdir(root):
         os.remove(os.path.join(root, name))
-    per_shard = max(1, (64 << 20) // (seq_len * 2))
-    first, shard = 0, 0
-    while first < samples:
-        ids = np.arange(first, min(samples, first + per_shard))
-        token_fn(ids, seq_len).astype(np.uint16).tofile(os.path.join(root, "shard-%05d.bin" % shard))
-        first += len(ids)
-        shard += 1
-    subprocess.run([launcher, "dataset", "index", root, "--format", "tokens", "--dtype", "uint16",
-                    "--seq-len", str(seq_len)], check=True, stdout=subprocess.DEVNULL)
+    write(root, samples, seq_len)
+    args = list(index_args) + (["--seq-len", str(seq_len)] if kind == "tokens" else [])
+    subprocess.run([launcher, "dataset", "index", root] + args, check=True,
+                   stdout=subprocess.DEVNULL)
     with open(stamp, "w") as f:
         json.dump(shape, f)
 

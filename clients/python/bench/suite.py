@@ -29,7 +29,6 @@ import os
 import platform
 import statistics
 import struct
-import subprocess
 import sys
 import tarfile
 import threading
@@ -50,17 +49,10 @@ class TokensFormat(object):
     name = "tokens"
 
     def write(self, root, samples, seq_len):
-        per_shard = max(1, (64 << 20) // (seq_len * 2))
-        first = shard = 0
-        while first < samples:
-            ids = np.arange(first, min(samples, first + per_shard))
-            delivery.token_fn(ids, seq_len).astype(np.uint16).tofile(
-                os.path.join(root, "shard-%05d.bin" % shard))
-            first += len(ids)
-            shard += 1
+        delivery.write_tokens(root, samples, seq_len)
 
-    def index_args(self, seq_len):
-        return ["--format", "tokens", "--dtype", "uint16", "--seq-len", str(seq_len)]
+    def index_args(self):
+        return ["--format", "tokens", "--dtype", "uint16"]
 
     def files(self, root):
         return sorted(os.path.join(root, f) for f in os.listdir(root) if f.endswith(".bin"))
@@ -77,12 +69,9 @@ class MegatronFormat(TokensFormat):
     name = "megatron"
 
     def write(self, root, samples, seq_len):
-        per_shard = max(1, (64 << 20) // (seq_len * 2))
-        first = shard = 0
-        while first < samples:
-            n = min(samples - first, per_shard)
+        for shard, ids in delivery.shards(samples, max(1, (64 << 20) // (seq_len * 2))):
+            n = len(ids)
             prefix = os.path.join(root, "corpus_%02d_text_document" % shard)
-            ids = np.arange(first, first + n)
             delivery.token_fn(ids, seq_len).astype(np.uint16).tofile(prefix + ".bin")
             lengths = np.full(n, seq_len, dtype="<i4")
             pointers = np.arange(n, dtype="<i8") * (seq_len * 2)
@@ -91,10 +80,8 @@ class MegatronFormat(TokensFormat):
                 f.write(b"MMIDIDX\x00\x00" + struct.pack("<Q", 1) + struct.pack("<B", 8))
                 f.write(struct.pack("<Q", n) + struct.pack("<Q", n + 1))
                 f.write(lengths.tobytes() + pointers.tobytes() + documents.tobytes())
-            first += n
-            shard += 1
 
-    def index_args(self, seq_len):
+    def index_args(self):
         return ["--format", "megatron"]
 
     def map_dataset(self, root, seq_len):
@@ -137,22 +124,17 @@ class WdsFormat(TokensFormat):
     name = "wds"
 
     def write(self, root, samples, seq_len):
-        per_shard = max(1, (64 << 20) // (seq_len * 2 + 1024))
-        first = shard = 0
-        while first < samples:
-            n = min(samples - first, per_shard)
-            tokens = delivery.token_fn(np.arange(first, first + n), seq_len).astype(np.uint16)
+        for shard, ids in delivery.shards(samples, max(1, (64 << 20) // (seq_len * 2 + 1024))):
+            tokens = delivery.token_fn(ids, seq_len).astype(np.uint16)
             with tarfile.open(os.path.join(root, "shard-%05d.tar" % shard), "w",
                               format=tarfile.USTAR_FORMAT) as tar:
-                for k in range(n):
+                for k, sample_id in enumerate(ids):
                     data = tokens[k].tobytes()
-                    info = tarfile.TarInfo("%09d.tokens" % (first + k))
+                    info = tarfile.TarInfo("%09d.tokens" % sample_id)
                     info.size = len(data)
                     tar.addfile(info, _Bytes(data))
-            first += n
-            shard += 1
 
-    def index_args(self, seq_len):
+    def index_args(self):
         return ["--format", "wds"]
 
     def files(self, root):
@@ -208,20 +190,8 @@ FORMATS = {f.name: f for f in (TokensFormat(), MegatronFormat(), WdsFormat())}
 
 
 def ensure_dataset(fmt, root, samples, seq_len, launcher):
-    stamp = os.path.join(root, "bench-shape.json")
-    shape = {"format": fmt.name, "samples": samples, "seq_len": seq_len}
-    if os.path.exists(os.path.join(root, "sluice-manifest.json")) and os.path.exists(stamp):
-        with open(stamp) as f:
-            if json.load(f) == shape:
-                return
-    os.makedirs(root, exist_ok=True)
-    for name in os.listdir(root):
-        os.remove(os.path.join(root, name))
-    fmt.write(root, samples, seq_len)
-    subprocess.run([launcher, "dataset", "index", root] + fmt.index_args(seq_len), check=True,
-                   stdout=subprocess.DEVNULL)
-    with open(stamp, "w") as f:
-        json.dump(shape, f)
+    delivery.ensure_dataset(root, samples, seq_len, launcher, write=fmt.write,
+                            index_args=fmt.index_args(), kind=fmt.name)
 
 
 # --- progress -------------------------------------------------------------------------------
