@@ -349,10 +349,6 @@ public final class SluiceDaemon implements AutoCloseable {
     SdNotify.notify("READY=1\nSTATUS=serving " + uri());
   }
 
-  public void awaitTermination() throws InterruptedException {
-    server.awaitTermination();
-  }
-
   /** Waits until {@link #stopOnSignal()} or {@link #close()} has finished. */
   public void awaitStopped() throws InterruptedException {
     stopped.await();
