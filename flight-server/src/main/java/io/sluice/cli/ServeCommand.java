@@ -137,7 +137,13 @@ final class ServeCommand implements Callable<Integer> {
     SluiceDaemon daemon = SluiceDaemon.start(cfg, PrefetchOptions.defaults());
     // SIGTERM and SIGINT stop the daemon gracefully and serve returns 0; the hook covers any
     // other way the JVM goes down (exit status 128 + signal then, as the JVM sets it).
-    Signals.onTermination(daemon::stopOnSignal);
+    String noSignals = Signals.onTermination(daemon::stopOnSignal);
+    if (noSignals != null) {
+      System.err.println(
+          "sluice serve: cannot handle SIGTERM itself ("
+              + noSignals
+              + "): a stop still ends streams and frees everything, but exits 143");
+    }
     Runtime.getRuntime().addShutdownHook(new Thread(daemon::stopOnSignal, "sluice-shutdown"));
     System.out.println(
         "sluice: serving "

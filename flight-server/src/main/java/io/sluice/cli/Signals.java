@@ -13,8 +13,11 @@ import java.lang.reflect.Proxy;
 final class Signals {
   private Signals() {}
 
-  /** Runs {@code stop} on a new thread at SIGTERM or SIGINT; false when that cannot be arranged. */
-  static boolean onTermination(Runnable stop) {
+  /**
+   * Runs {@code stop} on a new thread at SIGTERM or SIGINT; null when arranged, else why not (the
+   * JVM's default handling stays: the shutdown hooks run and the exit status is 128 + signal).
+   */
+  static String onTermination(Runnable stop) {
     try {
       Class<?> signal = Class.forName("sun.misc.Signal");
       Class<?> handlerType = Class.forName("sun.misc.SignalHandler");
@@ -36,9 +39,9 @@ final class Signals {
         Object sig = signal.getConstructor(String.class).newInstance(name);
         signal.getMethod("handle", signal, handlerType).invoke(null, sig, handler);
       }
-      return true;
+      return null;
     } catch (ReflectiveOperationException | LinkageError | RuntimeException e) {
-      return false;
+      return e.toString();
     }
   }
 }

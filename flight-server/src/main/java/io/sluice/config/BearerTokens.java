@@ -68,9 +68,9 @@ public final class BearerTokens {
       }
       return new BearerTokens(file, List.copyOf(out));
     } catch (NoSuchFileException e) {
-      throw new ConfigException(head + "no such file");
+      throw new ConfigException(head + "no such file", e);
     } catch (IOException e) {
-      throw new ConfigException(head + "cannot be read: " + e.getMessage());
+      throw new ConfigException(head + "cannot be read: " + e.getMessage(), e);
     }
   }
 

@@ -33,7 +33,7 @@ public final class ByteSize {
     try {
       n = Long.parseLong(digits);
     } catch (NumberFormatException e) {
-      throw new ConfigException(option + "=" + value + " must be a size such as 512m or 8g");
+      throw new ConfigException(option + "=" + value + " must be a size such as 512m or 8g", e);
     }
     if (n < 0 || n > (Long.MAX_VALUE >> shift)) {
       throw new ConfigException(option + "=" + value + " is out of range");

@@ -88,7 +88,7 @@ public final class ConfigLoader {
           try {
             b.transport(FlightTransport.parse(v));
           } catch (IllegalArgumentException bad) {
-            throw new ConfigException(label + "=" + v + " must be one of auto, nio, io_uring");
+            throw new ConfigException(label + "=" + v + " must be one of auto, nio, io_uring", bad);
           }
         }
         case SHM_DIR -> b.shmDir(path(label, v));
@@ -132,9 +132,10 @@ public final class ConfigLoader {
       }
       root = YAML.readTree(file.toFile());
     } catch (JacksonException e) {
-      throw new ConfigException(source + ": not valid YAML: " + e.getOriginalMessage() + where(e));
+      throw new ConfigException(
+          source + ": not valid YAML: " + e.getOriginalMessage() + where(e), e);
     } catch (IOException e) {
-      throw new ConfigException(source + ": cannot be read: " + e.getMessage());
+      throw new ConfigException(source + ": cannot be read: " + e.getMessage(), e);
     }
     if (root == null || root.isMissingNode() || root.isNull()) {
       return; // an empty file: every default
@@ -322,15 +323,16 @@ public final class ConfigLoader {
   }
 
   private static int port(String label, String v) {
+    int p;
     try {
-      int p = Integer.parseInt(v);
-      if (p >= 0 && p <= 65535) {
-        return p;
-      }
+      p = Integer.parseInt(v);
     } catch (NumberFormatException e) {
-      // reported below
+      throw new ConfigException(label + "=" + v + " must be a port number in [0, 65535]", e);
     }
-    throw new ConfigException(label + "=" + v + " must be a port number in [0, 65535]");
+    if (p < 0 || p > 65535) {
+      throw new ConfigException(label + "=" + v + " must be a port number in [0, 65535]");
+    }
+    return p;
   }
 
   private static boolean bool(String label, String v) {
@@ -345,7 +347,7 @@ public final class ConfigLoader {
     try {
       return Path.of(v);
     } catch (java.nio.file.InvalidPathException e) {
-      throw new ConfigException(label + "=" + v + " is not a valid path");
+      throw new ConfigException(label + "=" + v + " is not a valid path", e);
     }
   }
 }

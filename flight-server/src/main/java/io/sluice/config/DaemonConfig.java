@@ -414,7 +414,7 @@ public final class DaemonConfig {
         ReadBackends.checkChoice(backend);
       } catch (IllegalArgumentException e) {
         throw new ConfigException(
-            at(Key.BACKEND) + "=" + backend + " must be one of " + ReadBackends.CHOICES);
+            at(Key.BACKEND) + "=" + backend + " must be one of " + ReadBackends.CHOICES, e);
       }
       if ((tlsCert == null) != (tlsKey == null)) {
         Key missing = tlsCert == null ? Key.TLS_CERT : Key.TLS_KEY;
@@ -429,7 +429,7 @@ public final class DaemonConfig {
       try {
         loopback = isLoopback(host);
       } catch (UnknownHostException e) {
-        throw new ConfigException(at(Key.HOST) + "=" + host + " does not resolve (" + e + ")");
+        throw new ConfigException(at(Key.HOST) + "=" + host + " does not resolve (" + e + ")", e);
       }
       if (tlsCert == null && !insecure && !loopback) {
         throw new ConfigException(

@@ -346,7 +346,13 @@ public final class SluiceDaemon implements AutoCloseable {
 
   /** Tells systemd (Type=notify) that the daemon serves; nothing when not run by systemd. */
   public void notifyReady() {
-    SdNotify.notify("READY=1\nSTATUS=serving " + uri());
+    if (!SdNotify.notify("READY=1\nSTATUS=serving " + uri())
+        && System.getenv("NOTIFY_SOCKET") != null) {
+      LOG.warning(
+          "sd_notify READY=1 to NOTIFY_SOCKET="
+              + System.getenv("NOTIFY_SOCKET")
+              + " failed: a Type=notify unit will time out waiting for it");
+    }
   }
 
   /** Waits until {@link #stopOnSignal()} or {@link #close()} has finished. */
