@@ -2,6 +2,8 @@ package io.sluice.server;
 
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.nio.NioIoHandler;
+import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringServerSocketChannel;
@@ -70,15 +72,20 @@ public enum FlightTransport {
   static final class Loops implements AutoCloseable {
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
+    private final AtomicBoolean closed = new AtomicBoolean();
 
     private Loops(EventLoopGroup boss, EventLoopGroup workers) {
       this.boss = boss;
       this.workers = workers;
     }
 
+    /**
+     * Shuts the loops down, closing every connection they carry: Netty releases what a closed
+     * channel still held queued (batches for a client that stopped reading). Idempotent.
+     */
     @Override
     public void close() {
-      if (boss != null) {
+      if (closed.compareAndSet(false, true)) {
         boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
         workers
             .shutdownGracefully(0, 2, TimeUnit.SECONDS)
@@ -87,15 +94,23 @@ public enum FlightTransport {
     }
   }
 
-  /** Puts the Flight server on this (resolved) transport; nio is gRPC's default. */
+  /**
+   * Puts the Flight server on this (resolved) transport, on event loops of the daemon's own (for
+   * nio too, rather than gRPC's shared ones): stopping, the daemon can close them and with them the
+   * connections of clients that stopped reading.
+   */
   Loops apply(FlightServer.Builder builder) {
-    if (this != IO_URING) {
-      return new Loops(null, null);
-    }
-    EventLoopGroup boss = new MultiThreadIoEventLoopGroup(1, IoUringIoHandler.newFactory());
-    EventLoopGroup workers = new MultiThreadIoEventLoopGroup(IoUringIoHandler.newFactory());
+    boolean uring = this == IO_URING;
+    EventLoopGroup boss =
+        new MultiThreadIoEventLoopGroup(
+            1, uring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
+    EventLoopGroup workers =
+        new MultiThreadIoEventLoopGroup(
+            uring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
     builder
-        .transportHint("netty.channelType", IoUringServerSocketChannel.class)
+        .transportHint(
+            "netty.channelType",
+            uring ? IoUringServerSocketChannel.class : NioServerSocketChannel.class)
         .transportHint("netty.bossEventLoopGroup", boss)
         .transportHint("netty.workerEventLoopGroup", workers);
     return new Loops(boss, workers);

@@ -57,6 +57,9 @@ final class RankStreamer implements Runnable {
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
       new BackpressureStrategy.CallbackBackpressureStrategy();
   private volatile boolean stopRequested;
+  // Counted down once the stream writes no more (ended, failed or stopped), before it drains.
+  private final java.util.concurrent.CountDownLatch writesDone =
+      new java.util.concurrent.CountDownLatch(1);
 
   RankStreamer(
       ServedDataset dataset,
@@ -130,6 +133,7 @@ final class RankStreamer implements Runnable {
         e.addSuppressed(alreadyClosed);
       }
     } finally {
+      writesDone.countDown();
       if (ring != null) {
         ring.close();
       }
@@ -184,6 +188,11 @@ final class RankStreamer implements Runnable {
   void stop() {
     stopRequested = true;
     flow.interruptWait();
+  }
+
+  /** Waits until the stream writes no more; false when {@code nanos} passed first. */
+  boolean awaitWritesDone(long nanos) throws InterruptedException {
+    return writesDone.await(nanos, java.util.concurrent.TimeUnit.NANOSECONDS);
   }
 
   private void stream(BufferAllocator allocator, VectorSchemaRoot out) throws Exception {

@@ -46,6 +46,9 @@ public final class SluiceDaemon implements AutoCloseable {
   /** How long stream threads get to finish once their calls are cancelled. */
   static final long STREAM_THREADS_WAIT_MS = 4_000;
 
+  /** How long stopped streams get to finish their last write before connections are closed. */
+  static final long WRITES_DONE_WAIT_MS = 1_000;
+
   private final DaemonConfig config;
   private final BufferAllocator root;
   private final CountingReadBackend backend;
@@ -384,11 +387,13 @@ public final class SluiceDaemon implements AutoCloseable {
     try {
       server.shutdown(); // no new calls
       producer.stopStreams();
-      // Streams end (and drain what they queued) before the event loops that carry their
-      // writes go away: a write handed to a terminated loop is never released. A stalled
-      // client's buffers are freed only when close() below drops its connection.
       if (!server.awaitTermination(STREAMS_END_WAIT_MS, TimeUnit.MILLISECONDS)) {
-        server.close();
+        // Calls still open: a client that stopped reading cannot take its stream's end, and
+        // what was queued for it stays in its connection. Once no stream writes any more (a
+        // write handed to a terminated loop is never released), close the event loops: every
+        // connection goes, and Netty releases what each held, so the streams' drains finish.
+        producer.awaitWritesDone(WRITES_DONE_WAIT_MS);
+        loops.close();
       }
       streams.shutdown();
       if (!streams.awaitTermination(STREAM_THREADS_WAIT_MS, TimeUnit.MILLISECONDS)) {

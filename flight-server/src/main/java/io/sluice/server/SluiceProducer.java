@@ -78,6 +78,20 @@ final class SluiceProducer extends NoOpFlightProducer {
     }
   }
 
+  /**
+   * Waits, up to {@code millis} in all, until every running stream writes no more (after {@link
+   * #stopStreams}); false when some still might.
+   */
+  boolean awaitWritesDone(long millis) throws InterruptedException {
+    long deadline = System.nanoTime() + millis * 1_000_000L;
+    for (RankStreamer s : active) {
+      if (!s.awaitWritesDone(Math.max(0, deadline - System.nanoTime()))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   long rejectedRequests() {
     return rejectedRequests.get();
   }
