@@ -129,13 +129,11 @@ public final class BeladyPolicy implements EvictionPolicy {
       return n;
     }
 
-    void clear(LongMap<Node> nodes) {
-      nodes.forEachValue(
-          n -> {
-            n.bucket = null;
-            n.prev = null;
-            n.next = null;
-          });
+    /**
+     * Forgets every bucket. The nodes' links need no reset: a pinned node left the candidates when
+     * it was pinned (its links are null) and {@link #add} overwrites an unpinned one's.
+     */
+    void clear() {
       byStep.clear();
       ordered.clear();
       size = 0;
@@ -254,7 +252,7 @@ public final class BeladyPolicy implements EvictionPolicy {
   public void replan(NextUse nextUse, long currentStep) {
     this.nextUse = nextUse;
     this.currentStep = currentStep;
-    candidates.clear(nodes);
+    candidates.clear();
     nodes.forEachValue(
         n -> {
           n.lastUseStep = -1;

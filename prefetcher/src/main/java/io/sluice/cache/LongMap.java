@@ -27,23 +27,9 @@ final class LongMap<V> {
     return size;
   }
 
-  boolean isEmpty() {
-    return size == 0;
-  }
-
   @SuppressWarnings("unchecked")
   V get(long key) {
-    int i = slot(key);
-    while (true) {
-      Object v = values[i];
-      if (v == null) {
-        return null;
-      }
-      if (keys[i] == key) {
-        return (V) v;
-      }
-      i = (i + 1) & mask;
-    }
+    return (V) values[find(key)];
   }
 
   boolean containsKey(long key) {
@@ -56,41 +42,35 @@ final class LongMap<V> {
     if (value == null) {
       throw new IllegalArgumentException("value=null for key=" + key + " must be non-null");
     }
-    int i = slot(key);
-    while (true) {
-      Object v = values[i];
-      if (v == null) {
-        keys[i] = key;
-        values[i] = value;
-        if (++size > (mask + 1) / 4 * 3) {
-          rehash((mask + 1) * 2);
-        }
-        return null;
-      }
-      if (keys[i] == key) {
-        values[i] = value;
-        return (V) v;
-      }
-      i = (i + 1) & mask;
+    int i = find(key);
+    Object old = values[i];
+    keys[i] = key;
+    values[i] = value;
+    if (old == null && ++size > (mask + 1) / 4 * 3) {
+      rehash((mask + 1) * 2);
     }
+    return (V) old;
   }
 
   /** Removes {@code key}; returns its value, or null when it was absent. */
   @SuppressWarnings("unchecked")
   V remove(long key) {
+    int i = find(key);
+    Object v = values[i];
+    if (v != null) {
+      size--;
+      shiftBack(i);
+    }
+    return (V) v;
+  }
+
+  /** The slot holding {@code key}, or the empty slot that ends its probe run. */
+  private int find(long key) {
     int i = slot(key);
-    while (true) {
-      Object v = values[i];
-      if (v == null) {
-        return null;
-      }
-      if (keys[i] == key) {
-        size--;
-        shiftBack(i);
-        return (V) v;
-      }
+    while (values[i] != null && keys[i] != key) {
       i = (i + 1) & mask;
     }
+    return i;
   }
 
   void clear() {
