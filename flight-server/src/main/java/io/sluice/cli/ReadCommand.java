@@ -23,12 +23,6 @@ import picocli.CommandLine.Option;
           + " each sample arrived exactly once."
     })
 final class ReadCommand implements Callable<Integer> {
-  @Option(
-      names = "--server",
-      defaultValue = "grpc://127.0.0.1:8815",
-      description = "Daemon address (default: ${DEFAULT-VALUE}).")
-  String server;
-
   @Option(names = "--dataset", required = true, description = "Dataset name.")
   String dataset;
 
@@ -77,7 +71,7 @@ final class ReadCommand implements Callable<Integer> {
       description = "cpu, shm, cuda or auto (default: ${DEFAULT-VALUE}).")
   String delivery;
 
-  @Mixin ClientSecurityOptions security;
+  @Mixin DaemonConnection daemon;
 
   @Option(
       names = "--verify",
@@ -100,6 +94,7 @@ final class ReadCommand implements Callable<Integer> {
               dropLast,
               startCursor,
               Delivery.parse(delivery),
+              null,
               null);
     } catch (ProtocolException e) {
       throw new UsageException("--" + e.getMessage().replace("_", "-"));
@@ -111,13 +106,13 @@ final class ReadCommand implements Callable<Integer> {
     long total = -1;
     if (verify) {
       try (RootAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-          SluiceClient c = SluiceClient.connect(server, alloc, security.security())) {
+          SluiceClient c = daemon.connect(alloc)) {
         total = c.totalSamples(dataset);
       }
     }
     EpochReader.Result r =
         EpochReader.read(
-            server, security.security(), base, ranks, total, EpochReader.BatchCheck.NONE);
+            daemon.server, daemon.security(), base, ranks, total, EpochReader.BatchCheck.NONE);
     long maxFirst = 0;
     for (long f : r.firstBatchMicros()) {
       maxFirst = Math.max(maxFirst, f);
@@ -129,7 +124,7 @@ final class ReadCommand implements Callable<Integer> {
             + " %d of %d batches through shm%n",
         dataset,
         epoch,
-        server,
+        daemon.server,
         ranks.length,
         r.batches(),
         r.rows(),

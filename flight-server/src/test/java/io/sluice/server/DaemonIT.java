@@ -273,7 +273,8 @@ class DaemonIT {
                     false,
                     0,
                     io.sluice.client.Delivery.AUTO,
-                    List.of()))) {
+                    List.of(),
+                    null))) {
       assertTrue(s.next());
       assertEquals(
           List.of("sample_id"),

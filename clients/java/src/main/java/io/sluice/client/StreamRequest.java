@@ -70,34 +70,6 @@ public record StreamRequest(
     columns = columns == null ? null : List.copyOf(columns);
   }
 
-  /** A request without a shm token. */
-  public StreamRequest(
-      String dataset,
-      int rank,
-      int worldSize,
-      int batchSize,
-      long seed,
-      long epoch,
-      String shuffle,
-      boolean dropLast,
-      long startCursor,
-      Delivery delivery,
-      List<String> columns) {
-    this(
-        dataset,
-        rank,
-        worldSize,
-        batchSize,
-        seed,
-        epoch,
-        shuffle,
-        dropLast,
-        startCursor,
-        delivery,
-        columns,
-        null);
-  }
-
   /** This request carrying {@code token} from the daemon's shm probe. */
   public StreamRequest withShmToken(String token) {
     return new StreamRequest(
@@ -118,7 +90,7 @@ public record StreamRequest(
   /** A request with the protocol's defaults for everything but the four required fields. */
   public static StreamRequest of(String dataset, int rank, int worldSize, int batchSize) {
     return new StreamRequest(
-        dataset, rank, worldSize, batchSize, 0, 0, "global", false, 0, Delivery.CPU, null);
+        dataset, rank, worldSize, batchSize, 0, 0, "global", false, 0, Delivery.CPU, null, null);
   }
 
   public StreamRequest withRank(int newRank) {

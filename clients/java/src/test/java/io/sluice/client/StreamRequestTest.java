@@ -36,7 +36,8 @@ class StreamRequestTest {
   @Test
   void roundTripsThroughJson() {
     StreamRequest r =
-        new StreamRequest("t", 2, 3, 5, -7, 9, "block", true, 45, Delivery.AUTO, List.of("tokens"));
+        new StreamRequest(
+            "t", 2, 3, 5, -7, 9, "block", true, 45, Delivery.AUTO, List.of("tokens"), null);
     assertEquals(r, StreamRequest.parse(r.toJson()));
   }
 
