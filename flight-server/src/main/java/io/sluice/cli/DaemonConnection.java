@@ -6,14 +6,22 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import org.apache.arrow.memory.BufferAllocator;
 import picocli.CommandLine.Option;
 
 /**
- * {@code --token-file} and {@code --tls-ca} for the commands that talk to a daemon; without them,
- * {@code SLUICE_TOKEN} / {@code SLUICE_TOKEN_FILE} and {@code SLUICE_TLS_CA} as the Python client
- * reads them. A token is never taken from the command line, where {@code ps} would show it.
+ * {@code --server}, {@code --token-file} and {@code --tls-ca} for the commands that talk to a
+ * running daemon; without the last two, {@code SLUICE_TOKEN} / {@code SLUICE_TOKEN_FILE} and {@code
+ * SLUICE_TLS_CA} as the Python client reads them. A token is never taken from the command line,
+ * where {@code ps} would show it.
  */
-final class ClientSecurityOptions {
+final class DaemonConnection {
+  @Option(
+      names = "--server",
+      defaultValue = "grpc://127.0.0.1:8815",
+      description = "Daemon address (default: ${DEFAULT-VALUE}); grpc+tls:// for TLS.")
+  String server;
+
   @Option(
       names = "--token-file",
       paramLabel = "FILE",
@@ -29,6 +37,11 @@ final class ClientSecurityOptions {
           "PEM certificates that sign the daemon's TLS certificate, for grpc+tls:// (default:"
               + " $SLUICE_TLS_CA, else the JVM's trust store).")
   Path tlsCa;
+
+  /** Connects to {@link #server} with {@link #security()}. */
+  SluiceClient connect(BufferAllocator allocator) {
+    return SluiceClient.connect(server, allocator, security());
+  }
 
   SluiceClient.Security security() {
     SluiceClient.Security env;

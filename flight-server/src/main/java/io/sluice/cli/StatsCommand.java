@@ -26,22 +26,16 @@ import picocli.CommandLine.Spec;
 final class StatsCommand implements Callable<Integer> {
   @Spec picocli.CommandLine.Model.CommandSpec spec;
 
-  @Option(
-      names = "--server",
-      defaultValue = "grpc://127.0.0.1:8815",
-      description = "Daemon address (default: ${DEFAULT-VALUE}).")
-  String server;
-
   @Option(names = "--json", description = "Print the stats action's JSON as it came.")
   boolean json;
 
-  @Mixin ClientSecurityOptions security;
+  @Mixin DaemonConnection daemon;
 
   @Override
   public Integer call() throws Exception {
     JsonNode stats;
     try (RootAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-        SluiceClient c = SluiceClient.connect(server, alloc, security.security())) {
+        SluiceClient c = daemon.connect(alloc)) {
       stats = c.stats();
     }
     PrintWriter out = spec.commandLine().getOut();
@@ -50,7 +44,7 @@ final class StatsCommand implements Callable<Integer> {
       out.flush();
       return 0;
     }
-    out.println("sluice stats " + server);
+    out.println("sluice stats " + daemon.server);
     List<String[]> rows = new ArrayList<>();
     rows.add(new String[] {"metric", "labels", "value"});
     for (JsonNode m : stats.path("metrics")) {
