@@ -250,13 +250,14 @@ public final class DaemonConfig {
     line(y, "  cert", Key.TLS_CERT, tlsCert == null ? "none" : tlsCert.toString());
     line(y, "  key", Key.TLS_KEY, tlsKey == null ? "none" : tlsKey.toString());
     y.append("auth:\n");
+    String tokensNote = tokens == null ? "" : "; " + tokens.count() + " token(s), not shown";
     line(
         y,
         "  tokens_file",
-        Key.AUTH_TOKENS_FILE,
-        tokens == null ? "none" : tokens.file() + "  # " + tokens.count() + " token(s), not shown");
+        tokens == null ? "none" : tokens.file().toString(),
+        source(Key.AUTH_TOKENS_FILE) + tokensNote);
     if (datasets.isEmpty()) {
-      line(y, Key.DATASETS, "[]");
+      y.append("datasets: []  # ").append(source(Key.DATASETS)).append('\n'); // a list, unquoted
     } else {
       y.append("datasets:  # ").append(source(Key.DATASETS)).append('\n');
       for (Dataset d : datasets) {
@@ -272,11 +273,11 @@ public final class DaemonConfig {
   }
 
   private void line(StringBuilder y, String name, Key key, String value) {
-    y.append(name).append(": ").append(value.contains("  # ") ? value : quote(value));
-    if (!value.contains("  # ")) {
-      y.append("  # ").append(source(key));
-    }
-    y.append('\n');
+    line(y, name, value, source(key));
+  }
+
+  private static void line(StringBuilder y, String name, String value, String comment) {
+    y.append(name).append(": ").append(quote(value)).append("  # ").append(comment).append('\n');
   }
 
   private static String quote(String v) {

@@ -293,10 +293,6 @@ public final class SluiceDaemon implements AutoCloseable {
     return server.getPort();
   }
 
-  public DaemonConfig config() {
-    return config;
-  }
-
   public Map<String, ServedDataset> datasets() {
     return datasets;
   }

@@ -52,8 +52,14 @@ class ConfigLoaderTest {
     assertFalse(c.insecure());
     assertNull(c.tokens());
     assertTrue(c.datasets().isEmpty());
+    String printed = c.toYaml();
     for (Key k : Key.values()) {
       assertEquals("default", c.source(k), k.yamlName());
+      // The builder's defaults and the ones the keys name (docs, --help) are the same.
+      String name = k.yamlName().contains(".") ? "  " + k.yamlName().split("\\.")[1] : k.yamlName();
+      assertTrue(
+          printed.contains(name + ": " + k.defaultValue() + "  # default\n"),
+          () -> k.yamlName() + " default " + k.defaultValue() + " not in:\n" + printed);
     }
   }
 
