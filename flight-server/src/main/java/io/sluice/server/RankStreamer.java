@@ -295,13 +295,9 @@ final class RankStreamer implements Runnable {
     }
     try (Prefetcher.Batch samples = readAhead.take(step, ids, b)) {
       if (shmWanted && template != null && template.fits(b, samples.bytes())) {
-        long seq = ring.nextSeq();
-        long at = ring.place(template.bytes(), this::stopped);
-        if (at < 0) {
-          return null;
-        }
-        template.write(ring.region(), at, ids, samples.bytes());
-        return new Sent(new ShmSlot(ring.path(), at, template.bytes(), seq), template.bytes());
+        ShmSlot slot =
+            toRing(template.bytes(), at -> template.write(ring.region(), at, ids, samples.bytes()));
+        return slot == STOPPED ? null : new Sent(slot, slot.length());
       }
       try (VectorSchemaRoot batch = assembler.assembleFrom(ids, b, samples.bytes())) {
         return place(batch, loader, allocator, shmWanted);
@@ -338,20 +334,32 @@ final class RankStreamer implements Runnable {
       if (ring == null || message.bytes() > ring.capacity() / 2) {
         return null;
       }
-      long seq = ring.nextSeq();
-      long at = ring.place(message.bytes(), this::stopped);
-      if (at < 0) {
-        return STOPPED;
-      }
-      message.writeTo(ring.region(), at);
-      if (!templateTried && readAhead != null) {
-        templateTried = true;
-        template =
-            ShmTemplate.of(
-                schema, rb, ring.region().asSlice(at, message.bytes()), message.bodyOffset());
-      }
-      return new ShmSlot(ring.path(), at, message.bytes(), seq);
+      return toRing(
+          message.bytes(),
+          at -> {
+            message.writeTo(ring.region(), at);
+            if (!templateTried && readAhead != null) {
+              templateTried = true;
+              template =
+                  ShmTemplate.of(
+                      schema, rb, ring.region().asSlice(at, message.bytes()), message.bodyOffset());
+            }
+          });
     }
+  }
+
+  /**
+   * Waits for {@code bytes} of ring space, has {@code write} fill them at their offset, and returns
+   * the slot; {@link #STOPPED} when the stream ended while waiting.
+   */
+  private ShmSlot toRing(long bytes, java.util.function.LongConsumer write) {
+    long seq = ring.nextSeq();
+    long at = ring.place(bytes, this::stopped);
+    if (at < 0) {
+      return STOPPED;
+    }
+    write.accept(at);
+    return new ShmSlot(ring.path(), at, bytes, seq);
   }
 
   /** A ring for a few batches of this size, within the budget; null when none fits. */
