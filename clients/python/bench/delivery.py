@@ -211,28 +211,39 @@ def read_dataset(url, batch, epoch, delivery):
     return rows
 
 
-class TokenFiles(object):
-    """Map-style PyTorch Dataset over the shard files: sample i is seq_len uint16 at its offset."""
+class PreadSamples(object):
+    """Map-style PyTorch Dataset reading sample i (uint16 tokens) from the shard files with one
+    pread, widened to an int64 tensor, as a training script without Sluice would. Subclasses say
+    where each sample is: ``locate(i)`` -> (file number, offset, bytes)."""
 
-    def __init__(self, files, seq_len):
+    def __init__(self, files):
         self.files = files
-        self.seq_len = seq_len
-        self.counts = [os.path.getsize(f) // (seq_len * 2) for f in files]
-        self.starts = np.cumsum([0] + self.counts)
         self.fds = None
-
-    def __len__(self):
-        return int(self.starts[-1])
 
     def __getitem__(self, i):
         import torch
         if self.fds is None:  # opened per process (workers fork)
             self.fds = [os.open(f, os.O_RDONLY) for f in self.files]
-        s = int(np.searchsorted(self.starts, i, side="right") - 1)
-        off = (i - int(self.starts[s])) * self.seq_len * 2
-        raw = os.pread(self.fds[s], self.seq_len * 2, off)
+        f, off, size = self.locate(i)
+        raw = os.pread(self.fds[f], size, off)
         tokens = torch.from_numpy(np.frombuffer(raw, dtype=np.uint16).astype(np.int64))
         return {"sample_id": i, "tokens": tokens}
+
+
+class TokenFiles(PreadSamples):
+    """Flat token shards: sample i is seq_len uint16 at its offset."""
+
+    def __init__(self, files, seq_len):
+        super(TokenFiles, self).__init__(files)
+        self.seq_len = seq_len
+        self.starts = np.cumsum([0] + [os.path.getsize(f) // (seq_len * 2) for f in files])
+
+    def __len__(self):
+        return int(self.starts[-1])
+
+    def locate(self, i):
+        s = int(np.searchsorted(self.starts, i, side="right") - 1)
+        return s, (i - int(self.starts[s])) * self.seq_len * 2, self.seq_len * 2
 
 
 def read_dataloader(files, seq_len, batch, seed, workers):

@@ -88,11 +88,11 @@ class MegatronFormat(TokensFormat):
         return MegatronFiles(self.files(root))
 
 
-class MegatronFiles(object):
-    """Map-style: reads each shard's .idx (lengths, pointers), then sample i with one pread."""
+class MegatronFiles(delivery.PreadSamples):
+    """Reads each shard's .idx (lengths, pointers) once; sample i is one sequence."""
 
     def __init__(self, bins):
-        self.bins = bins
+        super(MegatronFiles, self).__init__(bins)
         self.index = []
         for b in bins:
             with open(b[:-4] + ".idx", "rb") as f:
@@ -102,21 +102,15 @@ class MegatronFiles(object):
                 pointers = np.frombuffer(f.read(8 * count), dtype="<i8")
             self.index.append((lengths, pointers))
         self.starts = np.cumsum([0] + [len(ix[0]) for ix in self.index])
-        self.fds = None
 
     def __len__(self):
         return int(self.starts[-1])
 
-    def __getitem__(self, i):
-        import torch
-        if self.fds is None:
-            self.fds = [os.open(b, os.O_RDONLY) for b in self.bins]
+    def locate(self, i):
         s = int(np.searchsorted(self.starts, i, side="right") - 1)
         j = i - int(self.starts[s])
         lengths, pointers = self.index[s]
-        raw = os.pread(self.fds[s], int(lengths[j]) * 2, int(pointers[j]))
-        return {"sample_id": i,
-                "tokens": torch.from_numpy(np.frombuffer(raw, dtype=np.uint16).astype(np.int64))}
+        return s, int(pointers[j]), int(lengths[j]) * 2
 
 
 class WdsFormat(TokensFormat):
@@ -160,30 +154,23 @@ class _Bytes(object):
         return out
 
 
-class WdsFiles(object):
-    """Map-style: indexes each tar's members once (tarfile), then sample i with one pread."""
+class WdsFiles(delivery.PreadSamples):
+    """Indexes each tar's members once (tarfile); sample i is one member's data."""
 
     def __init__(self, tars):
-        self.tars = tars
+        super(WdsFiles, self).__init__(tars)
         self.members = []  # (tar number, data offset, size)
         for t, path in enumerate(tars):
             with tarfile.open(path, "r") as tar:
                 for m in tar.getmembers():
                     if m.isfile():
                         self.members.append((t, m.offset_data, m.size))
-        self.fds = None
 
     def __len__(self):
         return len(self.members)
 
-    def __getitem__(self, i):
-        import torch
-        if self.fds is None:
-            self.fds = [os.open(p, os.O_RDONLY) for p in self.tars]
-        t, off, size = self.members[i]
-        raw = os.pread(self.fds[t], size, off)
-        return {"sample_id": i,
-                "tokens": torch.from_numpy(np.frombuffer(raw, dtype=np.uint16).astype(np.int64))}
+    def locate(self, i):
+        return self.members[i]
 
 
 FORMATS = {f.name: f for f in (TokensFormat(), MegatronFormat(), WdsFormat())}
