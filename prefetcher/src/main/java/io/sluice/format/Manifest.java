@@ -7,6 +7,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.sluice.planner.DatasetLayout;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -103,18 +105,27 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
       o.put("samples", s.samples());
       o.put("length_bytes", s.lengthBytes());
       o.put("mtime_ms", s.mtimeMs());
+      if (s.etag() != null) {
+        o.put("etag", s.etag());
+      }
       if (!s.companions().isEmpty()) {
         ArrayNode cs = o.putArray("companions");
         for (FileStamp c : s.companions()) {
-          cs.addObject()
-              .put("path", c.path())
-              .put("length_bytes", c.lengthBytes())
-              .put("mtime_ms", c.mtimeMs());
+          ObjectNode co =
+              cs.addObject()
+                  .put("path", c.path())
+                  .put("length_bytes", c.lengthBytes())
+                  .put("mtime_ms", c.mtimeMs());
+          if (c.etag() != null) {
+            co.put("etag", c.etag());
+          }
         }
       }
     }
     Path tmp = dir.resolve(FILE_NAME + ".tmp");
-    JSON.writeValue(tmp.toFile(), root);
+    try (OutputStream out = Files.newOutputStream(tmp)) {
+      JSON.writeValue(out, root);
+    }
     Files.move(tmp, dir.resolve(FILE_NAME), StandardCopyOption.ATOMIC_MOVE);
   }
 
@@ -123,7 +134,9 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
     Path file = dir.resolve(FILE_NAME);
     JsonNode root;
     try {
-      root = JSON.readTree(file.toFile());
+      try (InputStream in = Files.newInputStream(file)) {
+        root = JSON.readTree(in);
+      }
     } catch (NoSuchFileException | java.io.FileNotFoundException e) {
       throw new DatasetFormatException(
           file, -1, "no manifest; run: sluice dataset index " + dir + " --format ...", e);
@@ -167,7 +180,8 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
               new FileStamp(
                   relativePath(file, c),
                   integer(file, c, "length_bytes", 0),
-                  integer(file, c, "mtime_ms", Long.MIN_VALUE)));
+                  integer(file, c, "mtime_ms", Long.MIN_VALUE),
+                  etag(file, c)));
         }
       }
       ShardEntry e =
@@ -176,6 +190,7 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
               integer(file, s, "samples", 0),
               integer(file, s, "length_bytes", 0),
               integer(file, s, "mtime_ms", Long.MIN_VALUE),
+              etag(file, s),
               companions);
       total += e.samples();
       if (total < 0 || total > DatasetLayout.MAX_SAMPLES) {
@@ -188,6 +203,12 @@ public record Manifest(String format, Map<String, String> params, List<ShardEntr
       throw new DatasetFormatException(file, -1, "manifest lists no samples");
     }
     return new Manifest(text(file, need(file, root, "format"), "format"), params, shards);
+  }
+
+  /** The optional ETag of an object-store shard or companion. */
+  private static String etag(Path file, JsonNode node) {
+    JsonNode e = node.get("etag");
+    return e == null ? null : text(file, e, "etag");
   }
 
   /** A shard or companion path: relative, inside the dataset folder. */

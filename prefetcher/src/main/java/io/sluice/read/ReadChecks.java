@@ -6,10 +6,10 @@ import java.nio.ByteBuffer;
 import java.nio.file.Path;
 
 /** Argument checks and error messages every backend shares, so they fail the same way. */
-final class ReadChecks {
+public final class ReadChecks {
   private ReadChecks() {}
 
-  static void check(Path path, long offset, ByteBuffer dst) {
+  public static void check(Path path, long offset, ByteBuffer dst) {
     if (offset < 0) {
       throw new IllegalArgumentException("file=" + path + " offset=" + offset + " must be >= 0");
     }
@@ -19,7 +19,7 @@ final class ReadChecks {
     }
   }
 
-  static EOFException endOfFile(Path path, long offset, int wanted, long fileLengthBytes) {
+  public static EOFException endOfFile(Path path, long offset, int wanted, long fileLengthBytes) {
     return new EOFException(
         "file="
             + path
@@ -32,7 +32,7 @@ final class ReadChecks {
             + " (changed since indexing?)");
   }
 
-  static IOException closed(Path path, long offset, Throwable cause) {
+  public static IOException closed(Path path, long offset, Throwable cause) {
     return new IOException("file=" + path + " offset=" + offset + ": file is closed", cause);
   }
 }
