@@ -115,11 +115,43 @@ final class ServeCommand implements Callable<Integer> {
   String authTokensFile;
 
   @Option(
+      names = "--s3-endpoint",
+      paramLabel = "URL",
+      description =
+          "S3-compatible endpoint for s3:// datasets (default: AWS_ENDPOINT_URL_S3,"
+              + " AWS_ENDPOINT_URL, else AWS).")
+  String s3Endpoint;
+
+  @Option(
+      names = "--s3-region",
+      paramLabel = "REGION",
+      description = "Region of s3:// datasets (default: AWS_REGION, the profile's).")
+  String s3Region;
+
+  @Option(
+      names = "--s3-profile",
+      paramLabel = "NAME",
+      description = "AWS profile for credentials (default: AWS_PROFILE, else default).")
+  String s3Profile;
+
+  @Option(
+      names = "--s3-path-style",
+      paramLabel = "auto|true|false",
+      description = "Path-style S3 addressing (default: on exactly when an endpoint is set).")
+  String s3PathStyle;
+
+  @Option(
+      names = "--s3-max-in-flight",
+      paramLabel = "N",
+      description = "Ranged GETs in flight at most (default 64).")
+  String s3MaxInFlight;
+
+  @Option(
       names = "--dataset",
       paramLabel = "NAME=PATH",
       description =
-          "A dataset to serve: a folder indexed by 'sluice dataset index'. Repeatable; replaces"
-              + " the config file's list.")
+          "A dataset to serve: a folder or s3://bucket/prefix indexed by 'sluice dataset index'."
+              + " Repeatable; replaces the config file's list.")
   List<String> datasets = new ArrayList<>();
 
   @Override
@@ -184,6 +216,11 @@ final class ServeCommand implements Callable<Integer> {
     put(flags, Key.TLS_KEY, tlsKey);
     put(flags, Key.INSECURE, insecure ? "true" : null);
     put(flags, Key.AUTH_TOKENS_FILE, authTokensFile);
+    put(flags, Key.S3_ENDPOINT, s3Endpoint);
+    put(flags, Key.S3_REGION, s3Region);
+    put(flags, Key.S3_PROFILE, s3Profile);
+    put(flags, Key.S3_PATH_STYLE, s3PathStyle);
+    put(flags, Key.S3_MAX_IN_FLIGHT, s3MaxInFlight);
     Path file = config;
     if (file == null && env.get(ConfigLoader.CONFIG_ENV) != null) {
       file = Path.of(env.get(ConfigLoader.CONFIG_ENV));

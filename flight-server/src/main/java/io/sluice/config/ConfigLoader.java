@@ -6,16 +6,22 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLMapper;
 import io.sluice.config.DaemonConfig.Dataset;
 import io.sluice.config.DaemonConfig.Key;
+import io.sluice.s3.S3FileSystem;
+import io.sluice.s3.S3Settings;
 import io.sluice.server.FlightTransport;
 import java.io.IOException;
+import java.net.URI;
+import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.BiFunction;
 
 /**
  * Reads the daemon's configuration in layers, each over the one before: the defaults in {@link
@@ -101,8 +107,19 @@ public final class ConfigLoader {
         case DATASETS -> {
           b.clearDatasets();
           for (Dataset d : r.datasets()) {
-            b.dataset(d.name(), d.path());
+            b.dataset(d.name(), d.location());
           }
+        }
+        case S3_ENDPOINT,
+            S3_REGION,
+            S3_PROFILE,
+            S3_PATH_STYLE,
+            S3_MAX_IN_FLIGHT,
+            S3_MAX_ATTEMPTS,
+            S3_ATTEMPT_TIMEOUT,
+            S3_HEDGE,
+            S3_METADATA_DIR -> {
+          // Together, after the loop.
         }
         default -> throw new IllegalStateException("key " + k + " has no reader");
       }
@@ -110,7 +127,79 @@ public final class ConfigLoader {
     Path cert = pathOrNull(raw, Key.TLS_CERT);
     Path key = pathOrNull(raw, Key.TLS_KEY);
     b.tls(cert, key);
+    b.s3(s3(raw, b.s3()));
     return b.build();
+  }
+
+  /**
+   * The S3 settings from the S3 options among {@code raw}; "auto" (the default) leaves an optional
+   * one to the environment and AWS's own chain.
+   */
+  private static S3Settings s3(Map<Key, Raw> raw, S3Settings defaults) {
+    URI endpoint = s3Value(raw, Key.S3_ENDPOINT, ConfigLoader::endpoint, defaults.endpoint());
+    String region = s3Value(raw, Key.S3_REGION, (l, v) -> v, defaults.region());
+    String profile = s3Value(raw, Key.S3_PROFILE, (l, v) -> v, defaults.profile());
+    Boolean pathStyle = s3Value(raw, Key.S3_PATH_STYLE, ConfigLoader::bool, defaults.pathStyle());
+    int inFlight =
+        s3Value(
+            raw, Key.S3_MAX_IN_FLIGHT, (l, v) -> integer(l, v, 1, 4096), defaults.maxInFlight());
+    int attempts =
+        s3Value(raw, Key.S3_MAX_ATTEMPTS, (l, v) -> integer(l, v, 1, 100), defaults.maxAttempts());
+    Duration timeout =
+        s3Value(
+            raw,
+            Key.S3_ATTEMPT_TIMEOUT,
+            (l, v) -> Duration.ofMillis(integer(l, v, 1, Integer.MAX_VALUE)),
+            defaults.attemptTimeout());
+    boolean hedge = s3Value(raw, Key.S3_HEDGE, ConfigLoader::bool, defaults.hedge());
+    Path metadataDir =
+        s3Value(
+            raw,
+            Key.S3_METADATA_DIR,
+            (l, v) ->
+                path(l, v.startsWith("~/") ? System.getProperty("user.home") + v.substring(1) : v),
+            defaults.metadataDir());
+    try {
+      return new S3Settings(
+          region, endpoint, pathStyle, profile, inFlight, attempts, timeout, hedge, metadataDir);
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException(e.getMessage(), e);
+    }
+  }
+
+  private static <T> T s3Value(
+      Map<Key, Raw> raw, Key k, BiFunction<String, String, T> parse, T unset) {
+    Raw r = raw.get(k);
+    if (r == null || r.value() == null || r.value().strip().equalsIgnoreCase("auto")) {
+      return unset;
+    }
+    return parse.apply(DaemonConfig.label(k, r.source()), r.value().strip());
+  }
+
+  private static URI endpoint(String label, String v) {
+    try {
+      URI u = new URI(v);
+      if (!"http".equals(u.getScheme()) && !"https".equals(u.getScheme()) || u.getHost() == null) {
+        throw new ConfigException(
+            label + "=" + v + " must be an http(s) URL such as http://127.0.0.1:9000");
+      }
+      return u;
+    } catch (URISyntaxException e) {
+      throw new ConfigException(label + "=" + v + " is not a URL: " + e.getMessage(), e);
+    }
+  }
+
+  private static int integer(String label, String v, int min, int max) {
+    int n;
+    try {
+      n = Integer.parseInt(v);
+    } catch (NumberFormatException e) {
+      throw new ConfigException(label + "=" + v + " must be a whole number", e);
+    }
+    if (n < min || n > max) {
+      throw new ConfigException(label + "=" + v + " must be in " + min + ".." + max);
+    }
+    return n;
   }
 
   private static Path pathOrNull(Map<Key, Raw> raw, Key k) {
@@ -147,7 +236,7 @@ public final class ConfigLoader {
       Map.Entry<String, JsonNode> f = it.next();
       String name = f.getKey();
       JsonNode v = f.getValue();
-      if (name.equals("tls") || name.equals("auth")) {
+      if (name.equals("tls") || name.equals("auth") || name.equals("s3")) {
         if (!v.isObject()) {
           throw new ConfigException(
               source + ": " + name + " must be a mapping (" + sectionKeys(name) + ")");
@@ -292,16 +381,21 @@ public final class ConfigLoader {
         spec.substring(0, eq).strip(), datasetPath(label, spec.substring(eq + 1).strip()));
   }
 
-  /** A dataset's folder; object-store URLs are refused until the S3 source exists. */
-  private static Path datasetPath(String label, String path) {
+  /** A dataset's folder, or an {@code s3://bucket/prefix}; other URL schemes are refused. */
+  private static String datasetPath(String label, String path) {
+    if (S3FileSystem.isS3Uri(path)) {
+      try {
+        S3FileSystem.checkUri(path);
+      } catch (IllegalArgumentException e) {
+        throw new ConfigException(label + "=" + path + ": " + e.getMessage(), e);
+      }
+      return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+    }
     if (path.matches("[a-zA-Z][a-zA-Z0-9+.-]*://.*")) {
       throw new ConfigException(
-          label
-              + "="
-              + path
-              + ": only local folders can be served so far (the S3 source is not built yet)");
+          label + "=" + path + ": a local folder or s3://bucket/prefix is expected");
     }
-    return path(label, path);
+    return path(label, path).toString();
   }
 
   private static List<Dataset> parseDatasetList(String env, String value) {

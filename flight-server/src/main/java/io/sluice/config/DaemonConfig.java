@@ -1,6 +1,8 @@
 package io.sluice.config;
 
 import io.sluice.read.ReadBackends;
+import io.sluice.s3.S3FileSystem;
+import io.sluice.s3.S3Settings;
 import io.sluice.server.FlightTransport;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
@@ -59,11 +61,60 @@ public final class DaemonConfig {
         "none",
         "path",
         "Bearer tokens clients must present, one per line; the file must be chmod 600."),
+    S3_ENDPOINT(
+        "s3.endpoint",
+        "auto",
+        "URL",
+        "S3-compatible endpoint (MinIO, Ceph, s3proxy); auto: AWS_ENDPOINT_URL_S3, then"
+            + " AWS_ENDPOINT_URL, else AWS."),
+    S3_REGION(
+        "s3.region",
+        "auto",
+        "region name",
+        "auto: AWS_REGION, then the profile's, else us-east-1 beside an endpoint."),
+    S3_PROFILE(
+        "s3.profile",
+        "auto",
+        "profile name",
+        "AWS profile for credentials and region; auto: AWS_PROFILE, else default. Credentials"
+            + " come from the AWS chain (environment, profile files, instance role), never from"
+            + " this file."),
+    S3_PATH_STYLE(
+        "s3.path_style",
+        "auto",
+        "auto|true|false",
+        "Path-style addressing (host/bucket/key); auto: on exactly when an endpoint is set."),
+    S3_MAX_IN_FLIGHT(
+        "s3.max_in_flight",
+        "64",
+        "requests",
+        "Ranged GETs in flight at most; the read-ahead adapts below it to the store's latency."),
+    S3_MAX_ATTEMPTS(
+        "s3.max_attempts",
+        "6",
+        "tries",
+        "Tries per request (5xx, throttling, resets, truncated bodies, timeouts are retried)."),
+    S3_ATTEMPT_TIMEOUT(
+        "s3.attempt_timeout_ms",
+        "30000",
+        "milliseconds",
+        "A try without an answer by then is abandoned and retried."),
+    S3_HEDGE(
+        "s3.hedge",
+        "true",
+        "true|false",
+        "Send a second request for a read 4x slower than the median of its size."),
+    S3_METADATA_DIR(
+        "s3.metadata_dir",
+        "~/.cache/sluice/s3",
+        "path",
+        "Where manifests and index files go when the bucket is read-only."),
     DATASETS(
         "datasets",
         "[]",
         "list of {name, path}",
-        "Datasets to serve; a name is letters, digits, '.', '_' or '-'.");
+        "Datasets to serve: a folder or s3://bucket/prefix; a name is letters, digits, '.', '_'"
+            + " or '-'.");
 
     private final String yamlName;
     private final String defaultValue;
@@ -115,8 +166,24 @@ public final class DaemonConfig {
     }
   }
 
-  /** A dataset to serve: a name clients ask for and where its files are. */
-  public record Dataset(String name, Path path) {}
+  /**
+   * A dataset to serve: a name clients ask for and where its files are.
+   *
+   * @param location a local folder, or {@code s3://bucket/prefix}
+   */
+  public record Dataset(String name, String location) {
+    public boolean isS3() {
+      return S3FileSystem.isS3Uri(location);
+    }
+
+    /** The local folder; only for a dataset that is not in an object store. */
+    public Path localPath() {
+      if (isS3()) {
+        throw new IllegalStateException("dataset " + name + " is at " + location + ", not local");
+      }
+      return Path.of(location);
+    }
+  }
 
   /** Dataset names: safe in URLs, file names and metric labels; never a path. */
   static final Pattern DATASET_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
@@ -139,6 +206,7 @@ public final class DaemonConfig {
   private final Path tlsKey;
   private final boolean insecure;
   private final BearerTokens tokens;
+  private final S3Settings s3;
   private final List<Dataset> datasets;
   private final Map<Key, String> sources;
 
@@ -155,6 +223,7 @@ public final class DaemonConfig {
     this.tlsKey = b.tlsKey;
     this.insecure = b.insecure;
     this.tokens = b.tokens;
+    this.s3 = b.s3;
     this.datasets = List.copyOf(b.datasets);
     this.sources = new EnumMap<>(b.sources);
   }
@@ -224,6 +293,16 @@ public final class DaemonConfig {
     return datasets;
   }
 
+  /** How to reach object stores, as configured (the environment is applied when they open). */
+  public S3Settings s3() {
+    return s3;
+  }
+
+  /** True when some dataset is in an object store. */
+  public boolean usesS3() {
+    return datasets.stream().anyMatch(Dataset::isS3);
+  }
+
   /** Where {@code key}'s value came from: "default", "config FILE", "environment X", "flag --x". */
   public String source(Key key) {
     String s = sources.getOrDefault(key, "default");
@@ -256,13 +335,35 @@ public final class DaemonConfig {
         "  tokens_file",
         tokens == null ? "none" : tokens.file().toString(),
         source(Key.AUTH_TOKENS_FILE) + tokensNote);
+    y.append("s3:\n");
+    line(
+        y,
+        "  endpoint",
+        Key.S3_ENDPOINT,
+        s3.endpoint() == null ? "auto" : s3.endpoint().toString());
+    line(y, "  region", Key.S3_REGION, s3.region() == null ? "auto" : s3.region());
+    line(y, "  profile", Key.S3_PROFILE, s3.profile() == null ? "auto" : s3.profile());
+    line(
+        y,
+        "  path_style",
+        Key.S3_PATH_STYLE,
+        s3.pathStyle() == null ? "auto" : s3.pathStyle().toString());
+    line(y, "  max_in_flight", Key.S3_MAX_IN_FLIGHT, Integer.toString(s3.maxInFlight()));
+    line(y, "  max_attempts", Key.S3_MAX_ATTEMPTS, Integer.toString(s3.maxAttempts()));
+    line(
+        y,
+        "  attempt_timeout_ms",
+        Key.S3_ATTEMPT_TIMEOUT,
+        Long.toString(s3.attemptTimeout().toMillis()));
+    line(y, "  hedge", Key.S3_HEDGE, Boolean.toString(s3.hedge()));
+    line(y, "  metadata_dir", Key.S3_METADATA_DIR, homeAsTilde(s3.metadataDir()));
     if (datasets.isEmpty()) {
       y.append("datasets: []  # ").append(source(Key.DATASETS)).append('\n'); // a list, unquoted
     } else {
       y.append("datasets:  # ").append(source(Key.DATASETS)).append('\n');
       for (Dataset d : datasets) {
         y.append("  - name: ").append(quote(d.name())).append('\n');
-        y.append("    path: ").append(quote(d.path().toString())).append('\n');
+        y.append("    path: ").append(quote(d.location())).append('\n');
       }
     }
     return y.toString();
@@ -303,6 +404,7 @@ public final class DaemonConfig {
     private Path tlsKey;
     private boolean insecure;
     private BearerTokens tokens;
+    private S3Settings s3 = S3Settings.defaults(defaultMetadataDir());
     private final List<Dataset> datasets = new ArrayList<>();
     private final Map<Key, String> sources = new EnumMap<>(Key.class);
 
@@ -365,8 +467,23 @@ public final class DaemonConfig {
     }
 
     public Builder dataset(String name, Path path) {
-      datasets.add(new Dataset(name, path));
+      datasets.add(new Dataset(name, path.toString()));
       return this;
+    }
+
+    /** A dataset at a local folder or an {@code s3://bucket/prefix}. */
+    public Builder dataset(String name, String location) {
+      datasets.add(new Dataset(name, location));
+      return this;
+    }
+
+    public Builder s3(S3Settings v) {
+      s3 = v;
+      return this;
+    }
+
+    S3Settings s3() {
+      return s3;
     }
 
     public Builder datasets(Map<String, Path> byName) {
@@ -452,7 +569,7 @@ public final class DaemonConfig {
                   + "' must be 1-128 letters, digits, '.', '_' or '-', starting with a letter"
                   + " or digit");
         }
-        if (d.path() == null || d.path().toString().isEmpty()) {
+        if (d.location() == null || d.location().isEmpty()) {
           throw new ConfigException(where + ".path is missing for dataset '" + d.name() + "'");
         }
         if (!names.add(d.name())) {
@@ -472,6 +589,17 @@ public final class DaemonConfig {
         throw new ConfigException(at(key) + "=" + p + ": no such file, or not readable");
       }
     }
+  }
+
+  /** {@code ~/.cache/sluice/s3}. */
+  static Path defaultMetadataDir() {
+    return Path.of(System.getProperty("user.home"), ".cache", "sluice", "s3");
+  }
+
+  /** {@code p} with the home folder written {@code ~}, as the defaults are. */
+  private static String homeAsTilde(Path p) {
+    Path home = Path.of(System.getProperty("user.home"));
+    return p.startsWith(home) && !p.equals(home) ? "~/" + home.relativize(p) : p.toString();
   }
 
   /**

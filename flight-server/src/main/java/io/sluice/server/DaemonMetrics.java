@@ -12,6 +12,7 @@ import io.prometheus.metrics.model.snapshots.MetricSnapshot;
 import io.sluice.client.Delivery;
 import io.sluice.prefetch.StreamStats;
 import io.sluice.read.CountingReadBackend;
+import io.sluice.s3.S3Stats;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -99,7 +100,8 @@ final class DaemonMetrics {
 
   /** Registers the series read from the daemon's parts at each scrape. */
   void bind(
-      CountingReadBackend backend,
+      List<CountingReadBackend> backends,
+      S3Stats s3,
       Supplier<StreamStats.Snapshot> totals,
       LongSupplier failedReadAheads,
       Supplier<Map<String, long[]>> streamsAndLeadByDataset,
@@ -110,14 +112,27 @@ final class DaemonMetrics {
         .name("sluice_bytes_read_total")
         .help("Bytes read from storage, by read backend")
         .labelNames("backend")
-        .callback(cb -> cb.call(backend.bytesRead(), backend.name()))
+        .callback(
+            cb -> {
+              for (CountingReadBackend b : backends) {
+                cb.call(b.bytesRead(), b.name());
+              }
+            })
         .register(registry);
     CounterWithCallback.builder()
         .name("sluice_reads_total")
         .help("Reads from storage completed, by read backend")
         .labelNames("backend")
-        .callback(cb -> cb.call(backend.reads(), backend.name()))
+        .callback(
+            cb -> {
+              for (CountingReadBackend b : backends) {
+                cb.call(b.reads(), b.name());
+              }
+            })
         .register(registry);
+    if (s3 != null) {
+      bindS3(s3);
+    }
     CounterWithCallback.builder()
         .name("sluice_stall_seconds_total")
         .help("Time streams waited for sample bytes not yet in memory")
@@ -188,5 +203,38 @@ final class DaemonMetrics {
       }
     }
     return out;
+  }
+
+  private void bindS3(S3Stats s3) {
+    CounterWithCallback.builder()
+        .name("sluice_s3_requests_total")
+        .help("Requests sent to the object store: first tries, retries and hedges")
+        .callback(cb -> cb.call(s3.requests()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_s3_retries_total")
+        .help("Object-store requests tried again after a 5xx, throttling, reset or timeout")
+        .callback(cb -> cb.call(s3.retries()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_s3_hedges_total")
+        .help("Second requests sent for reads far slower than their peers")
+        .callback(cb -> cb.call(s3.hedges()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_s3_hedges_won_total")
+        .help("Hedged requests that finished first")
+        .callback(cb -> cb.call(s3.hedgesWon()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_s3_timeouts_total")
+        .help("Object-store tries abandoned for taking longer than s3.attempt_timeout_ms")
+        .callback(cb -> cb.call(s3.timeouts()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_s3_failures_total")
+        .help("Object-store calls that failed after their last try")
+        .callback(cb -> cb.call(s3.failures()))
+        .register(registry);
   }
 }

@@ -12,7 +12,6 @@ import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.prefetch.PrefetchStats;
 import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
-import io.sluice.read.ReadBackend;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -33,7 +32,6 @@ final class ReadEngine implements AutoCloseable {
   /** Below this a job's cache is not worth having: streams read on demand. */
   static final long MIN_JOB_CACHE_BYTES = 16L << 20;
 
-  private final ReadBackend backend;
   private final long cacheBudget;
   private final long perDataset;
   private final PrefetchOptions options;
@@ -47,8 +45,7 @@ final class ReadEngine implements AutoCloseable {
    * @param cacheBudget off-heap bytes for every job's cache and scratch buffers together; 0 turns
    *     read-ahead off
    */
-  ReadEngine(ReadBackend backend, long cacheBudget, int datasets, PrefetchOptions options) {
-    this.backend = backend;
+  ReadEngine(long cacheBudget, int datasets, PrefetchOptions options) {
     this.cacheBudget = cacheBudget;
     this.perDataset = cacheBudget / Math.max(1, datasets);
     this.options = options;
@@ -74,12 +71,14 @@ final class ReadEngine implements AutoCloseable {
     final Prefetcher prefetcher;
     final SampleCache cache;
     final long budget;
+    final String backend;
 
-    Job(JobKey key, Prefetcher prefetcher, SampleCache cache, long budget) {
+    Job(JobKey key, Prefetcher prefetcher, SampleCache cache, long budget, String backend) {
       this.key = key;
       this.prefetcher = prefetcher;
       this.cache = cache;
       this.budget = budget;
+      this.backend = backend;
     }
   }
 
@@ -136,7 +135,7 @@ final class ReadEngine implements AutoCloseable {
               key.dataset() + "-s" + key.seed(),
               extents,
               dataset.source().layout().totalSamples(),
-              backend,
+              dataset.backend(),
               cache,
               epoch -> {
                 if (plans.size() > 8) {
@@ -151,7 +150,7 @@ final class ReadEngine implements AutoCloseable {
       cache.close();
       throw e;
     }
-    job = new Job(key, prefetcher, cache, room);
+    job = new Job(key, prefetcher, cache, room, dataset.backend().name());
     jobs.put(key, job);
     reserved += room;
     return job;
@@ -210,11 +209,7 @@ final class ReadEngine implements AutoCloseable {
     for (Job j : jobs.values()) {
       out.add(
           new JobStats(
-              j.key,
-              backend.name(),
-              j.prefetcher.stats(),
-              j.cache.stats(),
-              j.prefetcher.streams()));
+              j.key, j.backend, j.prefetcher.stats(), j.cache.stats(), j.prefetcher.streams()));
     }
     return out;
   }

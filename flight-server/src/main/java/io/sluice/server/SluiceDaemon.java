@@ -1,10 +1,8 @@
 package io.sluice.server;
 
 import io.sluice.config.DaemonConfig;
-import io.sluice.format.Formats;
 import io.sluice.nativeio.SdNotify;
 import io.sluice.prefetch.PrefetchOptions;
-import io.sluice.read.CountingReadBackend;
 import io.sluice.read.ReadBackends;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -51,7 +49,7 @@ public final class SluiceDaemon implements AutoCloseable {
 
   private final DaemonConfig config;
   private final BufferAllocator root;
-  private final CountingReadBackend backend;
+  private final Storage storage;
   private final Map<String, ServedDataset> datasets;
   private final ExecutorService streams;
   private final FlightServer server;
@@ -69,7 +67,7 @@ public final class SluiceDaemon implements AutoCloseable {
   private SluiceDaemon(
       DaemonConfig config,
       BufferAllocator root,
-      CountingReadBackend backend,
+      Storage storage,
       Map<String, ServedDataset> datasets,
       ExecutorService streams,
       FlightServer server,
@@ -83,7 +81,7 @@ public final class SluiceDaemon implements AutoCloseable {
     this.shm = shm;
     this.readEngine = readEngine;
     this.root = root;
-    this.backend = backend;
+    this.storage = storage;
     this.datasets = datasets;
     this.streams = streams;
     this.server = server;
@@ -93,9 +91,9 @@ public final class SluiceDaemon implements AutoCloseable {
     this.metrics = metrics;
   }
 
-  /** The read backend in use: posix or io_uring. */
+  /** The read backends in use: posix or io_uring, and s3 when a dataset is in a bucket. */
   public String backendName() {
-    return backend.name();
+    return storage.names();
   }
 
   /** The transport the Flight server runs on: nio or io_uring. */
@@ -165,7 +163,7 @@ public final class SluiceDaemon implements AutoCloseable {
     FlightTransport transport = config.transport().resolve();
     long cacheBudget = memoryBudgetBytes >= MIN_READ_AHEAD_BUDGET_BYTES ? memoryBudgetBytes / 2 : 0;
     BufferAllocator root = new RootAllocator(memoryBudgetBytes - cacheBudget);
-    CountingReadBackend backend = new CountingReadBackend(ReadBackends.select(config.backend()));
+    Storage storage = Storage.open(config, System.getenv());
     ReadEngine readEngine = null;
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
@@ -176,11 +174,10 @@ public final class SluiceDaemon implements AutoCloseable {
     DaemonMetrics metrics = new DaemonMetrics();
     try {
       for (DaemonConfig.Dataset d : config.datasets()) {
-        datasets.put(
-            d.name(), ServedDataset.of(d.name(), d.path(), Formats.open(d.path(), backend)));
+        datasets.put(d.name(), storage.open(d));
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
-      readEngine = new ReadEngine(backend, cacheBudget, datasets.size(), prefetch);
+      readEngine = new ReadEngine(cacheBudget, datasets.size(), prefetch);
       shm = ShmDelivery.open(config.shmDir());
       SluiceProducer producer =
           new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
@@ -207,7 +204,8 @@ public final class SluiceDaemon implements AutoCloseable {
       ReadEngine engine = readEngine;
       ShmDelivery shmDelivery = shm;
       metrics.bind(
-          backend,
+          storage.backends(),
+          storage.s3Stats(),
           engine::totals,
           engine::failedReadAheads,
           producer::streamsAndLead,
@@ -224,7 +222,7 @@ public final class SluiceDaemon implements AutoCloseable {
           new SluiceDaemon(
               config,
               root,
-              backend,
+              storage,
               datasets,
               streams,
               server,
@@ -258,7 +256,7 @@ public final class SluiceDaemon implements AutoCloseable {
       for (ServedDataset d : datasets.values()) {
         d.source().close();
       }
-      backend.close();
+      storage.close();
       root.close();
       throw e;
     }
@@ -410,7 +408,7 @@ public final class SluiceDaemon implements AutoCloseable {
         for (ServedDataset d : datasets.values()) {
           d.source().close();
         }
-        backend.close();
+        storage.close();
         for (BufferAllocator child : root.getChildAllocators()) {
           child.close();
         }

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sluice.config.DaemonConfig.Key;
+import io.sluice.s3.S3Settings;
 import io.sluice.server.FlightTransport;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -58,7 +59,8 @@ class ConfigLoaderTest {
       // The builder's defaults and the ones the keys name (docs, --help) are the same.
       String name = k.yamlName().contains(".") ? "  " + k.yamlName().split("\\.")[1] : k.yamlName();
       assertTrue(
-          printed.contains(name + ": " + k.defaultValue() + "  # default\n"),
+          printed.contains(name + ": " + k.defaultValue() + "  # default\n")
+              || printed.contains(name + ": '" + k.defaultValue() + "'  # default\n"),
           () -> k.yamlName() + " default " + k.defaultValue() + " not in:\n" + printed);
     }
   }
@@ -98,8 +100,8 @@ class ConfigLoaderTest {
     assertFalse(c.tokens().accepts("0123456789abcdef012"));
     assertEquals(
         List.of(
-            new DaemonConfig.Dataset("tokens", Path.of("/data/tokens")),
-            new DaemonConfig.Dataset("web", Path.of("/data/web"))),
+            new DaemonConfig.Dataset("tokens", "/data/tokens"),
+            new DaemonConfig.Dataset("web", "/data/web")),
         c.datasets());
     assertEquals("config " + f, c.source(Key.PORT));
     String printed = c.toYaml();
@@ -129,9 +131,48 @@ class ConfigLoaderTest {
     assertEquals(2, c.datasets().size());
     DaemonConfig flagged = ConfigLoader.load(f, env, Map.of(), List.of("only=/data/only"));
     assertEquals(
-        List.of(new DaemonConfig.Dataset("only", Path.of("/data/only"))),
+        List.of(new DaemonConfig.Dataset("only", "/data/only")),
         flagged.datasets(),
         "datasets from flags replace the lower layers' list");
+  }
+
+  @Test
+  void s3OptionsLayerLikeTheOthersAndTheAwsEnvironmentFillsWhatIsLeft() throws IOException {
+    Path f =
+        yaml(
+            "s3:\n  region: eu-west-1\n  max_in_flight: 32\n  hedge: false\n"
+                + "datasets: [{name: web, path: 's3://my-bucket/web/'}, {name: local, path: /d}]\n");
+    Map<String, String> env =
+        Map.of("SLUICE_S3_MAX_IN_FLIGHT", "48", "AWS_ENDPOINT_URL", "http://10.0.0.5:9000");
+    Map<Key, String> flags = new EnumMap<>(Key.class);
+    flags.put(Key.S3_PATH_STYLE, "false");
+    DaemonConfig c = load(f, env, flags);
+    assertEquals("eu-west-1", c.s3().region());
+    assertEquals(48, c.s3().maxInFlight());
+    assertEquals("environment SLUICE_S3_MAX_IN_FLIGHT", c.source(Key.S3_MAX_IN_FLIGHT));
+    assertFalse(c.s3().hedge());
+    assertEquals(Boolean.FALSE, c.s3().pathStyle());
+    assertNull(c.s3().endpoint(), "AWS_* variables are applied when the store opens, not here");
+    assertEquals(
+        List.of(
+            new DaemonConfig.Dataset("web", "s3://my-bucket/web"),
+            new DaemonConfig.Dataset("local", "/d")),
+        c.datasets());
+    assertTrue(c.usesS3());
+    assertTrue(c.datasets().get(0).isS3());
+    assertTrue(c.toYaml().contains("  region: eu-west-1  # config "), c.toYaml());
+
+    S3Settings resolved = c.s3().resolve(env);
+    assertEquals(java.net.URI.create("http://10.0.0.5:9000"), resolved.endpoint());
+    assertEquals("eu-west-1", resolved.region(), "the config's region beats the environment's");
+    assertFalse(resolved.usePathStyle(), "the flag said false");
+    S3Settings byEnv =
+        S3Settings.defaults(dir).resolve(Map.of("AWS_ENDPOINT_URL_S3", "http://h:1"));
+    assertEquals("us-east-1", byEnv.region(), "an endpoint without a region gets us-east-1");
+    assertTrue(byEnv.usePathStyle(), "path style is on beside an endpoint");
+    S3Settings aws = S3Settings.defaults(dir).resolve(Map.of("AWS_REGION", "ap-south-1"));
+    assertNull(aws.endpoint());
+    assertFalse(aws.usePathStyle(), "virtual-host addressing on AWS itself");
   }
 
   @Test
@@ -177,8 +218,15 @@ class ConfigLoaderTest {
         "datasets: [{name: ../../etc, path: /x}]|datasets[0].name='../../etc' must be 1-128 letters",
         "datasets: [{name: a, path: /x}, {name: a, path: /y}]|datasets[1].name='a' is given twice",
         "datasets: [{name: a}]|datasets[0].path is missing for dataset 'a'",
-        "datasets: [{name: a, path: 's3://bucket/x'}]|datasets[0].path=s3://bucket/x: only local"
-            + " folders can be served so far",
+        "datasets: [{name: a, path: 's3://B_ad/x'}]|datasets[0].path=s3://B_ad/x: path=s3://B_ad/x:"
+            + " bucket=B_ad is not a valid S3 bucket name",
+        "datasets: [{name: a, path: 's3://bucket/../x'}]|'..' is not allowed in a key",
+        "datasets: [{name: a, path: 'gs://bucket/x'}]|a local folder or s3://bucket/prefix is expected",
+        "s3: {endpoint: 'ftp://h'}|s3.endpoint=ftp://h must be an http(s) URL",
+        "s3: {max_in_flight: 0}|s3.max_in_flight=0 must be in 1..4096",
+        "s3: {max_in_flight: lots}|s3.max_in_flight=lots must be a whole number",
+        "s3: {hedge: maybe}|s3.hedge=maybe must be true or false",
+        "s3: {regoin: x}|unknown key 's3.regoin' (did you mean s3.region?)",
         "port:|port has no value",
         "port: 1\\nport: 2|not valid YAML: Duplicate field 'port'",
         "host: [unclosed|not valid YAML",
@@ -271,8 +319,8 @@ class ConfigLoaderTest {
   @Test
   void everyKeyHasAnEnvironmentVariableAndAFlag() {
     for (Key k : Key.values()) {
-      assertTrue(k.env().matches("SLUICE_[A-Z_]+"), k.env());
-      assertTrue(k.flag().matches("--[a-z-]+"), k.flag());
+      assertTrue(k.env().matches("SLUICE_[A-Z0-9_]+"), k.env());
+      assertTrue(k.flag().matches("--[a-z0-9-]+"), k.flag());
       assertFalse(k.meaning().isBlank());
       assertFalse(k.unit().isBlank());
     }
