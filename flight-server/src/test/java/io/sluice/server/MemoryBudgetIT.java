@@ -7,19 +7,14 @@ import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
 import io.sluice.demo.DemoDataset;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.Test;
@@ -48,9 +43,18 @@ class MemoryBudgetIT {
       }
     }
     assertTrue(datasetBytes >= 5 * BUDGET, "dataset " + datasetBytes + " bytes");
-    Process daemon = startDaemon();
-    try {
-      int port = readPort(daemon);
+    // The heap the launcher gives serve (192 MiB + budget/16): the heap is outside the budget.
+    try (DaemonProcess daemon =
+        DaemonProcess.start(
+            (192L << 20) + BUDGET / 16,
+            Map.of(),
+            "--port",
+            "0",
+            "--memory-budget",
+            String.valueOf(BUDGET),
+            "--dataset",
+            "big=" + dir)) {
+      int port = daemon.port();
       int world = 4;
       long samples = 0;
       try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
@@ -86,72 +90,7 @@ class MemoryBudgetIT {
       assertTrue(
           hwm <= BUDGET + SLACK,
           "peak RSS " + (hwm >> 20) + " MiB > budget " + (BUDGET >> 20) + " MiB + 300 MiB");
-    } finally {
-      daemon.destroy();
-      if (!daemon.waitFor(15, TimeUnit.SECONDS)) {
-        daemon.destroyForcibly();
-      }
     }
-  }
-
-  /** {@code sluice serve} in its own JVM, with the flags and heap the launcher gives it. */
-  private Process startDaemon() throws Exception {
-    Path module = Path.of("").toAbsolutePath();
-    Path jar = module.resolve("target/sluice-flight-server.jar");
-    assertTrue(Files.exists(jar), jar + " (built by the package phase)");
-    String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-    List<String> cmd = new ArrayList<>();
-    cmd.add(java);
-    for (String flag : System.getProperty("sluice.jvm.flags", "").split(" ")) {
-      if (!flag.isBlank()) {
-        cmd.add(flag);
-      }
-    }
-    // The heap the launcher gives serve (192 MiB + budget/16): the heap is outside the budget.
-    cmd.add("-Xmx" + ((192L << 20) + BUDGET / 16));
-    cmd.addAll(
-        List.of(
-            "-cp",
-            jar + ":" + module.resolve("target/lib") + "/*",
-            "io.sluice.cli.SluiceMain",
-            "serve",
-            "--port",
-            "0",
-            "--memory-budget",
-            String.valueOf(BUDGET),
-            "--dataset",
-            "big=" + dir));
-    return new ProcessBuilder(cmd).redirectErrorStream(true).start();
-  }
-
-  private static int readPort(Process daemon) throws Exception {
-    BufferedReader out =
-        new BufferedReader(new InputStreamReader(daemon.getInputStream(), StandardCharsets.UTF_8));
-    Pattern serving = Pattern.compile("serving grpc://[^:]+:(\\d+)");
-    StringBuilder seen = new StringBuilder();
-    String line;
-    while ((line = out.readLine()) != null) {
-      seen.append(line).append('\n');
-      Matcher m = serving.matcher(line);
-      if (m.find()) {
-        Thread drain =
-            Thread.ofPlatform()
-                .daemon()
-                .start(
-                    () -> {
-                      try {
-                        while (out.readLine() != null) {
-                          // keep the pipe from filling
-                        }
-                      } catch (java.io.IOException ignored) {
-                        // the daemon went away
-                      }
-                    });
-        assertTrue(drain.isAlive() || !daemon.isAlive());
-        return Integer.parseInt(m.group(1));
-      }
-    }
-    throw new AssertionError("daemon exited before serving:\n" + seen);
   }
 
   private static long peakRssBytes(long pid) throws Exception {

@@ -122,10 +122,15 @@ final class S3ReadChannel extends FileChannel {
               + object.sizeBytes());
     }
     MemorySegment seg = arena.allocate(size, 64);
+    // Fetched through a buffer of our own: the arena may be confined to this thread, and the
+    // client writes from its own threads.
+    ByteBuffer chunk = ByteBuffer.allocate((int) Math.min(size, BLOCK_BYTES));
     for (long done = 0; done < size; ) {
-      int chunk = (int) Math.min(Integer.MAX_VALUE - 64, size - done);
-      fetch(offset + done, seg.asSlice(done, chunk).asByteBuffer());
-      done += chunk;
+      int n = (int) Math.min(chunk.capacity(), size - done);
+      chunk.clear().limit(n);
+      fetch(offset + done, chunk);
+      MemorySegment.copy(MemorySegment.ofArray(chunk.array()), 0, seg, done, n);
+      done += n;
     }
     return seg;
   }

@@ -77,17 +77,25 @@ public final class S3Store implements AutoCloseable {
    * profile's files, web identity, container and instance roles.
    */
   public static S3Store open(S3Settings settings) {
-    AwsCredentialsProvider credentials =
+    return open(
+        settings,
         settings.profile() == null
             ? DefaultCredentialsProvider.builder().build()
-            : DefaultCredentialsProvider.builder().profileName(settings.profile()).build();
+            : DefaultCredentialsProvider.builder().profileName(settings.profile()).build());
+  }
+
+  /** As {@link #open(S3Settings)}, with credentials from {@code credentials}. */
+  public static S3Store open(S3Settings settings, AwsCredentialsProvider credentials) {
     S3CrtAsyncClientBuilder b =
         S3AsyncClient.crtBuilder()
             .credentialsProvider(credentials)
             .forcePathStyle(settings.usePathStyle())
-            // Our own permits, hedges and retries decide; the client's would hide them.
+            // Our own permits, hedges and retries decide. The client retries each request once
+            // itself: its fewest (numRetries 0 means its default, 3).
             .maxConcurrency(settings.maxInFlight() + Math.max(1, settings.maxInFlight() / 8) + 8)
-            .retryConfiguration(S3CrtRetryConfiguration.builder().numRetries(0).build())
+            .retryConfiguration(S3CrtRetryConfiguration.builder().numRetries(1).build())
+            // Index files go up in one PUT (up to S3's 5 GiB), never as multipart uploads.
+            .thresholdInBytes(5L << 30)
             .requestChecksumCalculation(RequestChecksumCalculation.WHEN_REQUIRED)
             .responseChecksumValidation(ResponseChecksumValidation.WHEN_REQUIRED);
     if (settings.region() != null) {

@@ -57,11 +57,11 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * index, written with Arrow Java's own file and stream writers (and the pre-0.15 legacy stream
  * framing), so every served row can be checked.
  */
-final class ArrowIpcFiles {
+public final class ArrowIpcFiles {
   private ArrowIpcFiles() {}
 
   /** How a shard is framed. */
-  enum Framing {
+  public enum Framing {
     FILE,
     STREAM,
     /** Stream without the 0xFFFFFFFF continuation markers and with V4 metadata. */
@@ -69,10 +69,10 @@ final class ArrowIpcFiles {
   }
 
   /** A column: its field and how row {@code row}'s value is written at vector index {@code i}. */
-  record Column(Field field, Setter setter) {}
+  public record Column(Field field, Setter setter) {}
 
   @FunctionalInterface
-  interface Setter {
+  public interface Setter {
     void set(FieldVector v, int i, long row);
   }
 
@@ -236,10 +236,10 @@ final class ArrowIpcFiles {
           (v, i, r) -> ((TimeStampMicroTZVector) v).setSafe(i, r * 1_000_003L));
 
   /** The columns the pyarrow round trip also uses. */
-  static final List<Column> SMALL = List.of(ID, SCORE, TEXT, BLOB, INTS);
+  public static final List<Column> SMALL = List.of(ID, SCORE, TEXT, BLOB, INTS);
 
   /** Every type the format claims to serve, nested ones included. */
-  static final List<Column> WIDE =
+  public static final List<Column> WIDE =
       List.of(
           ID, SCORE, TEXT, BLOB, INTS, WIDE_TEXT, FLAG, BYTE, TRIPLE, PAIR, STRUCT, MAP, DECIMAL,
           DAY, TIME);
@@ -268,7 +268,7 @@ final class ArrowIpcFiles {
    * Writes a shard holding rows {@code firstRow..} in record batches of {@code batchRows} rows each
    * (zero allowed).
    */
-  static void write(
+  public static void write(
       Path path,
       List<Column> columns,
       Framing framing,

@@ -16,17 +16,18 @@ import java.util.Random;
  * Writes Megatron indexed datasets as Megatron-LM's {@code MMapIndexedDatasetBuilder} does
  * (sequences back to back in the {@code .bin}, pointers their running byte offsets), for tests.
  */
-final class MegatronWriter {
+public final class MegatronWriter {
   private MegatronWriter() {}
 
   /** One shard as written: its files and the sequences' bytes. */
-  record Shard(Path bin, Path idx, List<byte[]> sequences) {}
+  public record Shard(Path bin, Path idx, List<byte[]> sequences) {}
 
   /**
    * Random sequences of {@code dtype}: lengths in {@code [0, maxLength]}, every fifth one empty, so
    * zero-length sequences are always covered.
    */
-  static List<byte[]> randomSequences(Random rnd, MegatronDtype dtype, int count, int maxLength) {
+  public static List<byte[]> randomSequences(
+      Random rnd, MegatronDtype dtype, int count, int maxLength) {
     List<byte[]> out = new ArrayList<>(count);
     for (int i = 0; i < count; i++) {
       int length = i % 5 == 2 ? 0 : rnd.nextInt(maxLength + 1);
@@ -38,7 +39,7 @@ final class MegatronWriter {
   }
 
   /** Writes {@code dir/NAME.bin} and {@code dir/NAME.idx}; documents of two sequences each. */
-  static Shard write(Path dir, String name, MegatronDtype dtype, List<byte[]> sequences)
+  public static Shard write(Path dir, String name, MegatronDtype dtype, List<byte[]> sequences)
       throws IOException {
     int n = sequences.size();
     int[] lengths = new int[n];

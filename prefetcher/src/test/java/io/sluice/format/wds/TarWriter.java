@@ -13,7 +13,7 @@ import java.util.List;
  * GNU (long names in an {@code L} member, {@code "ustar "} magic) and pax (long names in an {@code
  * x} member). Knobs produce the rarer encodings (base-256 sizes, signed checksums, pax sizes).
  */
-final class TarWriter {
+public final class TarWriter {
   enum Style {
     USTAR,
     GNU,
@@ -58,7 +58,7 @@ final class TarWriter {
   }
 
   /** Adds a regular file; returns the offset of its own header. */
-  long file(String name, byte[] data) {
+  public long file(String name, byte[] data) {
     long at = member(name, data.length, (byte) '0', "");
     memberHeaders.add(at);
     memberData.add(at + 512);
@@ -96,7 +96,7 @@ final class TarWriter {
     return copy.toByteArray();
   }
 
-  Path writeTo(Path file) throws IOException {
+  public Path writeTo(Path file) throws IOException {
     Files.write(file, bytes(true));
     return file;
   }
