@@ -118,7 +118,9 @@ public final class ConfigLoader {
             S3_MAX_ATTEMPTS,
             S3_ATTEMPT_TIMEOUT,
             S3_HEDGE,
-            S3_METADATA_DIR -> {
+            S3_METADATA_DIR,
+            S3_SPILL_DIR,
+            S3_SPILL_BUDGET -> {
           // Together, after the loop.
         }
         default -> throw new IllegalStateException("key " + k + " has no reader");
@@ -159,12 +161,35 @@ public final class ConfigLoader {
             (l, v) ->
                 path(l, v.startsWith("~/") ? System.getProperty("user.home") + v.substring(1) : v),
             defaults.metadataDir());
+    Path spillDir =
+        s3Value(
+            raw,
+            Key.S3_SPILL_DIR,
+            (l, v) -> isOff(v) ? null : path(l, home(v)),
+            defaults.spillDir());
+    long spillBudget =
+        s3Value(raw, Key.S3_SPILL_BUDGET, ByteSize::parse, defaults.spillBudgetBytes());
     try {
       return new S3Settings(
-          region, endpoint, pathStyle, profile, inFlight, attempts, timeout, hedge, metadataDir);
+          region,
+          endpoint,
+          pathStyle,
+          profile,
+          inFlight,
+          attempts,
+          timeout,
+          hedge,
+          metadataDir,
+          spillDir,
+          spillBudget);
     } catch (IllegalArgumentException e) {
       throw new ConfigException(e.getMessage(), e);
     }
+  }
+
+  /** {@code ~/x} as the home folder's {@code x}. */
+  private static String home(String v) {
+    return v.startsWith("~/") ? System.getProperty("user.home") + v.substring(1) : v;
   }
 
   private static <T> T s3Value(

@@ -109,6 +109,17 @@ public final class DaemonConfig {
         "~/.cache/sluice/s3",
         "path",
         "Where manifests and index files go when the bucket is read-only."),
+    S3_SPILL_DIR(
+        "s3.spill_dir",
+        "none",
+        "path or none",
+        "A local NVMe folder for a spill tier: samples fetched from object stores stay there, under"
+            + " s3.spill_budget, evicted by the plan like memory; re-reads skip the store."),
+    S3_SPILL_BUDGET(
+        "s3.spill_budget",
+        "32g",
+        "bytes (k, m, g, t: powers of 1024)",
+        "The spill tier's size on disk, shared by the object-store datasets."),
     DATASETS(
         "datasets",
         "[]",
@@ -357,6 +368,12 @@ public final class DaemonConfig {
         Long.toString(s3.attemptTimeout().toMillis()));
     line(y, "  hedge", Key.S3_HEDGE, Boolean.toString(s3.hedge()));
     line(y, "  metadata_dir", Key.S3_METADATA_DIR, homeAsTilde(s3.metadataDir()));
+    line(
+        y,
+        "  spill_dir",
+        Key.S3_SPILL_DIR,
+        s3.spillDir() == null ? "none" : s3.spillDir().toString());
+    line(y, "  spill_budget", Key.S3_SPILL_BUDGET, ByteSize.format(s3.spillBudgetBytes()));
     if (datasets.isEmpty()) {
       y.append("datasets: []  # ").append(source(Key.DATASETS)).append('\n'); // a list, unquoted
     } else {

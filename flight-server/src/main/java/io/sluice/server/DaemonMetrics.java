@@ -205,6 +205,15 @@ final class DaemonMetrics {
     return out;
   }
 
+  /** The spill tier's counter, when one is configured. */
+  void bindSpill(LongSupplier spillHits) {
+    CounterWithCallback.builder()
+        .name("sluice_spill_hits_total")
+        .help("Samples read ahead from the local spill tier instead of the object store")
+        .callback(cb -> cb.call(spillHits.getAsLong()))
+        .register(registry);
+  }
+
   private void bindS3(S3Stats s3) {
     CounterWithCallback.builder()
         .name("sluice_s3_requests_total")

@@ -12,10 +12,15 @@ import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.prefetch.PrefetchStats;
 import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
+import io.sluice.s3.S3ReadBackend;
+import java.io.IOException;
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.logging.Logger;
 
@@ -35,10 +40,14 @@ final class ReadEngine implements AutoCloseable {
   private final long cacheBudget;
   private final long perDataset;
   private final PrefetchOptions options;
+  private final Path spillDir;
+  private final long spillPerDataset;
+  private final Set<String> spillHeld = new HashSet<>(); // datasets whose spill tier a job holds
   private final StreamStats totals = new StreamStats(); // every stream's batches, for metrics
   private final Map<JobKey, Job> jobs = new LinkedHashMap<>(); // guarded by this
   private long reserved; // cache bytes handed to jobs; guarded by this
   private long retiredFailedReads; // failed read-aheads of jobs closed since; guarded by this
+  private long retiredSpillHits; // samples jobs closed since took from their spill tier
   private boolean closed;
 
   /**
@@ -46,6 +55,22 @@ final class ReadEngine implements AutoCloseable {
    *     read-ahead off
    */
   ReadEngine(long cacheBudget, int datasets, PrefetchOptions options) {
+    this(cacheBudget, datasets, options, null, 0);
+  }
+
+  /**
+   * @param spillDir where object-store datasets keep a spill tier (file-backed, same eviction), or
+   *     null for none
+   * @param spillPerDataset the spill tier's bytes for each object-store dataset
+   */
+  ReadEngine(
+      long cacheBudget,
+      int datasets,
+      PrefetchOptions options,
+      Path spillDir,
+      long spillPerDataset) {
+    this.spillDir = spillDir;
+    this.spillPerDataset = spillPerDataset;
     this.cacheBudget = cacheBudget;
     this.perDataset = cacheBudget / Math.max(1, datasets);
     this.options = options;
@@ -72,13 +97,21 @@ final class ReadEngine implements AutoCloseable {
     final SampleCache cache;
     final long budget;
     final String backend;
+    final SampleCache spill; // null: none
 
-    Job(JobKey key, Prefetcher prefetcher, SampleCache cache, long budget, String backend) {
+    Job(
+        JobKey key,
+        Prefetcher prefetcher,
+        SampleCache cache,
+        long budget,
+        String backend,
+        SampleCache spill) {
       this.key = key;
       this.prefetcher = prefetcher;
       this.cache = cache;
       this.budget = budget;
       this.backend = backend;
+      this.spill = spill;
     }
   }
 
@@ -128,6 +161,7 @@ final class ReadEngine implements AutoCloseable {
             .slabBytes(Math.min(SampleCache.DEFAULT_SLAB_BYTES, cacheBytes))
             .policy(new BeladyPolicy((id, step) -> NextUse.NEVER))
             .build();
+    SampleCache spill = spillFor(dataset);
     Prefetcher prefetcher;
     try {
       prefetcher =
@@ -137,6 +171,7 @@ final class ReadEngine implements AutoCloseable {
               dataset.source().layout().totalSamples(),
               dataset.backend(),
               cache,
+              spill,
               epoch -> {
                 if (plans.size() > 8) {
                   // Only the current and next epochs are asked for in practice. Cleared here,
@@ -148,12 +183,47 @@ final class ReadEngine implements AutoCloseable {
               options);
     } catch (RuntimeException e) {
       cache.close();
+      closeSpill(key.dataset(), spill);
       throw e;
     }
-    job = new Job(key, prefetcher, cache, room, dataset.backend().name());
+    job = new Job(key, prefetcher, cache, room, dataset.backend().name(), spill);
     jobs.put(key, job);
     reserved += room;
     return job;
+  }
+
+  /**
+   * A spill tier for a job of {@code dataset} when it lives in an object store, a spill folder is
+   * set, and no other job of it holds one; null otherwise, or when the folder refuses (logged).
+   * Caller holds the lock.
+   */
+  private SampleCache spillFor(ServedDataset dataset) {
+    if (spillDir == null
+        || spillPerDataset < MIN_JOB_CACHE_BYTES
+        || !S3ReadBackend.NAME.equals(dataset.backend().name())
+        || !spillHeld.add(dataset.name())) {
+      return null;
+    }
+    try {
+      return SampleCache.builder()
+          .budgetBytes(spillPerDataset)
+          .slabBytes(Math.min(SampleCache.DEFAULT_SLAB_BYTES, spillPerDataset))
+          .policy(new BeladyPolicy((id, step) -> NextUse.NEVER))
+          .backingFolder(spillDir)
+          .build();
+    } catch (IOException | RuntimeException e) {
+      spillHeld.remove(dataset.name());
+      LOG.warning(
+          () -> "dataset=" + dataset.name() + ": no spill tier, reading from the store only: " + e);
+      return null;
+    }
+  }
+
+  private void closeSpill(String dataset, SampleCache spill) {
+    if (spill != null) {
+      spill.close();
+      spillHeld.remove(dataset);
+    }
   }
 
   /** Cache bytes a new job of {@code dataset} may take: its dataset's share and the pool left. */
@@ -188,8 +258,10 @@ final class ReadEngine implements AutoCloseable {
     for (JobKey k : idle) {
       Job j = jobs.remove(k);
       retiredFailedReads += j.prefetcher.stats().failedReads();
+      retiredSpillHits += j.prefetcher.stats().spillHits();
       j.prefetcher.close();
       j.cache.close();
+      closeSpill(j.key.dataset(), j.spill);
       reserved -= j.budget;
     }
   }
@@ -199,6 +271,15 @@ final class ReadEngine implements AutoCloseable {
     long n = retiredFailedReads;
     for (Job j : jobs.values()) {
       n += j.prefetcher.stats().failedReads();
+    }
+    return n;
+  }
+
+  /** Samples read ahead from spill tiers instead of the store since start. */
+  synchronized long spillHits() {
+    long n = retiredSpillHits;
+    for (Job j : jobs.values()) {
+      n += j.prefetcher.stats().spillHits();
     }
     return n;
   }
@@ -227,6 +308,7 @@ final class ReadEngine implements AutoCloseable {
     for (Job j : jobs.values()) {
       j.prefetcher.close();
       j.cache.close();
+      closeSpill(j.key.dataset(), j.spill);
     }
     jobs.clear();
     reserved = 0;

@@ -177,7 +177,14 @@ public final class SluiceDaemon implements AutoCloseable {
         datasets.put(d.name(), storage.open(d));
       }
       BufferAllocator flightAllocator = root.newChildAllocator("flight", 0, Long.MAX_VALUE);
-      readEngine = new ReadEngine(cacheBudget, datasets.size(), prefetch);
+      long bucketDatasets = config.datasets().stream().filter(DaemonConfig.Dataset::isS3).count();
+      readEngine =
+          new ReadEngine(
+              cacheBudget,
+              datasets.size(),
+              prefetch,
+              config.s3().spillDir(),
+              config.s3().spillBudgetBytes() / Math.max(1, bucketDatasets));
       shm = ShmDelivery.open(config.shmDir());
       SluiceProducer producer =
           new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
@@ -203,6 +210,9 @@ public final class SluiceDaemon implements AutoCloseable {
       server.start();
       ReadEngine engine = readEngine;
       ShmDelivery shmDelivery = shm;
+      if (config.s3().spillDir() != null) {
+        metrics.bindSpill(engine::spillHits);
+      }
       metrics.bind(
           storage.backends(),
           storage.s3Stats(),

@@ -155,6 +155,84 @@ class S3DaemonIT {
     }
   }
 
+  @Test
+  @Timeout(300) // a hang guard, not a performance bound
+  void aSpillTierServesTheNextEpochWithoutGoingBackToTheStore() throws Exception {
+    // 160 MB of samples, the memory cache 128 MiB: without the spill tier most of epoch 1 would
+    // come from the store again.
+    Path local = dir.resolve("big");
+    DemoDataset.ensure(local, 4, 10_000, 2048);
+    Path upload = Files.createDirectories(dir.resolve("big-upload"));
+    try (var files = Files.list(local)) {
+      for (Path p : files.filter(f -> f.toString().endsWith(".bin")).toList()) {
+        Files.copy(p, upload.resolve(p.getFileName()));
+      }
+    }
+    server.uploadFolder(upload, BUCKET, "big");
+    Path spill = Files.createDirectories(dir.resolve("spill"));
+    Map<String, String> env = new HashMap<>(server.awsEnvironment());
+    env.put("SLUICE_S3_SPILL_DIR", spill.toString());
+    env.put("SLUICE_S3_SPILL_BUDGET", "512m");
+    index("big", 2048);
+    try (DaemonProcess daemon =
+        DaemonProcess.start(
+            256L << 20,
+            env,
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--memory-budget",
+            "256m",
+            "--dataset",
+            "big=s3://" + BUCKET + "/big")) {
+      long n = 40_000;
+      double[] storeBytes = new double[2];
+      double before = 0;
+      for (int epoch = 0; epoch < 2; epoch++) {
+        StreamRequest base =
+            StreamRequest.of("big", 0, 2, 64).withSeed(9).withEpoch(epoch).withShuffle("global");
+        List<List<TokenStreams.Seen>> ranks =
+            TokenStreams.readAllRanks(daemon.uri(), clientAllocator, base, 2048);
+        int[] counts = TokenStreams.counts(ranks.stream().flatMap(List::stream).toList(), n);
+        for (int id = 0; id < n; id++) {
+          assertEquals(1, counts[id], "epoch " + epoch + " sample " + id);
+        }
+        double read = counter(metrics(daemon.output()), "sluice_bytes_read_total{backend=\"s3\"}");
+        storeBytes[epoch] = read - before;
+        before = read;
+      }
+      String metrics = metrics(daemon.output());
+      double hits = counter(metrics, "sluice_spill_hits_total");
+      System.out.printf(
+          "S3DaemonIT spill: epoch 0 read %.0f MB from the store, epoch 1 %.0f MB; %.0f spill hits%n",
+          storeBytes[0] / 1e6, storeBytes[1] / 1e6, hits);
+      // The rest of epoch 1 is in the memory cache still, or read by streams that got there first.
+      assertTrue(hits > n / 4, "a good part of epoch 1 came from the spill tier: " + hits);
+      assertTrue(
+          storeBytes[1] < storeBytes[0] / 3,
+          "epoch 1 read " + storeBytes[1] + " bytes from the store, epoch 0 " + storeBytes[0]);
+      try (var files = Files.list(spill)) {
+        assertEquals(0, files.count(), "the spill file is unlinked: nothing to clean up");
+      }
+    }
+  }
+
+  private static void index(String prefix, int seqLen) throws Exception {
+    S3Settings settings =
+        S3Settings.defaults(dir.resolve("meta"))
+            .resolve(Map.of("AWS_ENDPOINT_URL", server.endpoint().toString()));
+    try (S3FileSystem fs =
+        S3FileSystem.open(
+            S3Store.open(
+                settings,
+                StaticCredentialsProvider.create(
+                    AwsBasicCredentials.create(server.accessKey(), server.secretKey()))))) {
+      TokensFormat.index(
+          fs.path("s3://" + BUCKET + "/" + prefix), TokenDtype.UINT16, seqLen, IndexProgress.NONE);
+    }
+  }
+
   /** The daemon's /metrics text; its address is on the serving line. */
   private static String metrics(String output) throws Exception {
     Matcher m = Pattern.compile("metrics=(http://\\S+)").matcher(output);

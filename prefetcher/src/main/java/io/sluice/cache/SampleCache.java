@@ -1,7 +1,13 @@
 package io.sluice.cache;
 
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -92,6 +98,7 @@ public final class SampleCache implements AutoCloseable {
   private final long budgetBytes;
   private final long alignmentBytes;
   private final Arena arena;
+  private final FileChannel backing; // null: anonymous memory
   private final SlabAllocator allocator;
   private final EvictionPolicy policy;
   private final LongMap<Entry> entries = new LongMap<>();
@@ -116,15 +123,40 @@ public final class SampleCache implements AutoCloseable {
     long slab = b.slabBytes == 0 ? Math.min(b.budgetBytes, DEFAULT_SLAB_BYTES) : b.slabBytes;
     policy.attach(budgetBytes);
     this.arena = Arena.ofShared();
+    this.backing = b.backing;
+    long budget = roundDown(budgetBytes, alignmentBytes);
+    long slabLength = roundDown(slab, alignmentBytes);
     this.allocator =
-        new SlabAllocator(
-            arena, roundDown(budgetBytes, alignmentBytes), roundDown(slab, alignmentBytes));
+        backing == null
+            ? new SlabAllocator(arena, budget, slabLength)
+            : new SlabAllocator(
+                (offset, length) -> {
+                  try {
+                    return backing.map(FileChannel.MapMode.READ_WRITE, offset, length, arena);
+                  } catch (IOException e) {
+                    throw new UncheckedIOException(
+                        "spill file: cannot map offset=" + offset + " length=" + length, e);
+                  }
+                },
+                budget,
+                slabLength);
     if (b.preallocate) {
       try {
         allocator.takeAllSlabs();
       } catch (RuntimeException | OutOfMemoryError e) {
         arena.close();
+        closeBacking();
         throw e;
+      }
+    }
+  }
+
+  private void closeBacking() {
+    if (backing != null) {
+      try {
+        backing.close();
+      } catch (IOException ignored) {
+        // the file is unlinked already: closing frees its blocks, nothing is left to lose
       }
     }
   }
@@ -417,6 +449,7 @@ public final class SampleCache implements AutoCloseable {
       usedBytes = 0;
       pinnedBytes = 0;
       arena.close();
+      closeBacking();
     } finally {
       lock.unlock();
     }
@@ -633,6 +666,7 @@ public final class SampleCache implements AutoCloseable {
     private int alignmentBytes = DEFAULT_ALIGNMENT_BYTES;
     private EvictionPolicy policy;
     private boolean preallocate;
+    private FileChannel backing;
 
     private Builder() {}
 
@@ -677,6 +711,27 @@ public final class SampleCache implements AutoCloseable {
         throw new IllegalArgumentException("policy=null must be non-null");
       }
       this.policy = policy;
+      return this;
+    }
+
+    /**
+     * Keeps the samples in the pages of a file in {@code folder} (an NVMe spill tier) instead of
+     * anonymous memory: its slabs are mapped from a file created there and unlinked at once, so the
+     * kernel writes the bytes back to the device under memory pressure and the file's blocks go
+     * when the cache closes or the process dies. The budget then bounds the file's size.
+     *
+     * @throws IOException naming the folder when the file cannot be made there
+     */
+    public Builder backingFolder(Path folder) throws IOException {
+      Path file;
+      try {
+        file = Files.createTempFile(folder, "sluice-spill-", ".slabs");
+      } catch (IOException e) {
+        throw new IOException("spill folder=" + folder + ": cannot create a file there: " + e, e);
+      }
+      FileChannel ch = FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE);
+      Files.delete(file);
+      this.backing = ch;
       return this;
     }
 

@@ -32,7 +32,14 @@ final class SlabAllocator {
     }
   }
 
-  private final Arena arena;
+  /** Where slabs come from: anonymous memory, or the pages of a file (a spill tier on NVMe). */
+  @FunctionalInterface
+  interface SlabSource {
+    /** A 4096-aligned segment of {@code lengthBytes}; the slabs before it hold {@code offset}. */
+    MemorySegment take(long offset, long lengthBytes);
+  }
+
+  private final SlabSource source;
   private final long budgetBytes;
   private final long slabBytes;
   private final List<MemorySegment> slabs = new ArrayList<>();
@@ -45,7 +52,11 @@ final class SlabAllocator {
    * {@code budgetBytes} and {@code slabBytes} are multiples of the alignment (the cache checks).
    */
   SlabAllocator(Arena arena, long budgetBytes, long slabBytes) {
-    this.arena = arena;
+    this((offset, length) -> arena.allocate(length, SLAB_ALIGNMENT), budgetBytes, slabBytes);
+  }
+
+  SlabAllocator(SlabSource source, long budgetBytes, long slabBytes) {
+    this.source = source;
     this.budgetBytes = budgetBytes;
     this.slabBytes = slabBytes;
   }
@@ -186,7 +197,7 @@ final class SlabAllocator {
 
   private void takeSlab() {
     long length = nextSlabBytes();
-    MemorySegment slab = arena.allocate(length, SLAB_ALIGNMENT);
+    MemorySegment slab = source.take(slabBytesTaken, length);
     long address = (long) slabs.size() << SLAB_SHIFT;
     slabs.add(slab);
     slabBytesTaken += length;

@@ -6,7 +6,7 @@ import java.util.concurrent.atomic.LongAdder;
  * A prefetcher's counters: reads issued and bytes read (gaps and kept neighbours included), reads
  * that covered several samples, samples read ahead, neighbours kept because the plan needs them
  * soon, samples found cached already (reuse from an earlier epoch or another rank), samples that
- * did not fit the cache, and failed reads. Thread-safe.
+ * did not fit the cache, failed reads, and the spill tier's use. Thread-safe.
  */
 public final class PrefetchStats {
   final LongAdder reads = new LongAdder();
@@ -18,6 +18,8 @@ public final class PrefetchStats {
   final LongAdder rejected = new LongAdder();
   final LongAdder failedReads = new LongAdder();
   final LongAdder readNanos = new LongAdder();
+  final LongAdder spillHits = new LongAdder();
+  final LongAdder spilled = new LongAdder();
 
   public Snapshot snapshot(int inFlight, int inFlightLimit, long windowBytes) {
     return new Snapshot(
@@ -30,6 +32,8 @@ public final class PrefetchStats {
         rejected.sum(),
         failedReads.sum(),
         readNanos.sum(),
+        spillHits.sum(),
+        spilled.sum(),
         inFlight,
         inFlightLimit,
         windowBytes);
@@ -37,6 +41,8 @@ public final class PrefetchStats {
 
   /**
    * @param readNanos the sum of every read's latency (issue to completion)
+   * @param spillHits samples read ahead from the spill tier instead of the backend
+   * @param spilled samples written to the spill tier as they were read
    * @param inFlight reads in flight now (the queue depth)
    * @param inFlightLimit the adaptive limit now
    * @param windowBytes bytes read ahead and not yet consumed now
@@ -51,6 +57,8 @@ public final class PrefetchStats {
       long rejected,
       long failedReads,
       long readNanos,
+      long spillHits,
+      long spilled,
       int inFlight,
       int inFlightLimit,
       long windowBytes) {

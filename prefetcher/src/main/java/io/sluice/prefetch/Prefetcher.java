@@ -94,6 +94,7 @@ public final class Prefetcher implements AutoCloseable {
   private final SampleExtents extents;
   private final long totalSamples;
   private final ReadBackend backend;
+  private final SampleCache spill; // null: no spill tier
   private final SampleCache cache;
   private final PrefetchOptions options;
   private final LongFunction<EpochPlan> plans;
@@ -145,6 +146,27 @@ public final class Prefetcher implements AutoCloseable {
       SampleCache cache,
       LongFunction<EpochPlan> plans,
       PrefetchOptions options) {
+    this(name, extents, totalSamples, backend, cache, null, plans, options);
+  }
+
+  /**
+   * As above, with a spill tier: a second cache (file-backed, on local NVMe, {@link
+   * SampleCache.Builder#backingFolder}) under the same plan-driven eviction. Every sample read from
+   * the backend is offered to it; a read whose samples are all there is served from it instead of
+   * the backend. For remote stores, where a local re-read is far cheaper than a GET.
+   *
+   * @param spill the spill tier, used by nobody else, or null; the caller closes it after this
+   */
+  public Prefetcher(
+      String name,
+      SampleExtents extents,
+      long totalSamples,
+      ReadBackend backend,
+      SampleCache cache,
+      SampleCache spill,
+      LongFunction<EpochPlan> plans,
+      PrefetchOptions options) {
+    this.spill = spill;
     this.name = name;
     this.extents = extents;
     this.totalSamples = totalSamples;
@@ -311,6 +333,9 @@ public final class Prefetcher implements AutoCloseable {
     // of steps from the slowest stream. Belady evicts the farthest first if that is too many.
     keepSteps = cache.stats().budgetBytes() / stepBytes;
     cache.replan(use, minTakenLocked());
+    if (spill != null) {
+      spill.replan(use, minTakenLocked());
+    }
   }
 
   private void schedule() {
@@ -579,8 +604,54 @@ public final class Prefetcher implements AutoCloseable {
     return end - parts.getFirst().offset <= options.maxReadBytes();
   }
 
+  private void advanceCaches(long step) {
+    cache.advanceTo(step);
+    if (spill != null) {
+      spill.advanceTo(step);
+    }
+  }
+
+  /**
+   * Fills every part from the spill tier when all of them are there (a read of the rest alone would
+   * cost as much as the whole span); false, with nothing done, otherwise.
+   */
+  private boolean fromSpill(List<Part> parts) {
+    Handle[] pinned = new Handle[parts.size()];
+    try {
+      for (int i = 0; i < pinned.length; i++) {
+        pinned[i] = spill.pin(parts.get(i).id);
+        if (pinned[i] == null) {
+          return false;
+        }
+      }
+      for (int i = 0; i < pinned.length; i++) {
+        Part p = parts.get(i);
+        try {
+          MemorySegment dst = p.reservation.segment();
+          MemorySegment.copy(pinned[i].segment(), 0, dst, 0, dst.byteSize());
+          p.reservation.commit();
+          stats.spillHits.increment();
+        } finally {
+          p.reservation.close();
+          loading.remove(p.id, p.done);
+          p.done.complete(null);
+        }
+      }
+      return true;
+    } finally {
+      for (Handle h : pinned) {
+        if (h != null) {
+          h.close();
+        }
+      }
+    }
+  }
+
   /** Reads the span of {@code parts} (one, or several side by side) as one read. */
   private void submit(int file, List<Part> parts) throws InterruptedException {
+    if (spill != null && fromSpill(parts)) {
+      return;
+    }
     long start = parts.getFirst().offset;
     Part last = parts.getLast();
     long end = last.offset + last.reservation.segment().byteSize();
@@ -626,9 +697,9 @@ public final class Prefetcher implements AutoCloseable {
       throw e;
     }
     ByteBuffer scratchBuffer = buffer;
-    // Copying a coalesced read out and committing its samples takes a while: never on the ring
-    // thread, which would stop reaping and submitting every other read meanwhile.
-    if (blockingReads == null && buffer != null) {
+    // Copying a coalesced read out (or into the spill tier) and committing its samples takes a
+    // while: never on the ring thread, which would stop reaping and submitting every other read.
+    if (blockingReads == null && (buffer != null || spill != null)) {
       read.whenCompleteAsync(
           (v, error) -> completeRange(parts, scratchBuffer, start, length, issued, error),
           completions);
@@ -716,6 +787,9 @@ public final class Prefetcher implements AutoCloseable {
               MemorySegment.copy(span, p.offset - start, dst, 0, dst.byteSize());
             }
             p.reservation.commit();
+            if (spill != null && spill.put(p.id, dst)) {
+              stats.spilled.increment(); // still reserved, so dst cannot move meanwhile
+            }
           }
         } catch (RuntimeException e) {
           error = error == null ? e : error; // the cache closed under us: drop the rest
@@ -845,7 +919,7 @@ public final class Prefetcher implements AutoCloseable {
             nextIssue = abs; // the stream skipped ahead (resume): do not read what it skipped
           }
           releaseLocked(abs);
-          cache.advanceTo(minTakenLocked());
+          advanceCaches(minTakenLocked());
           changed.signalAll();
         }
       } finally {
@@ -1038,7 +1112,7 @@ public final class Prefetcher implements AutoCloseable {
         taken = Math.max(taken, abs + 1);
         releaseLocked(abs + 1);
         cacheFull = false;
-        cache.advanceTo(minTakenLocked());
+        advanceCaches(minTakenLocked());
         // Wake the scheduler only when it waits, and then every few steps unless the lead runs
         // short: waking it on every step cost the stream a context switch per batch (a busy
         // scheduler looks at the consumers again before it waits anyway).

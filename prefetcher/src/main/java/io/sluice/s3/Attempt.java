@@ -19,6 +19,7 @@ final class Attempt implements AsyncResponseTransformer<GetObjectResponse, Void>
   final boolean hedge;
   long startNanos;
   long received; // guarded by read
+  ByteBuffer own; // a hedge's bytes until it wins; guarded by read
   boolean ended; // guarded by read
   volatile boolean timedOut;
   volatile ScheduledFuture<?> timeout;

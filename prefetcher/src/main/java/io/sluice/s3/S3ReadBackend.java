@@ -4,6 +4,7 @@ import io.sluice.read.ReadBackend;
 import io.sluice.read.ReadChecks;
 import io.sluice.read.ReadFile;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -19,6 +20,9 @@ import java.util.concurrent.CompletionException;
  */
 public final class S3ReadBackend implements ReadBackend {
   public static final String NAME = "s3";
+
+  /** Never started: a thread that owns no arena, to ask whether a buffer is confined. */
+  private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
   private final S3FileSystem fs;
 
@@ -56,7 +60,22 @@ public final class S3ReadBackend implements ReadBackend {
     } catch (IOException | RuntimeException e) {
       return CompletableFuture.failedFuture(e);
     }
+    if (confined(dst)) {
+      return CompletableFuture.failedFuture(
+          new IllegalArgumentException(
+              "file="
+                  + f.path
+                  + " offset="
+                  + offset
+                  + ": the buffer is confined to its thread and the s3 backend writes from its"
+                  + " own; use readFully or shared memory"));
+    }
     return fs.store().read(f.object, offset, dst);
+  }
+
+  /** True for a direct buffer only its owner thread may touch (a confined arena's memory). */
+  private static boolean confined(ByteBuffer b) {
+    return b.isDirect() && !MemorySegment.ofBuffer(b).isAccessibleBy(OTHER_THREAD);
   }
 
   /** Every read is a request in flight: issue a batch's reads together, then wait. */
@@ -98,13 +117,21 @@ public final class S3ReadBackend implements ReadBackend {
       }
     }
 
+    /**
+     * Reads on the client's threads; a buffer confined to the calling thread (a confined arena's)
+     * is filled through a heap buffer of the same size, copied on this thread.
+     */
     @Override
     public void readFully(long offset, ByteBuffer dst) throws IOException {
       check(offset, dst);
+      ByteBuffer target = confined(dst) ? ByteBuffer.allocate(dst.remaining()) : dst;
       try {
-        fs.store().read(object, offset, dst).join();
+        fs.store().read(object, offset, target).join();
       } catch (CompletionException e) {
         throw S3Errors.toIOException(path.toString(), e);
+      }
+      if (target != dst) {
+        dst.put(target.flip());
       }
     }
 

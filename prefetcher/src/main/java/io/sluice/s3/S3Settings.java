@@ -24,6 +24,8 @@ import java.util.Map;
  * @param attemptTimeout a try that has not finished by then is abandoned and retried
  * @param hedge a second request for a range when the first is far slower than its peers
  * @param metadataDir where the manifest and index files go when the bucket is read-only
+ * @param spillDir a local (NVMe) folder for the spill tier of object-store datasets, or null
+ * @param spillBudgetBytes the spill tier's bytes, shared by the object-store datasets
  */
 public record S3Settings(
     String region,
@@ -34,11 +36,14 @@ public record S3Settings(
     int maxAttempts,
     Duration attemptTimeout,
     boolean hedge,
-    Path metadataDir) {
+    Path metadataDir,
+    Path spillDir,
+    long spillBudgetBytes) {
   public static final int DEFAULT_MAX_IN_FLIGHT = 64;
   public static final int DEFAULT_MAX_ATTEMPTS = 6;
   public static final Duration DEFAULT_ATTEMPT_TIMEOUT = Duration.ofSeconds(30);
   public static final String DEFAULT_REGION_WITH_ENDPOINT = "us-east-1";
+  public static final long DEFAULT_SPILL_BUDGET_BYTES = 32L << 30;
 
   public S3Settings {
     if (maxInFlight < 1 || maxInFlight > 4096) {
@@ -50,6 +55,9 @@ public record S3Settings(
     if (attemptTimeout.isNegative() || attemptTimeout.isZero()) {
       throw new IllegalArgumentException(
           "s3.attempt_timeout=" + attemptTimeout + " must be positive");
+    }
+    if (spillBudgetBytes < 0) {
+      throw new IllegalArgumentException("s3.spill_budget=" + spillBudgetBytes + " must be >= 0");
     }
     if (endpoint != null && (endpoint.getScheme() == null || endpoint.getHost() == null)) {
       throw new IllegalArgumentException(
@@ -68,7 +76,9 @@ public record S3Settings(
         DEFAULT_MAX_ATTEMPTS,
         DEFAULT_ATTEMPT_TIMEOUT,
         true,
-        metadataDir);
+        metadataDir,
+        null,
+        DEFAULT_SPILL_BUDGET_BYTES);
   }
 
   /**
@@ -97,7 +107,17 @@ public record S3Settings(
     String prof = profile != null ? profile : firstSet(env, "AWS_PROFILE");
     Boolean path = pathStyle != null ? pathStyle : Boolean.valueOf(ep != null);
     return new S3Settings(
-        reg, ep, path, prof, maxInFlight, maxAttempts, attemptTimeout, hedge, metadataDir);
+        reg,
+        ep,
+        path,
+        prof,
+        maxInFlight,
+        maxAttempts,
+        attemptTimeout,
+        hedge,
+        metadataDir,
+        spillDir,
+        spillBudgetBytes);
   }
 
   /** True once {@link #resolve} decided; path-style addressing is on. */

@@ -226,6 +226,9 @@ public final class S3Store implements AutoCloseable {
       }
       if (failed == null && a.received == r.length) {
         r.finished = true;
+        if (a.hedge) {
+          r.dst.put(r.base, a.own, 0, r.length); // over whatever the slower try wrote
+        }
         r.dst.position(r.base + r.length);
         won = true;
       } else {
@@ -414,7 +417,12 @@ public final class S3Store implements AutoCloseable {
       return object.uri() + " offset=" + offset + " length=" + length;
     }
 
-    /** Copies a body chunk of try {@code a} into place, unless the read already ended. */
+    /**
+     * Copies a body chunk of try {@code a} into place, unless the read already ended: the first try
+     * and its retries write into the caller's buffer, a hedge into its own (two streams of the same
+     * bytes interleaved in one buffer would be right only if each were a clean stream from the
+     * range's start, which a client that retries inside a try does not promise).
+     */
     synchronized void accept(Attempt a, ByteBuffer chunk) throws IOException {
       if (finished || a.ended) {
         return;
@@ -423,7 +431,14 @@ public final class S3Store implements AutoCloseable {
       if (a.received + n > length) {
         throw new IOException(what() + ": body longer than the range asked for");
       }
-      dst.put(base + (int) a.received, chunk, chunk.position(), n);
+      if (a.hedge) {
+        if (a.own == null) {
+          a.own = ByteBuffer.allocate(length);
+        }
+        a.own.put((int) a.received, chunk, chunk.position(), n);
+      } else {
+        dst.put(base + (int) a.received, chunk, chunk.position(), n);
+      }
       a.received += n;
     }
   }

@@ -8,9 +8,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -23,6 +26,7 @@ import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -128,6 +132,47 @@ class SampleCacheTest {
       }
       c.checkInvariants();
     }
+  }
+
+  @Test
+  void aFileBackedCacheKeepsItsBytesInAnUnlinkedFileWithinItsBudget(@TempDir Path folder)
+      throws Exception {
+    // The spill tier: slabs are pages of a file, evicted by the same plan as memory.
+    try (SampleCache c =
+        SampleCache.builder()
+            .budgetBytes(64 << 10)
+            .slabBytes(16 << 10)
+            .policy(new BeladyPolicy((id, step) -> id >= step ? id : NextUse.NEVER))
+            .backingFolder(folder)
+            .build()) {
+      try (var files = Files.list(folder)) {
+        assertEquals(0, files.count(), "the file is unlinked at once: nothing left on a crash");
+      }
+      for (long id = 0; id < 40; id++) {
+        c.put(id, bytesOf(id, 4000));
+      }
+      assertTrue(c.stats().usedBytes() <= 64 << 10, "within the budget");
+      int held = 0;
+      for (long id = 0; id < 40; id++) {
+        try (Handle h = c.pin(id)) {
+          if (h != null) {
+            assertBytes(id, 4000, h.segment());
+            held++;
+          }
+        }
+      }
+      assertTrue(held >= 12, "held=" + held);
+      try (Handle soonest = c.pin(0)) {
+        assertNotNull(soonest, "needed soonest: kept");
+      }
+      assertNull(c.pin(30), "needed later than what stayed: evicted, as in memory");
+    }
+    IOException e =
+        assertThrows(
+            IOException.class,
+            () -> SampleCache.builder().backingFolder(folder.resolve("missing")));
+    assertTrue(
+        e.getMessage().contains("spill folder=" + folder.resolve("missing")), e.getMessage());
   }
 
   @Test

@@ -10,6 +10,7 @@ import io.sluice.s3.S3Settings;
 import io.sluice.s3.S3Store;
 import io.sluice.s3test.S3TestServer;
 import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,6 +19,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
@@ -88,6 +90,20 @@ class S3ReadBackendIT extends ReadBackendConformanceTest {
           assertThrows(IOException.class, () -> f.readFully(100, ByteBuffer.allocateDirect(PAGE)));
       assertTrue(e.getMessage().contains(p.toString()), e.getMessage());
       assertTrue(e.getMessage().contains("changed since indexing"), e.getMessage());
+    }
+  }
+
+  /** Regression: a stream's miss read into a confined arena failed with WrongThreadException. */
+  @Test
+  void aBufferConfinedToTheCallerIsFilledByReadFully() throws IOException {
+    try (Arena arena = Arena.ofConfined()) {
+      ByteBuffer buf = arena.allocate(10_000, 64).asByteBuffer();
+      shared.readFully(12_345, buf);
+      assertRead(new Range(12_345, 10_000), buf, "confined");
+      ByteBuffer other = arena.allocate(100, 64).asByteBuffer();
+      CompletionException e =
+          assertThrows(CompletionException.class, () -> backend.readAsync(shared, 0, other).join());
+      assertTrue(e.getCause().getMessage().contains("confined"), e.getCause().getMessage());
     }
   }
 
