@@ -37,6 +37,9 @@ final class ReadEngine implements AutoCloseable {
   /** Below this a job's cache is not worth having: streams read on demand. */
   static final long MIN_JOB_CACHE_BYTES = 16L << 20;
 
+  /** The longest read-ahead read from an object store. */
+  static final int OBJECT_STORE_READ_BYTES = 4 << 20;
+
   private final long cacheBudget;
   private final long perDataset;
   private final PrefetchOptions options;
@@ -139,6 +142,7 @@ final class ReadEngine implements AutoCloseable {
       return job;
     }
     long room = roomFor(key.dataset());
+    PrefetchOptions options = optionsFor(dataset);
     if (room < MIN_JOB_CACHE_BYTES + Prefetcher.scratchBytes(options)) {
       closeIdleJobs();
       room = roomFor(key.dataset());
@@ -190,6 +194,18 @@ final class ReadEngine implements AutoCloseable {
     jobs.put(key, job);
     reserved += room;
     return job;
+  }
+
+  /**
+   * The read-ahead options for {@code dataset}: an object store's requests cost milliseconds each
+   * whatever their size, so its reads are coalesced into spans of up to {@value
+   * #OBJECT_STORE_READ_BYTES} bytes instead of the local default.
+   */
+  private PrefetchOptions optionsFor(ServedDataset dataset) {
+    return S3ReadBackend.NAME.equals(dataset.backend().name())
+            && options.maxReadBytes() < OBJECT_STORE_READ_BYTES
+        ? options.withMaxReadBytes(OBJECT_STORE_READ_BYTES)
+        : options;
   }
 
   /**

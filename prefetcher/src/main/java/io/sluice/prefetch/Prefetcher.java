@@ -932,8 +932,12 @@ public final class Prefetcher implements AutoCloseable {
       int hits = 0;
       int misses = 0;
       try {
-        // Everything already cached in one go (one lock), then the rest one by one.
+        // Everything already cached in one go (one lock), then what is loading (waited for),
+        // then the misses: all in flight at once where the backend prefers it (an object store:
+        // one request each), else one by one.
         hits = cache.pinCached(ids, count, handles);
+        int[] missing = new int[count];
+        int missCount = 0;
         for (int i = 0; i < count; i++) {
           if (handles[i] != null) {
             bytes[i] = handles[i].segment();
@@ -955,19 +959,32 @@ public final class Prefetcher implements AutoCloseable {
             hits++;
             continue;
           }
+          missing[missCount++] = i;
+        }
+        if (missCount > 0) {
           long t = System.nanoTime();
-          misses++;
-          h = readIntoCache(id);
-          if (h != null) {
-            handles[i] = h;
-            bytes[i] = h.segment();
-          } else {
-            if (missArena == null) {
-              missArena = Arena.ofConfined();
+          misses = missCount;
+          if (backend.prefersBatches() && missCount > 1) {
+            readMissesTogether(ids, missing, missCount, handles, bytes);
+          }
+          for (int k = 0; k < missCount; k++) {
+            int i = missing[k];
+            if (bytes[i] != null) {
+              continue;
             }
-            MemorySegment m = missArena.allocate(extents.lengthOf(id), 64);
-            extents.readSample(id, m.asByteBuffer());
-            bytes[i] = m;
+            long id = ids[i];
+            Handle h = readIntoCache(id);
+            if (h != null) {
+              handles[i] = h;
+              bytes[i] = h.segment();
+            } else {
+              if (missArena == null) {
+                missArena = Arena.ofConfined();
+              }
+              MemorySegment m = missArena.allocate(extents.lengthOf(id), 64);
+              extents.readSample(id, m.asByteBuffer());
+              bytes[i] = m;
+            }
           }
           waited += System.nanoTime() - t;
         }
@@ -1077,6 +1094,60 @@ public final class Prefetcher implements AutoCloseable {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new java.io.InterruptedIOException("interrupted waiting for sample_id=" + id);
+      }
+    }
+
+    /**
+     * Reads the missed samples {@code ids[missing[0..n)]} into the cache with every read in flight
+     * at once, and pins them. A sample that does not fit the cache, or whose read fails, is left
+     * unset for the one-by-one path (which then reports a failure as the format words it).
+     */
+    private void readMissesTogether(
+        long[] ids, int[] missing, int n, Handle[] handles, MemorySegment[] bytes) {
+      Reservation[] rs = new Reservation[n];
+      List<CompletableFuture<Void>> reads = new ArrayList<>(n);
+      try {
+        for (int k = 0; k < n; k++) {
+          long id = ids[missing[k]];
+          rs[k] = cache.reserve(id, extents.lengthOf(id));
+          reads.add(
+              rs[k] == null
+                  ? null
+                  : backend.readAsync(
+                      extents.file(extents.fileOf(id)),
+                      extents.offsetOf(id),
+                      rs[k].segment().asByteBuffer()));
+        }
+        for (int k = 0; k < n; k++) {
+          if (reads.get(k) == null) {
+            continue;
+          }
+          try {
+            reads.get(k).join(); // the buffer is the read's until then, failed or not
+          } catch (CompletionException | java.util.concurrent.CancellationException e) {
+            rs[k].close();
+            rs[k] = null;
+            continue;
+          }
+          rs[k].commit();
+          rs[k].close();
+          rs[k] = null;
+          int i = missing[k];
+          Handle h = cache.pin(ids[i]);
+          if (h != null) {
+            handles[i] = h;
+            bytes[i] = h.segment();
+          }
+        }
+      } finally {
+        for (int k = 0; k < n; k++) {
+          if (rs[k] != null) {
+            if (k < reads.size() && reads.get(k) != null) {
+              reads.get(k).exceptionally(e -> null).join();
+            }
+            rs[k].close();
+          }
+        }
       }
     }
 
