@@ -426,7 +426,7 @@ public final class Prefetcher implements AutoCloseable {
     // keeping). A step due soon is read tight first, its needed samples alone, and the neighbours
     // after, in reads of their own: the stream gets its batch without waiting for whole chunks,
     // and the device still sees long reads.
-    boolean roomy = abs - now >= NEAR_STEPS;
+    boolean roomy = backend.prefersLargeReads() || abs - now >= NEAR_STEPS;
     long bytes = 0;
     int i = 0;
     while (i < n) {

@@ -61,6 +61,11 @@ public final class CountingReadBackend implements ReadBackend {
   }
 
   @Override
+  public boolean prefersLargeReads() {
+    return delegate.prefersLargeReads();
+  }
+
+  @Override
   public void close() {
     delegate.close();
   }

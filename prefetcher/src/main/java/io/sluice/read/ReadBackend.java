@@ -50,6 +50,16 @@ public interface ReadBackend extends AutoCloseable {
     return false;
   }
 
+  /**
+   * True when every request costs far more than the bytes it moves (an object store: a round trip
+   * and a request each). The read-ahead then reads whole chunks even for a step due now, instead of
+   * the step's samples alone first: a trainer waits a little longer for its first bytes but the
+   * link stays full.
+   */
+  default boolean prefersLargeReads() {
+    return false;
+  }
+
   @Override
   void close();
 }

@@ -84,6 +84,12 @@ public final class S3ReadBackend implements ReadBackend {
     return true;
   }
 
+  /** A GET costs a round trip whatever its size: read ahead in whole chunks. */
+  @Override
+  public boolean prefersLargeReads() {
+    return true;
+  }
+
   @Override
   public void close() {}
 
