@@ -838,7 +838,10 @@ def main(argv=None):
     p.add_argument("--baseline-seconds", type=float, default=30.0)
     p.add_argument("--shuffle", default="global,block",
                    help="Sluice rows: comma-separated shuffle modes (default global,block)")
-    p.add_argument("--memory-budget", default="1g")
+    p.add_argument("--memory-budget", default="2g",
+                   help="the daemon's budget (default 2g: half is cache, split between the "
+                        "measured and the warm-up dataset; a block of 4 shards, 256 MiB here, "
+                        "must fit the measured one's share for block reads in whole chunks)")
     p.add_argument("--warmup-size", type=int, default=64,
                    help="MiB of a second dataset each daemon reads an epoch of before the "
                         "measured one, so that its JIT is warm and its cache still cold for the "

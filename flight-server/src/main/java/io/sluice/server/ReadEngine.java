@@ -40,6 +40,12 @@ final class ReadEngine implements AutoCloseable {
   /** The longest read-ahead read from an object store. */
   static final int OBJECT_STORE_READ_BYTES = 4 << 20;
 
+  /**
+   * The fewest object-store reads in flight the read-ahead may settle on: over a slow link a few
+   * large reads fill it, and more only make each one (the next step's included) arrive later.
+   */
+  static final int OBJECT_STORE_MIN_IN_FLIGHT = 2;
+
   private final long cacheBudget;
   private final long perDataset;
   private final PrefetchOptions options;
@@ -199,12 +205,15 @@ final class ReadEngine implements AutoCloseable {
   /**
    * The read-ahead options for {@code dataset}: an object store's requests cost milliseconds each
    * whatever their size, so its reads are coalesced into spans of up to {@value
-   * #OBJECT_STORE_READ_BYTES} bytes instead of the local default.
+   * #OBJECT_STORE_READ_BYTES} bytes instead of the local default, and the number in flight may
+   * adapt down to {@value #OBJECT_STORE_MIN_IN_FLIGHT}.
    */
   private PrefetchOptions optionsFor(ServedDataset dataset) {
     return S3ReadBackend.NAME.equals(dataset.backend().name())
             && options.maxReadBytes() < OBJECT_STORE_READ_BYTES
-        ? options.withMaxReadBytes(OBJECT_STORE_READ_BYTES)
+        ? options
+            .withMaxReadBytes(OBJECT_STORE_READ_BYTES)
+            .withInFlight(OBJECT_STORE_MIN_IN_FLIGHT, options.maxInFlight())
         : options;
   }
 

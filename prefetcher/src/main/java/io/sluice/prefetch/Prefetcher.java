@@ -198,7 +198,13 @@ public final class Prefetcher implements AutoCloseable {
         new InFlightLimit(
             options.minInFlight(),
             options.maxInFlight(),
-            Math.min(options.maxInFlight(), Math.max(options.minInFlight(), 32)));
+            // 32 reads of 1 MiB; fewer of larger ones (an object store's), which over a slow
+            // link would otherwise share it so evenly that the step due next arrives last.
+            Math.min(
+                options.maxInFlight(),
+                Math.max(
+                    options.minInFlight(),
+                    (int) Math.min(32, (32L << 20) / options.maxReadBytes()))));
     this.thread =
         Thread.ofPlatform().daemon().name("sluice-prefetch-" + name).unstarted(this::schedule);
     thread.start();
@@ -425,8 +431,30 @@ public final class Prefetcher implements AutoCloseable {
     // A step far enough ahead is read in whole chunks (the needed samples with the neighbours worth
     // keeping). A step due soon is read tight first, its needed samples alone, and the neighbours
     // after, in reads of their own: the stream gets its batch without waiting for whole chunks,
-    // and the device still sees long reads.
+    // and the device still sees long reads. Where requests cost more than bytes, always chunks.
     boolean roomy = backend.prefersLargeReads() || abs - now >= NEAR_STEPS;
+    boolean opening = abs - c.startStep < NEAR_STEPS;
+    long bytes = issueSorted(need, n, abs, now, roomy, opening);
+    lock.lock();
+    try {
+      if (c.detached) {
+        return; // closed while this step was being read: nothing will consume it
+      }
+      c.issued.add(new long[] {abs, bytes});
+      c.issuedBytes += bytes;
+      windowBytes += bytes;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Reads the samples {@code need[0..n)} (ascending, none cached or loading) needed at step {@code
+   * abs}: close ones of a shard as one read, in whole chunks with the neighbours worth keeping when
+   * {@code roomy}. Returns the needed bytes reserved.
+   */
+  private long issueSorted(long[] need, int n, long abs, long now, boolean roomy, boolean opening)
+      throws InterruptedException {
     long bytes = 0;
     int i = 0;
     while (i < n) {
@@ -480,7 +508,6 @@ public final class Prefetcher implements AutoCloseable {
         bytes += issueRange(file, need, i, j, need[i], need[j - 1] + 1, abs, now);
         // A stream's very first steps: nothing is read yet, so the neighbours wait for the
         // chunk reads of the steps after (which come right behind these tight reads).
-        boolean opening = abs - c.startStep < NEAR_STEPS;
         if (!opening && lo < need[i]) {
           issueRange(file, need, i, i, lo, need[i], abs, now);
         }
@@ -490,17 +517,7 @@ public final class Prefetcher implements AutoCloseable {
       }
       i = j;
     }
-    lock.lock();
-    try {
-      if (c.detached) {
-        return; // closed while this step was being read: nothing will consume it
-      }
-      c.issued.add(new long[] {abs, bytes});
-      c.issuedBytes += bytes;
-      windowBytes += bytes;
-    } finally {
-      lock.unlock();
-    }
+    return bytes;
   }
 
   private long minTakenNow() {
@@ -964,7 +981,9 @@ public final class Prefetcher implements AutoCloseable {
         if (missCount > 0) {
           long t = System.nanoTime();
           misses = missCount;
-          if (backend.prefersBatches() && missCount > 1) {
+          if (backend.prefersLargeReads()) {
+            readMissesAsChunks(ids, missing, missCount, abs, handles, bytes);
+          } else if (backend.prefersBatches() && missCount > 1) {
             readMissesTogether(ids, missing, missCount, handles, bytes);
           }
           for (int k = 0; k < missCount; k++) {
@@ -1094,6 +1113,47 @@ public final class Prefetcher implements AutoCloseable {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new java.io.InterruptedIOException("interrupted waiting for sample_id=" + id);
+      }
+    }
+
+    /**
+     * Where requests cost more than bytes: the missed samples go through the read-ahead's own path
+     * (whole chunks, the neighbours worth keeping kept), on this thread, and are waited for. One
+     * GET per missed sample would make a stream that caught up with the read-ahead on a slow link
+     * request-bound for good. What still misses is left unset for the one-by-one path.
+     */
+    private void readMissesAsChunks(
+        long[] ids, int[] missing, int n, long abs, Handle[] handles, MemorySegment[] bytes)
+        throws IOException {
+      long[] need = new long[n];
+      for (int k = 0; k < n; k++) {
+        need[k] = ids[missing[k]];
+      }
+      Arrays.sort(need);
+      int m = 0;
+      for (int k = 0; k < n; k++) {
+        if ((k == 0 || need[k] != need[k - 1]) && !loading.containsKey(need[k])) {
+          need[m++] = need[k];
+        }
+      }
+      try {
+        issueSorted(need, cache.retainUncached(need, m), abs, minTakenNow(), true, false);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("interrupted reading step " + abs);
+      }
+      for (int k = 0; k < n; k++) {
+        int i = missing[k];
+        long id = ids[i];
+        CompletableFuture<Void> f = loading.get(id);
+        if (f != null) {
+          awaitLoading(f, id);
+        }
+        Handle h = cache.pin(id);
+        if (h != null) {
+          handles[i] = h;
+          bytes[i] = h.segment();
+        }
       }
     }
 
