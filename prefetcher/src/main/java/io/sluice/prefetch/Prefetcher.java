@@ -1170,13 +1170,20 @@ public final class Prefetcher implements AutoCloseable {
         for (int k = 0; k < n; k++) {
           long id = ids[missing[k]];
           rs[k] = cache.reserve(id, extents.lengthOf(id));
-          reads.add(
-              rs[k] == null
-                  ? null
-                  : backend.readAsync(
+          CompletableFuture<Void> read = null;
+          if (rs[k] != null) {
+            try {
+              read =
+                  backend.readAsync(
                       extents.file(extents.fileOf(id)),
                       extents.offsetOf(id),
-                      rs[k].segment().asByteBuffer()));
+                      rs[k].segment().asByteBuffer());
+            } catch (RuntimeException e) {
+              // Not submitted (a backend that could not take it): the one-by-one path reads it.
+              read = CompletableFuture.failedFuture(e);
+            }
+          }
+          reads.add(read);
         }
         for (int k = 0; k < n; k++) {
           if (reads.get(k) == null) {
