@@ -146,6 +146,9 @@ public final class S3Store implements AutoCloseable {
     Attempt a = new Attempt(r, hedge);
     synchronized (r) {
       if (r.finished) {
+        if (hedge) {
+          liveHedges.decrementAndGet(); // taken by hedge(), never to be ended
+        }
         return;
       }
       r.tries++;
