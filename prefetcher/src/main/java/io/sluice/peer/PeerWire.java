@@ -51,7 +51,8 @@ public final class PeerWire {
   }
 
   /** Writes a fetch at {@code out}'s position. */
-  public static void putFetch(ByteBuffer out, long requestId, String dataset, long[] ids, int[] lengths) {
+  public static void putFetch(
+      ByteBuffer out, long requestId, String dataset, long[] ids, int[] lengths) {
     byte[] name = utf8(dataset);
     if (name.length > MAX_DATASET_BYTES) {
       throw new IllegalArgumentException(
@@ -73,12 +74,16 @@ public final class PeerWire {
   public static byte kind(ByteBuffer in) throws PeerException {
     in.order(ByteOrder.LITTLE_ENDIAN);
     if (in.remaining() < PREAMBLE_BYTES) {
-      throw new PeerException("message of " + in.remaining() + " bytes is shorter than its preamble");
+      throw new PeerException(
+          "message of " + in.remaining() + " bytes is shorter than its preamble");
     }
     int magic = in.getInt();
     if (magic != MAGIC) {
       throw new PeerException(
-          "magic=0x" + Integer.toHexString(magic) + " is not 0x" + Integer.toHexString(MAGIC)
+          "magic=0x"
+              + Integer.toHexString(magic)
+              + " is not 0x"
+              + Integer.toHexString(MAGIC)
               + ": not a Sluice peer, or another protocol version");
     }
     return in.get();
@@ -131,7 +136,8 @@ public final class PeerWire {
     try {
       int count = in.getInt();
       if (count != expectedCount) {
-        throw new PeerException("answer holds " + count + " samples, the fetch asked for " + expectedCount);
+        throw new PeerException(
+            "answer holds " + count + " samples, the fetch asked for " + expectedCount);
       }
       int[] lengths = new int[count];
       for (int i = 0; i < count; i++) {
