@@ -250,6 +250,33 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /**
+   * Pins a cached sample for a peer daemon, or returns null when it is not here (or the cache is
+   * closed). Unlike {@link #pin} it counts neither a hit nor a miss and leaves the eviction order
+   * alone: a peer's read says nothing about when this node needs the sample.
+   */
+  public Handle lend(long sampleId) {
+    lock.lock();
+    try {
+      if (closed) {
+        return null;
+      }
+      Entry e = entries.get(sampleId);
+      if (e == null || !e.committed) {
+        return null;
+      }
+      if (e.pins++ == 0) {
+        stuck.put(e.address, e.allocatedBytes);
+        pinnedBytes += e.allocatedBytes;
+        policy.onPin(e.sampleId, e.policyToken);
+      }
+      openHandles++;
+      return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** A hit on a committed entry: pins it (taking it out of the candidates on its first pin). */
   private Handle pinLocked(Entry e) {
     hits++;

@@ -15,7 +15,10 @@ public interface PeerChannel extends AutoCloseable {
    * object), is left unfilled. {@code dsts} belong to the fetch until the future completes.
    *
    * <p>Fails (exceptionally, with a {@link PeerException} naming the peer) when the path fails: the
-   * peer is gone, the connection broke, the answer did not decode. Never throws.
+   * peer is gone, the connection broke, the answer did not decode, or no answer came within the
+   * transport's fetch timeout. Never throws. Once the future has completed, however it completed,
+   * the transport writes nothing more into {@code dsts}: a caller may read into them from
+   * elsewhere.
    */
   CompletableFuture<boolean[]> fetch(String dataset, long[] ids, MemorySegment[] dsts);
 

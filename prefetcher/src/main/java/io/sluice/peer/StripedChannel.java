@@ -112,9 +112,10 @@ public final class StripedChannel implements PeerChannel {
 
   private void markDownLocked(Path p, Throwable why) {
     p.failures.increment();
-    if (p.channel != null) {
-      p.channel.close();
-      p.channel = null;
+    PeerChannel failed = p.channel;
+    p.channel = null; // first: closing fails its fetches, whose handlers come back here
+    if (failed != null) {
+      failed.close();
     }
     p.downUntil = System.nanoTime() + retryAfterNanos;
     if (p.downUntil == 0) {

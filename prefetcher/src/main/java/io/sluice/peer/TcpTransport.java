@@ -57,11 +57,16 @@ public final class TcpTransport implements PeerTransport {
   /** Largest answer a channel accepts; callers split fetches well below it. */
   static final int MAX_ANSWER_FRAME = 1 << 30;
 
+  /** A fetch with no answer after this long fails (the asker reads from storage). */
+  public static final long DEFAULT_FETCH_TIMEOUT_MS = 10_000;
+
   private final EventLoopGroup group;
   private final boolean ioUring;
+  private final long fetchTimeoutMs;
   private final List<AutoCloseable> open = new CopyOnWriteArrayList<>();
 
-  private TcpTransport(int threads) {
+  private TcpTransport(int threads, long fetchTimeoutMs) {
+    this.fetchTimeoutMs = fetchTimeoutMs;
     this.ioUring = IoUring.isAvailable();
     IoHandlerFactory factory = ioUring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory();
     this.group = new MultiThreadIoEventLoopGroup(threads, factory);
@@ -72,10 +77,18 @@ public final class TcpTransport implements PeerTransport {
 
   /** A transport with {@code threads} event loops (2 is plenty for a node's peer traffic). */
   public static TcpTransport create(int threads) {
+    return create(threads, DEFAULT_FETCH_TIMEOUT_MS);
+  }
+
+  /** As above; a fetch not answered within {@code fetchTimeoutMs} fails. */
+  public static TcpTransport create(int threads, long fetchTimeoutMs) {
     if (threads < 1) {
       throw new IllegalArgumentException("threads=" + threads + " must be >= 1");
     }
-    return new TcpTransport(threads);
+    if (fetchTimeoutMs < 1) {
+      throw new IllegalArgumentException("fetchTimeoutMs=" + fetchTimeoutMs + " must be >= 1");
+    }
+    return new TcpTransport(threads, fetchTimeoutMs);
   }
 
   @Override
@@ -350,6 +363,12 @@ public final class TcpTransport implements PeerTransport {
       long id = nextId.getAndIncrement();
       Pending p = new Pending(ids, dsts, new CompletableFuture<>());
       pending.put(id, p);
+      // Whoever takes the entry out of pending first (the answer, the timeout, a failure) owns
+      // the destinations: a late answer finds nothing and is dropped unread.
+      group.schedule(
+          () -> complete(id, null, PeerException.timedOut(describe(), fetchTimeoutMs)),
+          fetchTimeoutMs,
+          java.util.concurrent.TimeUnit.MILLISECONDS);
       ByteBuffer msg = PeerWire.allocate(4 + PeerWire.fetchBytes(dataset, ids.length));
       msg.putInt(0);
       try {
@@ -423,37 +442,16 @@ public final class TcpTransport implements PeerTransport {
           if (kind != PeerWire.ANSWER) {
             throw new PeerException("kind=" + kind + " is not an answer");
           }
-          Pending p = pending.get(id);
+          Pending p = pending.remove(id);
           if (p == null) {
-            throw new PeerException("answer to requestId=" + id + ", which is not in flight");
+            return; // timed out or failed already: its destinations are no longer ours
           }
-          int[] lengths = PeerWire.getAnswerLengths(in, p.ids.length);
-          MemorySegment body = MemorySegment.ofBuffer(in);
-          long at = 0;
-          boolean[] filled = new boolean[lengths.length];
-          for (int i = 0; i < lengths.length; i++) {
-            if (lengths[i] < 0) {
-              continue;
-            }
-            if (lengths[i] != p.dsts[i].byteSize() || at + lengths[i] > body.byteSize()) {
-              throw new PeerException(
-                  "answer to requestId="
-                      + id
-                      + ": sample "
-                      + p.ids[i]
-                      + " lengthBytes="
-                      + lengths[i]
-                      + " does not fit (expected "
-                      + p.dsts[i].byteSize()
-                      + ", "
-                      + (body.byteSize() - at)
-                      + " left)");
-            }
-            MemorySegment.copy(body, at, p.dsts[i], 0, lengths[i]);
-            at += lengths[i];
-            filled[i] = true;
+          try {
+            p.done.complete(fill(p, id, in));
+          } catch (PeerException | RuntimeException e) {
+            p.done.completeExceptionally(e);
+            throw e;
           }
-          complete(id, filled, null);
         } catch (PeerException | RuntimeException e) {
           PeerException pe =
               e instanceof PeerException x
@@ -462,6 +460,37 @@ public final class TcpTransport implements PeerTransport {
           fail(pe);
           ctx.close();
         }
+      }
+
+      /** Copies a held answer's samples into their destinations. */
+      private boolean[] fill(Pending p, long id, ByteBuffer in) throws PeerException {
+        int[] lengths = PeerWire.getAnswerLengths(in, p.ids.length);
+        MemorySegment body = MemorySegment.ofBuffer(in);
+        long at = 0;
+        boolean[] filled = new boolean[lengths.length];
+        for (int i = 0; i < lengths.length; i++) {
+          if (lengths[i] < 0) {
+            continue;
+          }
+          if (lengths[i] != p.dsts[i].byteSize() || at + lengths[i] > body.byteSize()) {
+            throw new PeerException(
+                "answer to requestId="
+                    + id
+                    + ": sample "
+                    + p.ids[i]
+                    + " lengthBytes="
+                    + lengths[i]
+                    + " does not fit (expected "
+                    + p.dsts[i].byteSize()
+                    + ", "
+                    + (body.byteSize() - at)
+                    + " left)");
+          }
+          MemorySegment.copy(body, at, p.dsts[i], 0, lengths[i]);
+          at += lengths[i];
+          filled[i] = true;
+        }
+        return filled;
       }
 
       @Override

@@ -66,6 +66,8 @@ public final class UcxTransport implements PeerTransport {
   private final Queue<Runnable> tasks = new ConcurrentLinkedQueue<>();
   private final AtomicLong nextRequest = new AtomicLong(1);
   private final long stagingBytes;
+  private final long fetchTimeoutMs;
+  private final java.util.concurrent.ScheduledExecutorService timers;
   private volatile boolean closed;
 
   // Owned by the progress thread.
@@ -73,8 +75,12 @@ public final class UcxTransport implements PeerTransport {
   private final List<Server> servers = new ArrayList<>();
   private final List<Client> clients = new ArrayList<>();
 
-  private UcxTransport(long stagingBytes) {
+  private UcxTransport(long stagingBytes, long fetchTimeoutMs) {
     this.stagingBytes = stagingBytes;
+    this.fetchTimeoutMs = fetchTimeoutMs;
+    this.timers =
+        java.util.concurrent.Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().daemon().name("sluice-ucx-timer").factory());
     this.context =
         new UcpContext(
             new UcpParams().requestAmFeature().requestRmaFeature().requestWakeupFeature());
@@ -95,16 +101,23 @@ public final class UcxTransport implements PeerTransport {
    * @throws PeerException naming the cause when UCX cannot start here (no libucp, no JUCX native)
    */
   public static UcxTransport create() throws PeerException {
-    return create(DEFAULT_STAGING_BYTES);
+    return create(DEFAULT_STAGING_BYTES, TcpTransport.DEFAULT_FETCH_TIMEOUT_MS);
   }
 
-  public static UcxTransport create(long stagingBytes) throws PeerException {
+  /**
+   * A transport whose servers register {@code stagingBytes} for answers in flight (a fetch waits
+   * for room) and whose fetches fail when unanswered after {@code fetchTimeoutMs}.
+   */
+  public static UcxTransport create(long stagingBytes, long fetchTimeoutMs) throws PeerException {
+    if (fetchTimeoutMs < 1) {
+      throw new IllegalArgumentException("fetchTimeoutMs=" + fetchTimeoutMs + " must be >= 1");
+    }
     if (stagingBytes < SLOT_BYTES) {
       throw new IllegalArgumentException(
           "stagingBytes=" + stagingBytes + " must be >= " + SLOT_BYTES);
     }
     try {
-      return new UcxTransport(stagingBytes);
+      return new UcxTransport(stagingBytes, fetchTimeoutMs);
     } catch (UnsatisfiedLinkError | RuntimeException | ExceptionInInitializerError e) {
       throw new PeerException("ucx unavailable: " + e, e);
     } catch (NoClassDefFoundError e) {
@@ -193,6 +206,7 @@ public final class UcxTransport implements PeerTransport {
       return;
     }
     closed = true;
+    timers.shutdownNow();
     worker.signal();
     try {
       progress.join(5000);
@@ -685,6 +699,20 @@ public final class UcxTransport implements PeerTransport {
             }
             pending.put(id, new Pending(this, ids, dsts, done));
             send(ep, AM_FETCH, msg, true);
+            // Only an unanswered fetch times out: once answered it is out of pending and its gets
+            // end in success or an endpoint error, after which nothing writes its destinations.
+            timers.schedule(
+                () ->
+                    onProgress(
+                        () -> {
+                          Pending p = pending.remove(id);
+                          if (p != null) {
+                            p.done.completeExceptionally(
+                                PeerException.timedOut(describe(), fetchTimeoutMs));
+                          }
+                        }),
+                fetchTimeoutMs,
+                java.util.concurrent.TimeUnit.MILLISECONDS);
           });
       return done;
     }

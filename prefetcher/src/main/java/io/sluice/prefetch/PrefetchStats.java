@@ -6,7 +6,7 @@ import java.util.concurrent.atomic.LongAdder;
  * A prefetcher's counters: reads issued and bytes read (gaps and kept neighbours included), reads
  * that covered several samples, samples read ahead, neighbours kept because the plan needs them
  * soon, samples found cached already (reuse from an earlier epoch or another rank), samples that
- * did not fit the cache, failed reads, and the spill tier's use. Thread-safe.
+ * did not fit the cache, failed reads, the spill tier's use and the peers'. Thread-safe.
  */
 public final class PrefetchStats {
   final LongAdder reads = new LongAdder();
@@ -20,6 +20,9 @@ public final class PrefetchStats {
   final LongAdder readNanos = new LongAdder();
   final LongAdder spillHits = new LongAdder();
   final LongAdder spilled = new LongAdder();
+  final LongAdder peerHits = new LongAdder();
+  final LongAdder peerBytes = new LongAdder();
+  final LongAdder peerFallbacks = new LongAdder();
 
   public Snapshot snapshot(int inFlight, int inFlightLimit, long windowBytes) {
     return new Snapshot(
@@ -34,6 +37,9 @@ public final class PrefetchStats {
         readNanos.sum(),
         spillHits.sum(),
         spilled.sum(),
+        peerHits.sum(),
+        peerBytes.sum(),
+        peerFallbacks.sum(),
         inFlight,
         inFlightLimit,
         windowBytes);
@@ -43,6 +49,10 @@ public final class PrefetchStats {
    * @param readNanos the sum of every read's latency (issue to completion)
    * @param spillHits samples read ahead from the spill tier instead of the backend
    * @param spilled samples written to the spill tier as they were read
+   * @param peerHits samples read ahead from a peer daemon's cache instead of the backend
+   * @param peerBytes their bytes
+   * @param peerFallbacks samples asked of a peer that came from the backend after all (not held
+   *     there, the peer down or slow)
    * @param inFlight reads in flight now (the queue depth)
    * @param inFlightLimit the adaptive limit now
    * @param windowBytes bytes read ahead and not yet consumed now
@@ -59,6 +69,9 @@ public final class PrefetchStats {
       long readNanos,
       long spillHits,
       long spilled,
+      long peerHits,
+      long peerBytes,
+      long peerFallbacks,
       int inFlight,
       int inFlightLimit,
       long windowBytes) {

@@ -5,6 +5,7 @@ import io.sluice.cache.NextUse;
 import io.sluice.cache.Reservation;
 import io.sluice.cache.SampleCache;
 import io.sluice.format.SampleExtents;
+import io.sluice.peer.PeerSource;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.LookAhead;
 import io.sluice.read.ReadBackend;
@@ -17,11 +18,15 @@ import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -118,12 +123,17 @@ public final class Prefetcher implements AutoCloseable {
   private final TreeSet<Integer> ranks = new TreeSet<>();
   private long baseEpoch = -1;
   private int inFlight;
+  private int peerFetches; // fetches from peers in flight: they write into cache memory
   private long windowBytes;
   private boolean cacheFull;
   private boolean schedulerIdle; // the scheduler waits for a change (guarded by lock)
   private boolean closed;
 
   private volatile Throwable failure;
+  private volatile PeerSource peers; // null: no peers
+
+  /** Samples a peer did not deliver, for the scheduler thread to read from the backend. */
+  private final ConcurrentLinkedQueue<List<Part>> fallbacks = new ConcurrentLinkedQueue<>();
 
   // Written under lock, read by the scheduler without it.
   private volatile NextUse nextUse = (id, step) -> NextUse.NEVER;
@@ -225,6 +235,24 @@ public final class Prefetcher implements AutoCloseable {
     lock.lock();
     try {
       return stats.snapshot(inFlight, limit.limit(), windowBytes);
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /**
+   * Lets the read-ahead take samples from peer daemons' caches: a sample the plan says a peer
+   * consumed last epoch is fetched from it instead of the backend (the backend reads it when the
+   * peer does not deliver), and samples a peer will ask this node for are kept over ones nobody
+   * needs. Call before streams attach.
+   */
+  public void usePeers(PeerSource source) {
+    lock.lock();
+    try {
+      this.peers = source;
+      if (baseEpoch >= 0) {
+        replanLocked(baseEpoch);
+      }
     } finally {
       lock.unlock();
     }
@@ -338,17 +366,34 @@ public final class Prefetcher implements AutoCloseable {
     // The samples read ahead are among the ones kept, not beside them: the whole cache's worth
     // of steps from the slowest stream. Belady evicts the farthest first if that is too many.
     keepSteps = cache.stats().budgetBytes() / stepBytes;
-    cache.replan(use, minTakenLocked());
+    NextUse kept = use;
+    PeerSource p = peers;
+    if (p != null) {
+      // A sample a peer will ask for next epoch outranks one nobody needs (evicted first), and
+      // comes after this node's own uses of that epoch's same step.
+      kept =
+          (id, step) -> {
+            long own = use.nextUseStep(id, step);
+            if (own != NextUse.NEVER || id < 0 || id >= totalSamples) {
+              return own;
+            }
+            long epoch = Math.floorDiv(step, stepsPerEpoch);
+            long lent = p.lentAtStep(id, epoch);
+            return lent < 0 ? NextUse.NEVER : (epoch + 1) * stepsPerEpoch + lent;
+          };
+    }
+    cache.replan(kept, minTakenLocked());
     if (spill != null) {
-      spill.replan(use, minTakenLocked());
+      spill.replan(kept, minTakenLocked());
     }
   }
 
   private void schedule() {
     try {
       while (true) {
+        readFallbacks();
         Consumer c;
-        long step;
+        long step = -1;
         lock.lock();
         try {
           while (true) {
@@ -360,6 +405,9 @@ public final class Prefetcher implements AutoCloseable {
               step = c.nextIssue++;
               break;
             }
+            if (!fallbacks.isEmpty()) {
+              break;
+            }
             schedulerIdle = true;
             try {
               changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
@@ -369,6 +417,9 @@ public final class Prefetcher implements AutoCloseable {
           }
         } finally {
           lock.unlock();
+        }
+        if (c == null) {
+          continue; // peer fallbacks to read first
         }
         try {
           issueStep(c, step);
@@ -427,6 +478,13 @@ public final class Prefetcher implements AutoCloseable {
     int uncached = cache.retainUncached(need, n); // one lock for the step, not one per sample
     stats.alreadyCached.add(n - uncached);
     n = uncached;
+    long peerBytes = 0;
+    PeerSource p = peers;
+    if (p != null) {
+      long[] taken = new long[1];
+      n = fromPeers(p, need, n, abs, taken);
+      peerBytes = taken[0];
+    }
     long now = minTakenNow();
     // A step far enough ahead is read in whole chunks (the needed samples with the neighbours worth
     // keeping). A step due soon is read tight first, its needed samples alone, and the neighbours
@@ -434,7 +492,7 @@ public final class Prefetcher implements AutoCloseable {
     // and the device still sees long reads. Where requests cost more than bytes, always chunks.
     boolean roomy = backend.prefersLargeReads() || abs - now >= NEAR_STEPS;
     boolean opening = abs - c.startStep < NEAR_STEPS;
-    long bytes = issueSorted(need, n, abs, now, roomy, opening);
+    long bytes = peerBytes + issueSorted(need, n, abs, now, roomy, opening);
     lock.lock();
     try {
       if (c.detached) {
@@ -544,8 +602,17 @@ public final class Prefetcher implements AutoCloseable {
     return !loading.containsKey(id) && !cache.holds(id) && soonNeeded(id, now);
   }
 
+  /**
+   * Needed soon enough to be kept if read now, and not a sample a peer will deliver when its step
+   * comes (reading it from the backend as a neighbour would cost the store a read the job saves).
+   */
   private boolean soonNeeded(long id, long now) {
-    return keptUntil(id, now) != NextUse.NEVER;
+    long next = keptUntil(id, now);
+    if (next == NextUse.NEVER) {
+      return false;
+    }
+    PeerSource p = peers;
+    return p == null || p.holderOf(id, next / stepsPerEpoch) < 0;
   }
 
   /** The step at which {@code id} is next needed if that is soon enough to keep it, else NEVER. */
@@ -619,6 +686,146 @@ public final class Prefetcher implements AutoCloseable {
       end = p.offset + p.reservation.segment().byteSize();
     }
     return end - parts.getFirst().offset <= options.maxReadBytes();
+  }
+
+  /**
+   * Starts fetching from peers the samples of {@code need[0..n)} (ascending) that the plan says a
+   * peer holds, one fetch per peer, and returns how many of {@code need} are left for the backend
+   * (compacted to the front). {@code bytes[0]} gets the bytes reserved for the fetches.
+   */
+  private int fromPeers(PeerSource p, long[] need, int n, long abs, long[] bytes) {
+    long epoch = abs / stepsPerEpoch;
+    Map<Integer, List<Part>> byNode = null;
+    int left = 0;
+    for (int i = 0; i < n; i++) {
+      long id = need[i];
+      int node = p.holderOf(id, epoch);
+      if (node < 0) {
+        need[left++] = id;
+        continue;
+      }
+      if (byNode == null) {
+        byNode = new HashMap<>();
+      }
+      List<Part> parts = byNode.computeIfAbsent(node, k -> new ArrayList<>());
+      if (reserve(id, parts, abs, true)) {
+        loading.put(id, parts.getLast().done);
+        bytes[0] += extents.lengthOf(id);
+      }
+    }
+    if (byNode != null) {
+      for (Map.Entry<Integer, List<Part>> e : byNode.entrySet()) {
+        List<Part> parts = e.getValue();
+        if (parts.isEmpty()) {
+          continue;
+        }
+        long[] ids = new long[parts.size()];
+        MemorySegment[] dsts = new MemorySegment[parts.size()];
+        for (int i = 0; i < ids.length; i++) {
+          ids[i] = parts.get(i).id;
+          dsts[i] = parts.get(i).reservation.segment();
+        }
+        lock.lock();
+        try {
+          peerFetches++;
+        } finally {
+          lock.unlock();
+        }
+        p.fetch(e.getKey(), ids, dsts)
+            .whenCompleteAsync((filled, error) -> completePeerFetch(parts, filled), completions);
+      }
+    }
+    return left;
+  }
+
+  /**
+   * Publishes what a peer delivered; queues the rest for the backend. The transport writes nothing
+   * into a fetch's destinations once its future completed, so a failed or timed-out fetch's
+   * reservations are safe to read into.
+   */
+  private void completePeerFetch(List<Part> parts, boolean[] filled) {
+    try {
+      publishPeerFetch(parts, filled);
+    } finally {
+      lock.lock();
+      try {
+        peerFetches--;
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  private void publishPeerFetch(List<Part> parts, boolean[] filled) {
+    List<Part> rest = new ArrayList<>();
+    for (int i = 0; i < parts.size(); i++) {
+      Part p = parts.get(i);
+      if (filled == null || !filled[i]) {
+        rest.add(p);
+        continue;
+      }
+      try {
+        p.reservation.commit();
+        stats.peerHits.increment();
+        stats.peerBytes.add(p.reservation.segment().byteSize());
+      } catch (RuntimeException e) {
+        // the cache closed under us: the stream reads it on demand
+      } finally {
+        p.reservation.close();
+        loading.remove(p.id, p.done);
+        p.done.complete(null);
+      }
+    }
+    if (!rest.isEmpty()) {
+      stats.peerFallbacks.add(rest.size());
+      lock.lock();
+      try {
+        if (closed) {
+          abandon(rest); // streams still attached read them on demand
+        } else {
+          fallbacks.add(rest);
+        }
+      } finally {
+        lock.unlock();
+      }
+    }
+  }
+
+  /**
+   * On the scheduler thread: reads from the backend what peers did not deliver, side-by-side
+   * samples of a shard together. Their reservations and loading entries are still held.
+   */
+  private void readFallbacks() throws InterruptedException {
+    List<Part> parts;
+    while ((parts = fallbacks.poll()) != null) {
+      List<Part> sorted = new ArrayList<>(parts);
+      sorted.sort(
+          Comparator.<Part>comparingInt(x -> extents.fileOf(x.id))
+              .thenComparingLong(x -> x.offset));
+      int i = 0;
+      while (i < sorted.size()) {
+        int file = extents.fileOf(sorted.get(i).id);
+        long start = sorted.get(i).offset;
+        int j = i + 1;
+        while (j < sorted.size()
+            && extents.fileOf(sorted.get(j).id) == file
+            && sorted.get(j).offset
+                >= sorted.get(j - 1).offset + extents.lengthOf(sorted.get(j - 1).id)
+            && sorted.get(j).offset + extents.lengthOf(sorted.get(j).id) - start
+                <= options.maxReadBytes()) {
+          j++;
+        }
+        List<Part> read = sorted.subList(i, j);
+        try {
+          submit(file, new ArrayList<>(read));
+        } catch (RuntimeException e) {
+          abandon(read);
+          LOG.log(Level.FINE, e, () -> name + ": could not read what a peer did not deliver");
+        }
+        i = j;
+      }
+    }
   }
 
   private void advanceCaches(long step) {
@@ -856,17 +1063,27 @@ public final class Prefetcher implements AutoCloseable {
       long deadline = System.nanoTime() + CLOSE_WAIT_NS;
       lock.lock();
       try {
-        while (inFlight > 0 && System.nanoTime() < deadline) {
+        while ((inFlight > 0 || peerFetches > 0) && System.nanoTime() < deadline) {
           changed.await(IDLE_WAIT_MS, TimeUnit.MILLISECONDS);
         }
-        if (inFlight > 0) {
-          LOG.severe(name + ": " + inFlight + " reads still in flight after close");
+        if (inFlight > 0 || peerFetches > 0) {
+          LOG.severe(
+              name
+                  + ": "
+                  + inFlight
+                  + " reads, "
+                  + peerFetches
+                  + " peer fetches still in flight after close");
         }
       } finally {
         lock.unlock();
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    List<Part> undelivered;
+    while ((undelivered = fallbacks.poll()) != null) {
+      abandon(undelivered);
     }
     if (blockingReads != null) {
       blockingReads.shutdown();

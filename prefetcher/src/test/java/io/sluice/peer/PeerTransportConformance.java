@@ -32,8 +32,14 @@ import org.junit.jupiter.api.Timeout;
 abstract class PeerTransportConformance {
   static final String DATASET = "tokens";
 
-  /** A fresh transport; the suite closes it. */
-  abstract PeerTransport newTransport() throws Exception;
+  /**
+   * A fresh transport whose fetches time out after {@code fetchTimeoutMs}; the caller closes it.
+   */
+  abstract PeerTransport newTransport(long fetchTimeoutMs) throws Exception;
+
+  PeerTransport newTransport() throws Exception {
+    return newTransport(10_000);
+  }
 
   PeerTransport transport;
   Held held;
@@ -279,6 +285,38 @@ abstract class PeerTransportConformance {
           assertThrows(
               ExecutionException.class, () -> get(ch.fetch(DATASET, new long[] {1}, dsts(10))));
       assertInstanceOf(PeerException.class, e.getCause());
+    }
+  }
+
+  @Test
+  void aSilentPeerTimesOutAndWritesNothingAfter() throws Exception {
+    hold(1, 4096);
+    java.util.concurrent.CountDownLatch answer = new java.util.concurrent.CountDownLatch(1);
+    HeldSamples slow =
+        (dataset, id) -> {
+          try {
+            answer.await(10, TimeUnit.SECONDS); // a peer stuck on a lock, or swapping
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          return held.lend(dataset, id);
+        };
+    // The server on a transport of its own: a stuck server must not stall the asker's threads.
+    try (PeerTransport other = newTransport();
+        PeerServer server = other.serve(new InetSocketAddress("127.0.0.1", 0), slow);
+        PeerTransport impatient = newTransport(300);
+        PeerChannel ch = impatient.connect(server.address())) {
+      MemorySegment[] dst = dsts(4096);
+      ExecutionException e =
+          assertThrows(ExecutionException.class, () -> get(ch.fetch(DATASET, new long[] {1}, dst)));
+      PeerException cause = assertInstanceOf(PeerException.class, e.getCause());
+      assertTrue(cause.timedOut(), cause.getMessage());
+      answer.countDown();
+      Thread.sleep(500); // the late answer arrives now, and must be dropped unread
+      for (long i = 0; i < dst[0].byteSize(); i++) {
+        assertEquals(0, dst[0].get(java.lang.foreign.ValueLayout.JAVA_BYTE, i), "byte " + i);
+      }
+      assertLeasesBack();
     }
   }
 

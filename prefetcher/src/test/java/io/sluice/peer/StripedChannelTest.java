@@ -19,8 +19,8 @@ import org.junit.jupiter.api.Test;
  */
 class StripedChannelTest extends PeerTransportConformance {
   @Override
-  PeerTransport newTransport() {
-    return TcpTransport.create(2);
+  PeerTransport newTransport(long fetchTimeoutMs) {
+    return TcpTransport.create(2, fetchTimeoutMs);
   }
 
   private long[] holdMany(int count, int lengthBytes) {

@@ -2,7 +2,7 @@ package io.sluice.peer;
 
 class TcpTransportTest extends PeerTransportConformance {
   @Override
-  PeerTransport newTransport() {
-    return TcpTransport.create(2);
+  PeerTransport newTransport(long fetchTimeoutMs) {
+    return TcpTransport.create(2, fetchTimeoutMs);
   }
 }

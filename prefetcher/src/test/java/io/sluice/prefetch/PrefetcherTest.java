@@ -46,12 +46,16 @@ class PrefetcherTest {
   private static final int SAMPLE_BYTES = SEQ_LEN * 4;
   private static final int SHARDS = 8;
   private static final int PER_SHARD = 500;
-  private static final long TOTAL = (long) SHARDS * PER_SHARD;
+  static final long TOTAL = (long) SHARDS * PER_SHARD;
 
   @TempDir Path dir;
 
-  /** Token j of sample s is s * SEQ_LEN + j: every byte says which sample it belongs to. */
   private void writeDataset() throws IOException {
+    writeDataset(dir);
+  }
+
+  /** Token j of sample s is s * SEQ_LEN + j: every byte says which sample it belongs to. */
+  static void writeDataset(Path dir) throws IOException {
     for (int shard = 0; shard < SHARDS; shard++) {
       ByteBuffer b = ByteBuffer.allocate(PER_SHARD * SAMPLE_BYTES).order(ByteOrder.LITTLE_ENDIAN);
       for (int i = 0; i < PER_SHARD; i++) {
@@ -74,8 +78,7 @@ class PrefetcherTest {
     return new PosixReadBackend();
   }
 
-  private static LongFunction<EpochPlan> plans(
-      TokensSource source, String shuffle, int world, int batch) {
+  static LongFunction<EpochPlan> plans(TokensSource source, String shuffle, int world, int batch) {
     Map<Long, EpochPlan> cache = new ConcurrentHashMap<>();
     return epoch ->
         cache.computeIfAbsent(
@@ -88,7 +91,7 @@ class PrefetcherTest {
                     false));
   }
 
-  private static SampleCache cache(long budget) {
+  static SampleCache cache(long budget) {
     return SampleCache.builder()
         .budgetBytes(budget)
         .slabBytes(Math.min(budget, 1 << 20))
@@ -96,7 +99,7 @@ class PrefetcherTest {
         .build();
   }
 
-  private static void checkSample(long id, MemorySegment bytes) {
+  static void checkSample(long id, MemorySegment bytes) {
     assertEquals(SAMPLE_BYTES, bytes.byteSize(), "sample " + id + " length");
     for (int j = 0; j < SEQ_LEN; j += 37) {
       int token =

@@ -1,0 +1,195 @@
+package io.sluice.prefetch;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.sluice.cache.Handle;
+import io.sluice.cache.SampleCache;
+import io.sluice.format.Formats;
+import io.sluice.format.tokens.TokensSource;
+import io.sluice.peer.HeldSamples;
+import io.sluice.peer.PeerGroup;
+import io.sluice.peer.PeerSource;
+import io.sluice.peer.PeerTopology;
+import io.sluice.peer.TcpTransport;
+import io.sluice.planner.EpochPlan;
+import io.sluice.read.CountingReadBackend;
+import io.sluice.read.PosixReadBackend;
+import java.io.IOException;
+import java.lang.foreign.MemorySegment;
+import java.net.ServerSocket;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.LongFunction;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two nodes (two prefetchers, two caches, two peer groups over loopback tcp) reading one job of
+ * world size 2, a rank each: the second epoch takes from the other node's cache what the plan says
+ * it consumed, the union over both nodes is still every sample once, and a node whose peer is gone
+ * reads from storage instead.
+ */
+class PrefetcherPeersTest {
+  private static final int WORLD = 2;
+  private static final int BATCH = 16;
+
+  @TempDir Path dir;
+
+  /** One node's daemon, cut down: storage, cache, read-ahead, peers. */
+  private final class Node implements AutoCloseable {
+    final CountingReadBackend backend = new CountingReadBackend(new PosixReadBackend());
+    final TokensSource source;
+    final SampleCache cache = PrefetcherTest.cache(8 << 20);
+    final LongFunction<EpochPlan> plans;
+    final Prefetcher prefetcher;
+    final PeerGroup group;
+    final int rank;
+
+    Node(int rank, String peers) throws IOException {
+      this.rank = rank;
+      this.source = (TokensSource) Formats.open(dir, backend);
+      this.plans = PrefetcherTest.plans(source, "global", WORLD, BATCH);
+      this.prefetcher =
+          new Prefetcher(
+              "n" + rank,
+              source,
+              PrefetcherTest.TOTAL,
+              backend,
+              cache,
+              plans,
+              PrefetchOptions.defaults());
+      HeldSamples held =
+          (dataset, id) -> {
+            Handle h = "tokens".equals(dataset) ? cache.lend(id) : null;
+            return h == null
+                ? null
+                : new HeldSamples.Lease() {
+                  @Override
+                  public MemorySegment bytes() {
+                    return h.segment();
+                  }
+
+                  @Override
+                  public void close() {
+                    h.close();
+                  }
+                };
+          };
+      this.group =
+          PeerGroup.start(
+              PeerTopology.parse(peers, rank, 8816),
+              TcpTransport.create(1, 2000),
+              held,
+              new PeerGroup.Settings("127.0.0.1", 2000, 60_000, 60_000));
+      PeerSource source = group.sourceFor("tokens", plans);
+      prefetcher.usePeers(source);
+    }
+
+    /**
+     * This node's rank through one epoch; adds what it delivered (padding aside) to {@code seen}.
+     */
+    void epoch(long epoch, Set<Long> seen) throws IOException {
+      EpochPlan plan = plans.apply(epoch);
+      long[] ids = new long[BATCH];
+      boolean[] padded = new boolean[BATCH];
+      try (Prefetcher.Consumer c = prefetcher.open(rank, epoch, 0)) {
+        for (long step = 0; step < plan.stepCount(); step++) {
+          plan.fill(rank, step, ids, padded);
+          try (Prefetcher.Batch b = c.take(step, ids, ids.length)) {
+            for (int i = 0; i < ids.length; i++) {
+              PrefetcherTest.checkSample(ids[i], b.bytes()[i]);
+              if (!padded[i]) {
+                assertTrue(
+                    seen.add(ids[i]), "sample " + ids[i] + " delivered twice in epoch " + epoch);
+              }
+            }
+          }
+        }
+      }
+      assertNull(prefetcher.failure(), "the scheduler thread died");
+    }
+
+    @Override
+    public void close() {
+      prefetcher.close();
+      group.close();
+      cache.close();
+      try {
+        source.close();
+      } catch (Exception e) {
+        throw new IllegalStateException(e);
+      }
+      backend.close();
+    }
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  @Test
+  void theSecondEpochComesFromThePeersCache() throws IOException {
+    PrefetcherTest.writeDataset(dir);
+    String peers = "127.0.0.1:" + freePort() + ",127.0.0.1:" + freePort();
+    try (Node a = new Node(0, peers);
+        Node b = new Node(1, peers)) {
+      Set<Long> first = new HashSet<>();
+      a.epoch(0, first);
+      b.epoch(0, first);
+      assertEquals(PrefetcherTest.TOTAL, first.size(), "epoch 0 over both nodes");
+      long storageBefore = a.backend.bytesRead() + b.backend.bytesRead();
+
+      Set<Long> second = new HashSet<>();
+      a.epoch(1, second);
+      b.epoch(1, second);
+      assertEquals(PrefetcherTest.TOTAL, second.size(), "epoch 1 over both nodes");
+
+      PrefetchStats.Snapshot sa = a.prefetcher.stats();
+      PrefetchStats.Snapshot sb = b.prefetcher.stats();
+      long fromPeers = sa.peerHits() + sb.peerHits();
+      long storageEpoch1 = a.backend.bytesRead() + b.backend.bytesRead() - storageBefore;
+      // Half of each node's epoch-1 samples were consumed by the other node in epoch 0.
+      assertTrue(
+          fromPeers > PrefetcherTest.TOTAL / 4,
+          "samples from peers: " + fromPeers + " (a: " + sa + ", b: " + sb + ")");
+      assertEquals(fromPeers * 1024, sa.peerBytes() + sb.peerBytes());
+      assertTrue(
+          storageEpoch1 < storageBefore / 2,
+          "storage bytes: epoch 0 " + storageBefore + ", epoch 1 " + storageEpoch1);
+      PeerGroup.Stats ga = a.group.stats();
+      PeerGroup.Stats gb = b.group.stats();
+      assertEquals(
+          sa.peerHits(), ga.samples(), "what a's group fetched is what a's read-ahead used");
+      assertEquals(ga.samples(), gb.served().samplesSent(), "what b served is what a fetched");
+      assertEquals(0, ga.failures() + gb.failures());
+      assertEquals(ga.bytes(), ga.paths().getFirst().bytes(), "one path, all the bytes");
+    }
+  }
+
+  @Test
+  void aGonePeerMeansStorageWithNothingLost() throws IOException {
+    PrefetcherTest.writeDataset(dir);
+    String peers = "127.0.0.1:" + freePort() + ",127.0.0.1:" + freePort();
+    try (Node a = new Node(0, peers)) {
+      Set<Long> first = new HashSet<>();
+      Map<Long, Long> unused = Map.of();
+      try (Node b = new Node(1, peers)) {
+        a.epoch(0, first);
+        b.epoch(0, first);
+      } // b's daemon is gone before epoch 1
+      assertEquals(PrefetcherTest.TOTAL, first.size());
+      Set<Long> second = new HashSet<>();
+      a.epoch(1, second);
+      assertEquals(PrefetcherTest.TOTAL / 2, second.size(), "rank 0's half of epoch 1: " + unused);
+      PeerGroup.Stats g = a.group.stats();
+      assertTrue(g.failures() > 0, "the dead peer was noticed: " + g);
+      assertEquals(0, a.prefetcher.stats().peerHits());
+    }
+  }
+}
