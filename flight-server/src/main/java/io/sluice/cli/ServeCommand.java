@@ -147,6 +147,33 @@ final class ServeCommand implements Callable<Integer> {
   String s3MaxInFlight;
 
   @Option(
+      names = "--peers",
+      paramLabel = "LIST|slurm|dns:NAME",
+      description =
+          "The job's daemons in node order, HOST:PORT each, a node's NICs joined by '+' (@W weighs"
+              + " a path); slurm or dns:SERVICE[:PORT] find them (default: none, a single node).")
+  String peers;
+
+  @Option(
+      names = "--node-rank",
+      paramLabel = "I",
+      description = "This node's index in --peers (default: from Slurm or DNS).")
+  String nodeRank;
+
+  @Option(
+      names = "--peer-transport",
+      paramLabel = "auto|ucx|tcp|disni",
+      description = "How daemons move samples (default auto: ucx where it loads, else tcp).")
+  String peerTransport;
+
+  @Option(
+      names = "--peer-fetch",
+      paramLabel = "remote|always",
+      description =
+          "Datasets that take samples from peers (default remote: object stores, network mounts).")
+  String peerFetch;
+
+  @Option(
       names = "--dataset",
       paramLabel = "NAME=PATH",
       description =
@@ -194,7 +221,8 @@ final class ServeCommand implements Callable<Integer> {
             + (cfg.tls() ? "on" : "off")
             + " auth="
             + (cfg.tokens() == null ? "off" : "on")
-            + (daemon.metricsUri() == null ? "" : " metrics=" + daemon.metricsUri()));
+            + (daemon.metricsUri() == null ? "" : " metrics=" + daemon.metricsUri())
+            + daemon.peersSummary());
     System.out.flush();
     daemon.notifyReady();
     daemon.awaitStopped();
@@ -221,6 +249,10 @@ final class ServeCommand implements Callable<Integer> {
     put(flags, Key.S3_PROFILE, s3Profile);
     put(flags, Key.S3_PATH_STYLE, s3PathStyle);
     put(flags, Key.S3_MAX_IN_FLIGHT, s3MaxInFlight);
+    put(flags, Key.PEERS, peers);
+    put(flags, Key.NODE_RANK, nodeRank);
+    put(flags, Key.PEER_TRANSPORT, peerTransport);
+    put(flags, Key.PEER_FETCH, peerFetch);
     Path file = config;
     if (file == null && env.get(ConfigLoader.CONFIG_ENV) != null) {
       file = Path.of(env.get(ConfigLoader.CONFIG_ENV));

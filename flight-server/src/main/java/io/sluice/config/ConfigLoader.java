@@ -120,7 +120,14 @@ public final class ConfigLoader {
             S3_HEDGE,
             S3_METADATA_DIR,
             S3_SPILL_DIR,
-            S3_SPILL_BUDGET -> {
+            S3_SPILL_BUDGET,
+            PEERS,
+            NODE_RANK,
+            PEER_TRANSPORT,
+            PEER_PORT,
+            PEER_BIND,
+            PEER_TIMEOUT,
+            PEER_FETCH -> {
           // Together, after the loop.
         }
         default -> throw new IllegalStateException("key " + k + " has no reader");
@@ -130,6 +137,7 @@ public final class ConfigLoader {
     Path key = pathOrNull(raw, Key.TLS_KEY);
     b.tls(cert, key);
     b.s3(s3(raw, b.s3()));
+    b.peers(peers(raw, b.peers()));
     return b.build();
   }
 
@@ -138,37 +146,37 @@ public final class ConfigLoader {
    * one to the environment and AWS's own chain.
    */
   private static S3Settings s3(Map<Key, Raw> raw, S3Settings defaults) {
-    URI endpoint = s3Value(raw, Key.S3_ENDPOINT, ConfigLoader::endpoint, defaults.endpoint());
-    String region = s3Value(raw, Key.S3_REGION, (l, v) -> v, defaults.region());
-    String profile = s3Value(raw, Key.S3_PROFILE, (l, v) -> v, defaults.profile());
-    Boolean pathStyle = s3Value(raw, Key.S3_PATH_STYLE, ConfigLoader::bool, defaults.pathStyle());
+    URI endpoint = valueOr(raw, Key.S3_ENDPOINT, ConfigLoader::endpoint, defaults.endpoint());
+    String region = valueOr(raw, Key.S3_REGION, (l, v) -> v, defaults.region());
+    String profile = valueOr(raw, Key.S3_PROFILE, (l, v) -> v, defaults.profile());
+    Boolean pathStyle = valueOr(raw, Key.S3_PATH_STYLE, ConfigLoader::bool, defaults.pathStyle());
     int inFlight =
-        s3Value(
+        valueOr(
             raw, Key.S3_MAX_IN_FLIGHT, (l, v) -> integer(l, v, 1, 4096), defaults.maxInFlight());
     int attempts =
-        s3Value(raw, Key.S3_MAX_ATTEMPTS, (l, v) -> integer(l, v, 1, 100), defaults.maxAttempts());
+        valueOr(raw, Key.S3_MAX_ATTEMPTS, (l, v) -> integer(l, v, 1, 100), defaults.maxAttempts());
     Duration timeout =
-        s3Value(
+        valueOr(
             raw,
             Key.S3_ATTEMPT_TIMEOUT,
             (l, v) -> Duration.ofMillis(integer(l, v, 1, Integer.MAX_VALUE)),
             defaults.attemptTimeout());
-    boolean hedge = s3Value(raw, Key.S3_HEDGE, ConfigLoader::bool, defaults.hedge());
+    boolean hedge = valueOr(raw, Key.S3_HEDGE, ConfigLoader::bool, defaults.hedge());
     Path metadataDir =
-        s3Value(
+        valueOr(
             raw,
             Key.S3_METADATA_DIR,
             (l, v) ->
                 path(l, v.startsWith("~/") ? System.getProperty("user.home") + v.substring(1) : v),
             defaults.metadataDir());
     Path spillDir =
-        s3Value(
+        valueOr(
             raw,
             Key.S3_SPILL_DIR,
             (l, v) -> isOff(v) ? null : path(l, home(v)),
             defaults.spillDir());
     long spillBudget =
-        s3Value(raw, Key.S3_SPILL_BUDGET, ByteSize::parse, defaults.spillBudgetBytes());
+        valueOr(raw, Key.S3_SPILL_BUDGET, ByteSize::parse, defaults.spillBudgetBytes());
     try {
       return new S3Settings(
           region,
@@ -187,12 +195,31 @@ public final class ConfigLoader {
     }
   }
 
+  /** The multi-node settings among {@code raw}. */
+  private static DaemonConfig.Peers peers(Map<Key, Raw> raw, DaemonConfig.Peers d) {
+    String spec =
+        valueOr(raw, Key.PEERS, (l, v) -> v.isEmpty() ? DaemonConfig.Peers.NONE : v, d.spec());
+    int nodeRank = valueOr(raw, Key.NODE_RANK, (l, v) -> integer(l, v, 0, 1 << 20), d.nodeRank());
+    String transport =
+        valueOr(raw, Key.PEER_TRANSPORT, (l, v) -> v.toLowerCase(Locale.ROOT), d.transport());
+    int port = valueOr(raw, Key.PEER_PORT, ConfigLoader::port, d.port());
+    String bind = valueOr(raw, Key.PEER_BIND, (l, v) -> v, d.bind());
+    long timeout =
+        valueOr(
+            raw,
+            Key.PEER_TIMEOUT,
+            (l, v) -> (long) integer(l, v, 1, Integer.MAX_VALUE),
+            d.timeoutMs());
+    String fetch = valueOr(raw, Key.PEER_FETCH, (l, v) -> v.toLowerCase(Locale.ROOT), d.fetch());
+    return new DaemonConfig.Peers(spec, nodeRank, transport, port, bind, timeout, fetch);
+  }
+
   /** {@code ~/x} as the home folder's {@code x}. */
   private static String home(String v) {
     return v.startsWith("~/") ? System.getProperty("user.home") + v.substring(1) : v;
   }
 
-  private static <T> T s3Value(
+  private static <T> T valueOr(
       Map<Key, Raw> raw, Key k, BiFunction<String, String, T> parse, T unset) {
     Raw r = raw.get(k);
     if (r == null || r.value() == null || r.value().strip().equalsIgnoreCase("auto")) {

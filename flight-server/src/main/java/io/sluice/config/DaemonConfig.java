@@ -120,6 +120,41 @@ public final class DaemonConfig {
         "32g",
         "bytes (k, m, g, t: powers of 1024)",
         "The spill tier's size on disk, shared by the object-store datasets."),
+    PEERS(
+        "peers",
+        "none",
+        "none | HOST:PORT[+HOST:PORT][@W],... | slurm | dns:NAME[:PORT]",
+        "The job's daemons, one per node in node order (a node's NICs joined by '+', @W weighs a"
+            + " path); slurm: from SLURM_JOB_NODELIST and SLURM_NODEID; dns: every address of a"
+            + " Kubernetes headless service, sorted."),
+    NODE_RANK(
+        "node_rank",
+        "auto",
+        "index or auto",
+        "This node's place in peers; auto: from Slurm or DNS (an explicit list needs it)."),
+    PEER_TRANSPORT(
+        "peer.transport",
+        "auto",
+        "auto|ucx|tcp|disni",
+        "How daemons move samples: ucx (RDMA where there is a device, TCP elsewhere), tcp"
+            + " (Netty), disni (verbs only); auto: ucx where it loads, else tcp."),
+    PEER_PORT("peer.port", "8816", "port", "Port of a peer given without one (slurm, dns, HOST)."),
+    PEER_BIND(
+        "peer.bind",
+        "auto",
+        "address or auto",
+        "Where this node's peer server listens; auto: each of its own addresses in peers."),
+    PEER_TIMEOUT(
+        "peer.timeout_ms",
+        "2000",
+        "milliseconds",
+        "A peer that has not answered by then is skipped for a while; storage serves."),
+    PEER_FETCH(
+        "peer.fetch",
+        "remote",
+        "remote|always",
+        "Which datasets take samples from peers' caches: remote: object stores and network"
+            + " mounts (NFS, Lustre, ...); always: local folders too."),
     DATASETS(
         "datasets",
         "[]",
@@ -196,6 +231,38 @@ public final class DaemonConfig {
     }
   }
 
+  /**
+   * The multi-node settings, as configured: the topology itself is resolved when the daemon starts
+   * (Slurm's environment, DNS).
+   *
+   * @param spec {@link Key#PEERS}: "none" for a single node
+   * @param nodeRank this node's index, or -1 for auto
+   * @param bind the peer server's address, or null for this node's own addresses in the list
+   */
+  public record Peers(
+      String spec,
+      int nodeRank,
+      String transport,
+      int port,
+      String bind,
+      long timeoutMs,
+      String fetch) {
+    public static final String NONE = "none";
+
+    public boolean enabled() {
+      return !NONE.equals(spec);
+    }
+
+    /** Whether datasets in local folders take samples from peers too. */
+    public boolean fetchLocal() {
+      return "always".equals(fetch);
+    }
+
+    static Peers defaults() {
+      return new Peers(NONE, -1, "auto", 8816, null, 2000, "remote");
+    }
+  }
+
   /** Dataset names: safe in URLs, file names and metric labels; never a path. */
   static final Pattern DATASET_NAME = Pattern.compile("[A-Za-z0-9][A-Za-z0-9._-]{0,127}");
 
@@ -219,6 +286,7 @@ public final class DaemonConfig {
   private final BearerTokens tokens;
   private final S3Settings s3;
   private final List<Dataset> datasets;
+  private final Peers peers;
   private final Map<Key, String> sources;
 
   private DaemonConfig(Builder b) {
@@ -236,6 +304,7 @@ public final class DaemonConfig {
     this.tokens = b.tokens;
     this.s3 = b.s3;
     this.datasets = List.copyOf(b.datasets);
+    this.peers = b.peers;
     this.sources = new EnumMap<>(b.sources);
   }
 
@@ -309,6 +378,11 @@ public final class DaemonConfig {
     return s3;
   }
 
+  /** The multi-node settings; {@link Peers#enabled()} false for a single node. */
+  public Peers peers() {
+    return peers;
+  }
+
   /** True when some dataset is in an object store. */
   public boolean usesS3() {
     return datasets.stream().anyMatch(Dataset::isS3);
@@ -374,6 +448,14 @@ public final class DaemonConfig {
         Key.S3_SPILL_DIR,
         s3.spillDir() == null ? "none" : s3.spillDir().toString());
     line(y, "  spill_budget", Key.S3_SPILL_BUDGET, ByteSize.format(s3.spillBudgetBytes()));
+    line(y, Key.PEERS, peers.spec());
+    line(y, Key.NODE_RANK, peers.nodeRank() < 0 ? "auto" : Integer.toString(peers.nodeRank()));
+    y.append("peer:\n");
+    line(y, "  transport", Key.PEER_TRANSPORT, peers.transport());
+    line(y, "  port", Key.PEER_PORT, Integer.toString(peers.port()));
+    line(y, "  bind", Key.PEER_BIND, peers.bind() == null ? "auto" : peers.bind());
+    line(y, "  timeout_ms", Key.PEER_TIMEOUT, Long.toString(peers.timeoutMs()));
+    line(y, "  fetch", Key.PEER_FETCH, peers.fetch());
     if (datasets.isEmpty()) {
       y.append("datasets: []  # ").append(source(Key.DATASETS)).append('\n'); // a list, unquoted
     } else {
@@ -423,9 +505,19 @@ public final class DaemonConfig {
     private BearerTokens tokens;
     private S3Settings s3 = S3Settings.defaults(defaultMetadataDir());
     private final List<Dataset> datasets = new ArrayList<>();
+    private Peers peers = Peers.defaults();
     private final Map<Key, String> sources = new EnumMap<>(Key.class);
 
     private Builder() {}
+
+    public Builder peers(Peers v) {
+      peers = v;
+      return this;
+    }
+
+    Peers peers() {
+      return peers;
+    }
 
     public Builder host(String v) {
       host = v;
@@ -574,6 +666,7 @@ public final class DaemonConfig {
                 + " is not a loopback address: serving beyond this host needs TLS (tls.cert and"
                 + " tls.key) or, on a network you trust, insecure: true");
       }
+      checkPeers();
       Set<String> names = new LinkedHashSet<>();
       for (int i = 0; i < datasets.size(); i++) {
         Dataset d = datasets.get(i);
@@ -592,6 +685,65 @@ public final class DaemonConfig {
         if (!names.add(d.name())) {
           throw new ConfigException(where + ".name='" + d.name() + "' is given twice");
         }
+      }
+    }
+
+    private void checkPeers() {
+      if (!Set.of("auto", "ucx", "tcp", "disni").contains(peers.transport())) {
+        throw new ConfigException(
+            at(Key.PEER_TRANSPORT)
+                + "="
+                + peers.transport()
+                + " must be one of auto, ucx, tcp, disni");
+      }
+      if (!Set.of("remote", "always").contains(peers.fetch())) {
+        throw new ConfigException(
+            at(Key.PEER_FETCH) + "=" + peers.fetch() + " must be one of remote, always");
+      }
+      if (peers.timeoutMs() < 1) {
+        throw new ConfigException(at(Key.PEER_TIMEOUT) + "=" + peers.timeoutMs() + " must be >= 1");
+      }
+      if (peers.port() < 1 || peers.port() > 65535) {
+        throw new ConfigException(
+            at(Key.PEER_PORT) + "=" + peers.port() + " must be in [1, 65535]");
+      }
+      if (!peers.enabled()) {
+        return;
+      }
+      String spec = peers.spec();
+      boolean discovered = spec.equals("slurm") || spec.startsWith("dns:");
+      List<String> ownHosts = new ArrayList<>();
+      if (!discovered) {
+        io.sluice.peer.PeerTopology t;
+        try {
+          t = io.sluice.peer.PeerTopology.parse(spec, peers.nodeRank(), peers.port());
+        } catch (IllegalArgumentException e) {
+          String hint =
+              peers.nodeRank() < 0 ? " (" + Key.NODE_RANK.flag() + " is needed with a list)" : "";
+          throw new ConfigException(at(Key.PEERS) + ": " + e.getMessage() + hint, e);
+        }
+        for (io.sluice.peer.PeerPath p : t.self().paths()) {
+          ownHosts.add(p.address().getHostString());
+        }
+      }
+      if (peers.bind() != null) {
+        ownHosts = List.of(peers.bind());
+      }
+      boolean loopback = !ownHosts.isEmpty();
+      for (String h : ownHosts) {
+        try {
+          loopback &= isLoopback(h);
+        } catch (UnknownHostException e) {
+          loopback = false;
+        }
+      }
+      if (!loopback && !insecure) {
+        throw new ConfigException(
+            at(Key.PEERS)
+                + "="
+                + spec
+                + ": daemons exchange samples with each other in plaintext and without tokens; on"
+                + " a network you trust set insecure: true (or bind peer.bind to loopback)");
       }
     }
 

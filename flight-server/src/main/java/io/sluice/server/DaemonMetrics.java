@@ -205,6 +205,63 @@ final class DaemonMetrics {
     return out;
   }
 
+  /** The multi-node counters: what came from peers' caches and over which path. */
+  void bindPeers(java.util.function.Supplier<io.sluice.peer.PeerGroup.Stats> stats) {
+    CounterWithCallback.builder()
+        .name("sluice_peer_bytes_total")
+        .help("Sample bytes read ahead from peer daemons' caches instead of storage")
+        .callback(cb -> cb.call(stats.get().bytes()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_samples_total")
+        .help("Samples read ahead from peer daemons' caches instead of storage")
+        .callback(cb -> cb.call(stats.get().samples()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_misses_total")
+        .help("Samples asked of a peer that it did not hold (read from storage instead)")
+        .callback(cb -> cb.call(stats.get().missed()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_failures_total")
+        .help("Fetches from peers that failed on every path or timed out (storage served them)")
+        .labelNames("kind")
+        .callback(
+            cb -> {
+              io.sluice.peer.PeerGroup.Stats s = stats.get();
+              cb.call(s.failures(), "unreachable");
+              cb.call(s.timeouts(), "timeout");
+            })
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_served_bytes_total")
+        .help("Sample bytes this daemon's caches lent to peers")
+        .callback(cb -> cb.call(stats.get().served().bytesSent()))
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_path_bytes_total")
+        .help("Sample bytes fetched from peers over each path (one per NIC)")
+        .labelNames("node", "path")
+        .callback(
+            cb -> {
+              for (io.sluice.peer.PeerGroup.PathStats p : stats.get().paths()) {
+                cb.call(p.bytes(), Integer.toString(p.node()), p.address());
+              }
+            })
+        .register(registry);
+    CounterWithCallback.builder()
+        .name("sluice_peer_path_failures_total")
+        .help("Times a path to a peer failed and was dropped (its share redone on the others)")
+        .labelNames("node", "path")
+        .callback(
+            cb -> {
+              for (io.sluice.peer.PeerGroup.PathStats p : stats.get().paths()) {
+                cb.call(p.failures(), Integer.toString(p.node()), p.address());
+              }
+            })
+        .register(registry);
+  }
+
   /** The spill tier's counter, when one is configured. */
   void bindSpill(LongSupplier spillHits) {
     CounterWithCallback.builder()

@@ -1,10 +1,13 @@
 package io.sluice.server;
 
 import io.sluice.cache.BeladyPolicy;
+import io.sluice.cache.Handle;
 import io.sluice.cache.NextUse;
 import io.sluice.cache.SampleCache;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.SampleExtents;
+import io.sluice.peer.HeldSamples;
+import io.sluice.peer.PeerGroup;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
@@ -14,6 +17,7 @@ import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
 import io.sluice.s3.S3ReadBackend;
 import java.io.IOException;
+import java.lang.foreign.MemorySegment;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
@@ -22,6 +26,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.logging.Logger;
 
 /**
@@ -58,6 +63,9 @@ final class ReadEngine implements AutoCloseable {
   private long retiredFailedReads; // failed read-aheads of jobs closed since; guarded by this
   private long retiredSpillHits; // samples jobs closed since took from their spill tier
   private boolean closed;
+  private PeerGroup peers; // null: a single node; guarded by this
+  private boolean peerFetchLocal; // local folders take samples from peers too; guarded by this
+  private volatile List<Job> lendable = List.of(); // jobs whose caches peers may read
 
   /**
    * @param cacheBudget off-heap bytes for every job's cache and scratch buffers together; 0 turns
@@ -107,6 +115,8 @@ final class ReadEngine implements AutoCloseable {
     final long budget;
     final String backend;
     final SampleCache spill; // null: none
+    final AtomicInteger lent = new AtomicInteger(); // peers' leases on this job's caches
+    volatile boolean closing;
 
     Job(
         JobKey key,
@@ -199,7 +209,98 @@ final class ReadEngine implements AutoCloseable {
     job = new Job(key, prefetcher, cache, room, dataset.backend().name(), spill);
     jobs.put(key, job);
     reserved += room;
+    if (peers != null && fetchesFromPeers(dataset)) {
+      prefetcher.usePeers(peers.sourceFor(key.dataset(), prefetcherPlans(plans, dataset, key)));
+    }
+    lendable = List.copyOf(jobs.values());
     return job;
+  }
+
+  private static java.util.function.LongFunction<EpochPlan> prefetcherPlans(
+      Map<Long, EpochPlan> plans, ServedDataset dataset, JobKey key) {
+    return epoch -> {
+      EpochPlan p = plans.get(epoch);
+      return p != null ? p : plan(dataset, key, epoch);
+    };
+  }
+
+  /**
+   * Lets jobs take samples from peer daemons' caches (object stores and network mounts, local
+   * folders too when {@code fetchLocal}), and lends this node's caches to them through {@link
+   * #lend}. Call once, before streams attach.
+   */
+  synchronized void usePeers(PeerGroup group, boolean fetchLocal) {
+    this.peers = group;
+    this.peerFetchLocal = fetchLocal;
+  }
+
+  /** Whether reads of {@code dataset} should go to peers first: its storage is remote. */
+  private boolean fetchesFromPeers(ServedDataset dataset) {
+    if (peerFetchLocal || S3ReadBackend.NAME.equals(dataset.backend().name())) {
+      return true;
+    }
+    Path folder = dataset.dir();
+    return folder.getFileSystem() == java.nio.file.FileSystems.getDefault()
+        && NetworkMounts.isNetwork(folder, NetworkMounts.PROC_MOUNTS);
+  }
+
+  /**
+   * A peer's loan of sample {@code id} of {@code dataset} from any job's cache (or spill tier), or
+   * null. On the peer transport's threads: lock-free over a snapshot of the jobs; a job that is
+   * closing lends nothing and waits for its loans to end before freeing its caches.
+   */
+  HeldSamples.Lease lend(String dataset, long id) {
+    for (Job j : lendable) {
+      if (!j.key.dataset().equals(dataset) || j.closing) {
+        continue;
+      }
+      j.lent.incrementAndGet();
+      if (j.closing) {
+        j.lent.decrementAndGet();
+        continue;
+      }
+      Handle h = j.cache.lend(id);
+      if (h == null && j.spill != null) {
+        h = j.spill.lend(id);
+      }
+      if (h == null) {
+        j.lent.decrementAndGet();
+        continue;
+      }
+      Handle held = h;
+      return new HeldSamples.Lease() {
+        private boolean closed;
+
+        @Override
+        public MemorySegment bytes() {
+          return held.segment();
+        }
+
+        @Override
+        public synchronized void close() {
+          if (!closed) {
+            closed = true;
+            held.close();
+            j.lent.decrementAndGet();
+          }
+        }
+      };
+    }
+    return null;
+  }
+
+  /** Stops lending {@code j}'s caches and waits (briefly) for loans in progress to end. */
+  private static void stopLending(Job j) {
+    j.closing = true;
+    long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(5);
+    while (j.lent.get() > 0 && System.nanoTime() < deadline) {
+      Thread.onSpinWait();
+      Thread.yield();
+    }
+    if (j.lent.get() > 0) {
+      LOG.warning(
+          () -> "dataset=" + j.key.dataset() + ": " + j.lent.get() + " peer loans still out");
+    }
   }
 
   /**
@@ -280,8 +381,10 @@ final class ReadEngine implements AutoCloseable {
         idle.add(j.key);
       }
     }
+    lendable = List.copyOf(jobs.values().stream().filter(j -> !idle.contains(j.key)).toList());
     for (JobKey k : idle) {
       Job j = jobs.remove(k);
+      stopLending(j);
       retiredFailedReads += j.prefetcher.stats().failedReads();
       retiredSpillHits += j.prefetcher.stats().spillHits();
       j.prefetcher.close();
@@ -330,7 +433,9 @@ final class ReadEngine implements AutoCloseable {
   @Override
   public synchronized void close() {
     closed = true;
+    lendable = List.of();
     for (Job j : jobs.values()) {
+      stopLending(j);
       j.prefetcher.close();
       j.cache.close();
       closeSpill(j.key.dataset(), j.spill);

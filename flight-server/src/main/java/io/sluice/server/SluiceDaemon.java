@@ -1,7 +1,13 @@
 package io.sluice.server;
 
+import io.sluice.config.ConfigException;
 import io.sluice.config.DaemonConfig;
 import io.sluice.nativeio.SdNotify;
+import io.sluice.peer.PeerException;
+import io.sluice.peer.PeerGroup;
+import io.sluice.peer.PeerTopology;
+import io.sluice.peer.PeerTransport;
+import io.sluice.peer.PeerTransports;
 import io.sluice.prefetch.PrefetchOptions;
 import io.sluice.read.ReadBackends;
 import java.io.IOException;
@@ -59,6 +65,7 @@ public final class SluiceDaemon implements AutoCloseable {
   private final FlightTransport.Loops loops;
   private final ShmDelivery shm;
   private final DaemonMetrics metrics;
+  private final PeerGroup peers; // null: a single node
   private MetricsServer metricsServer; // set once, right after construction
   private volatile String stopping; // why /healthz says 503; null while serving
   private final AtomicBoolean closed = new AtomicBoolean();
@@ -76,7 +83,9 @@ public final class SluiceDaemon implements AutoCloseable {
       FlightTransport transport,
       FlightTransport.Loops loops,
       ShmDelivery shm,
-      DaemonMetrics metrics) {
+      DaemonMetrics metrics,
+      PeerGroup peers) {
+    this.peers = peers;
     this.config = config;
     this.shm = shm;
     this.readEngine = readEngine;
@@ -171,6 +180,7 @@ public final class SluiceDaemon implements AutoCloseable {
     FlightTransport.Loops loops = null;
     ShmDelivery shm = null;
     MetricsServer metricsServer = null;
+    PeerGroup peers = null;
     DaemonMetrics metrics = new DaemonMetrics();
     try {
       for (DaemonConfig.Dataset d : config.datasets()) {
@@ -185,6 +195,10 @@ public final class SluiceDaemon implements AutoCloseable {
               prefetch,
               config.s3().spillDir(),
               config.s3().spillBudgetBytes() / Math.max(1, bucketDatasets));
+      if (config.peers().enabled()) {
+        peers = startPeers(config.peers(), readEngine);
+        readEngine.usePeers(peers, config.peers().fetchLocal());
+      }
       shm = ShmDelivery.open(config.shmDir());
       SluiceProducer producer =
           new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
@@ -212,6 +226,9 @@ public final class SluiceDaemon implements AutoCloseable {
       ShmDelivery shmDelivery = shm;
       if (config.s3().spillDir() != null) {
         metrics.bindSpill(engine::spillHits);
+      }
+      if (peers != null) {
+        metrics.bindPeers(peers::stats);
       }
       metrics.bind(
           storage.backends(),
@@ -241,7 +258,8 @@ public final class SluiceDaemon implements AutoCloseable {
               transport,
               loops,
               shm,
-              metrics);
+              metrics,
+              peers);
       if (config.metricsPort() != DaemonConfig.METRICS_OFF) {
         metricsServer =
             MetricsServer.start(
@@ -260,6 +278,9 @@ public final class SluiceDaemon implements AutoCloseable {
         shm.close();
       }
       streams.shutdownNow();
+      if (peers != null) {
+        peers.close();
+      }
       if (readEngine != null) {
         readEngine.close();
       }
@@ -270,6 +291,58 @@ public final class SluiceDaemon implements AutoCloseable {
       root.close();
       throw e;
     }
+  }
+
+  /**
+   * Finds this node's peers (the list, Slurm's environment or DNS), opens the transport and starts
+   * lending {@code engine}'s caches. A topology that does not resolve, or an explicit transport
+   * that cannot start here, fails the start with the cause.
+   */
+  private static PeerGroup startPeers(DaemonConfig.Peers p, ReadEngine engine) throws IOException {
+    PeerTopology topology;
+    try {
+      topology = PeerTopology.resolve(p.spec(), p.nodeRank(), p.port(), System.getenv());
+    } catch (IllegalArgumentException e) {
+      throw new ConfigException("peers=" + p.spec() + ": " + e.getMessage(), e);
+    }
+    PeerTransport transport;
+    try {
+      transport = PeerTransports.open(p.transport(), p.timeoutMs());
+    } catch (PeerException e) {
+      throw new ConfigException("peer.transport=" + p.transport() + ": " + e.getMessage(), e);
+    }
+    try {
+      return PeerGroup.start(
+          topology,
+          transport,
+          engine::lend,
+          new PeerGroup.Settings(p.bind(), p.timeoutMs(), PEER_RETRY_MS, PEER_RETRY_MS));
+    } catch (IOException | RuntimeException e) {
+      transport.close();
+      throw e;
+    }
+  }
+
+  /** A dropped path, or a node that failed, is tried again after this long. */
+  static final long PEER_RETRY_MS = 5_000;
+
+  /** For the serve line: {@code " peers=node 1/3 over ucx"}, or empty for a single node. */
+  public String peersSummary() {
+    return peers == null
+        ? ""
+        : " peers=node "
+            + peers.topology().nodeRank()
+            + "/"
+            + peers.topology().nodeCount()
+            + " over "
+            + peers.transportName()
+            + " on "
+            + peers.serving();
+  }
+
+  /** The multi-node group, or null for a single node. */
+  public PeerGroup peers() {
+    return peers;
   }
 
   /**
@@ -414,6 +487,9 @@ public final class SluiceDaemon implements AutoCloseable {
         }
         loops.close();
         shm.close();
+        if (peers != null) {
+          peers.close(); // no more loans before the caches go
+        }
         readEngine.close();
         for (ServedDataset d : datasets.values()) {
           d.source().close();

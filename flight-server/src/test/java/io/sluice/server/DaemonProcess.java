@@ -104,6 +104,12 @@ final class DaemonProcess implements AutoCloseable {
     return String.join("\n", output);
   }
 
+  /** SIGKILL: the daemon dies as on a node failure, nothing flushed or closed. */
+  void kill() throws InterruptedException {
+    process.destroyForcibly();
+    process.waitFor(10, TimeUnit.SECONDS);
+  }
+
   @Override
   public void close() {
     process.destroy();

@@ -29,7 +29,8 @@ public final class PeerGroup implements AutoCloseable {
   /**
    * How the group behaves.
    *
-   * @param bindHost the host the peer servers bind (every port of this node's paths)
+   * @param bindHost the host the peer servers bind on every port of this node's paths, or null for
+   *     each path's own address
    * @param timeoutMs a fetch unanswered for this long is abandoned (storage serves it); give the
    *     same to the transport
    * @param retryAfterMs a failed path is tried again after this long
@@ -50,7 +51,7 @@ public final class PeerGroup implements AutoCloseable {
     }
 
     public static Settings defaults() {
-      return new Settings("0.0.0.0", 2000, 5000, 5000);
+      return new Settings(null, 2000, 5000, 5000);
     }
   }
 
@@ -99,12 +100,8 @@ public final class PeerGroup implements AutoCloseable {
       throws IOException {
     PeerGroup g = new PeerGroup(topology, transport, settings);
     try {
-      Set<Integer> ports = new LinkedHashSet<>();
-      for (PeerPath p : topology.self().paths()) {
-        ports.add(p.address().getPort());
-      }
-      for (int port : ports) {
-        g.servers.add(transport.serve(new InetSocketAddress(settings.bindHost(), port), held));
+      for (InetSocketAddress bind : binds(topology, settings.bindHost())) {
+        g.servers.add(transport.serve(bind, held));
       }
     } catch (IOException | RuntimeException e) {
       g.close();
@@ -123,6 +120,20 @@ public final class PeerGroup implements AutoCloseable {
                 + ", peers "
                 + topology);
     return g;
+  }
+
+  /**
+   * Where this node's servers listen: each of its own paths' addresses, or {@code bindHost} on each
+   * of their ports.
+   */
+  private static Set<InetSocketAddress> binds(PeerTopology topology, String bindHost) {
+    Set<InetSocketAddress> out = new LinkedHashSet<>();
+    for (PeerPath p : topology.self().paths()) {
+      InetSocketAddress a = p.address();
+      String host = bindHost == null ? a.getHostString() : bindHost;
+      out.add(new InetSocketAddress(host, a.getPort()));
+    }
+    return out;
   }
 
   public PeerTopology topology() {
