@@ -288,7 +288,7 @@ public final class ConfigLoader {
       Map.Entry<String, JsonNode> f = it.next();
       String name = f.getKey();
       JsonNode v = f.getValue();
-      if (name.equals("tls") || name.equals("auth") || name.equals("s3")) {
+      if (name.equals("tls") || name.equals("auth") || name.equals("s3") || name.equals("peer")) {
         if (!v.isObject()) {
           throw new ConfigException(
               source + ": " + name + " must be a mapping (" + sectionKeys(name) + ")");
@@ -334,6 +334,18 @@ public final class ConfigLoader {
     }
     if (k == Key.DATASETS) {
       raw.put(k, new Raw(null, datasetsFromYaml(source, v), source));
+      return;
+    }
+    if (k == Key.PEERS && v.isArray()) { // a YAML list of nodes, in node order
+      List<String> nodes = new ArrayList<>();
+      for (JsonNode n : v) {
+        if (!n.isValueNode() || n.asText().isBlank()) {
+          throw new ConfigException(
+              source + ": peers[" + nodes.size() + "] must be HOST:PORT[+HOST:PORT]");
+        }
+        nodes.add(n.asText().strip());
+      }
+      raw.put(k, new Raw(String.join(",", nodes), null, source));
       return;
     }
     if (!v.isValueNode()) {

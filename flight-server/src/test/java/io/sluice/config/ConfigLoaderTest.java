@@ -191,9 +191,9 @@ class ConfigLoaderTest {
     assertTrue(
         nested.getMessage().contains("unknown key 'tls.crt' (did you mean tls.cert?)"),
         nested.getMessage());
-    ConfigException far = refused("peers: [a, b]\n");
+    ConfigException far = refused("replicas: [a, b]\n");
     assertTrue(
-        far.getMessage().contains("unknown key 'peers'; known: host, port"), far.getMessage());
+        far.getMessage().contains("unknown key 'replicas'; known: host, port"), far.getMessage());
     ConfigException inDataset = refused("datasets:\n  - {name: a, pth: /x}\n");
     assertTrue(
         inDataset.getMessage().contains("datasets[0]: unknown key 'pth' (known: name, path)"),
@@ -326,5 +326,50 @@ class ConfigLoaderTest {
     }
     assertEquals("SLUICE_AUTH_TOKENS_FILE", Key.AUTH_TOKENS_FILE.env());
     assertEquals("--auth-tokens-file", Key.AUTH_TOKENS_FILE.flag());
+  }
+
+  @Test
+  void peersComeFromTheFileAndFlagsWin() throws IOException {
+    Path f =
+        yaml(
+            "peers: [127.0.0.1:9001, 127.0.0.1:9002+127.0.0.1:9003@2]\n"
+                + "node_rank: 1\n"
+                + "peer:\n"
+                + "  transport: tcp\n"
+                + "  timeout_ms: 500\n"
+                + "  fetch: always\n");
+    DaemonConfig c = load(f, Map.of(), Map.of(Key.PEER_TRANSPORT, "ucx"));
+    DaemonConfig.Peers p = c.peers();
+    assertTrue(p.enabled());
+    assertEquals("127.0.0.1:9001,127.0.0.1:9002+127.0.0.1:9003@2", p.spec());
+    assertEquals(1, p.nodeRank());
+    assertEquals("ucx", p.transport(), "the flag wins over the file");
+    assertEquals(500, p.timeoutMs());
+    assertTrue(p.fetchLocal());
+    assertEquals("flag --peer-transport", c.source(Key.PEER_TRANSPORT));
+    assertTrue(
+        c.toYaml().contains("peers: '127.0.0.1:9001,127.0.0.1:9002+127.0.0.1:9003@2'"), c.toYaml());
+    assertFalse(load(null, Map.of(), Map.of()).peers().enabled(), "a single node by default");
+  }
+
+  @Test
+  void badPeerSettingsAreRefusedWithTheKeyAndValue() throws IOException {
+    assertTrue(
+        refused("peers: 127.0.0.1:9001,127.0.0.1:9002\n")
+            .getMessage()
+            .contains("--node-rank is needed with a list"));
+    assertTrue(
+        refused("peers: 127.0.0.1:9001,127.0.0.1:9002\nnode_rank: 2\n")
+            .getMessage()
+            .contains("node_rank=2"));
+    assertTrue(
+        refused("peer:\n  transport: rdma\n")
+            .getMessage()
+            .contains("peer.transport=rdma must be one of auto, ucx, tcp, disni"));
+    assertTrue(refused("peer:\n  fetch: never\n").getMessage().contains("peer.fetch=never"));
+    ConfigException plaintext = refused("peers: 10.9.0.1:9001,10.9.0.2:9001\nnode_rank: 0\n");
+    assertTrue(plaintext.getMessage().contains("insecure: true"), plaintext.getMessage());
+    Path ok = yaml("peers: 10.9.0.1:9001,10.9.0.2:9001\nnode_rank: 0\ninsecure: true\n");
+    assertEquals(0, load(ok, Map.of(), Map.of()).peers().nodeRank());
   }
 }

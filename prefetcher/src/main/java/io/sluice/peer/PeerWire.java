@@ -13,9 +13,10 @@ import java.nio.charset.StandardCharsets;
  *          | count u32 | count x (sampleId u64, lengthBytes u32)
  * answer:  magic u32 | kind u8 = 2 | requestId u64 | count u32 | count x length i32 (-1: not held)
  *          | transport part (tcp: the held samples' bytes, in request order, back to back;
- *                            ucx: address u64 | slot u32 of the staged bytes, laid out the same)
+ *                            ucx: address u64 | slot u32 | rkey of the staged bytes, laid out the
+ *                            same; disni: address u64 | rkey u32 | slot i32)
  * error:   magic u32 | kind u8 = 3 | requestId u64 | messageLength u16 | message UTF-8
- * release: magic u32 | kind u8 = 4 | requestId u64 | slot u32              (ucx only)
+ * release: magic u32 | kind u8 = 4 | requestId u64 | (ucx, disni: the slot run to free)
  * </pre>
  *
  * A fetch carries the lengths the asker expects, so a peer holding a sample of another length (an

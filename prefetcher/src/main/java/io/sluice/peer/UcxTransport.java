@@ -1,5 +1,6 @@
 package io.sluice.peer;
 
+import io.sluice.nativeio.Ucx;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -115,6 +116,12 @@ public final class UcxTransport implements PeerTransport {
     if (stagingBytes < SLOT_BYTES) {
       throw new IllegalArgumentException(
           "stagingBytes=" + stagingBytes + " must be >= " + SLOT_BYTES);
+    }
+    if (!Ucx.isAvailable()) {
+      // Probed first also for what the probe does on success: it hands the crash-signal
+      // handlers libucp installs back to the JVM, before JUCX loads it.
+      throw new PeerException(
+          "ucx unavailable: " + Ucx.unavailabilityCause().getMessage(), Ucx.unavailabilityCause());
     }
     try {
       return new UcxTransport(stagingBytes, fetchTimeoutMs);
