@@ -175,6 +175,15 @@ final class ReadEngine implements AutoCloseable {
       return null;
     }
     Map<Long, EpochPlan> plans = new ConcurrentHashMap<>();
+    java.util.function.LongFunction<EpochPlan> planOf =
+        epoch -> {
+          if (plans.size() > 8) {
+            // The read-ahead asks for this epoch and the next, peers for the one before too.
+            // Cleared here, never inside computeIfAbsent, which must not see its map change.
+            plans.clear();
+          }
+          return plans.computeIfAbsent(epoch, e -> plan(dataset, key, e));
+        };
     SampleCache cache =
         SampleCache.builder()
             .budgetBytes(cacheBytes)
@@ -192,14 +201,7 @@ final class ReadEngine implements AutoCloseable {
               dataset.backend(),
               cache,
               spill,
-              epoch -> {
-                if (plans.size() > 8) {
-                  // Only the current and next epochs are asked for in practice. Cleared here,
-                  // never inside computeIfAbsent, which must not see its map change.
-                  plans.clear();
-                }
-                return plans.computeIfAbsent(epoch, e -> plan(dataset, key, e));
-              },
+              planOf,
               options);
     } catch (RuntimeException e) {
       cache.close();
@@ -210,18 +212,10 @@ final class ReadEngine implements AutoCloseable {
     jobs.put(key, job);
     reserved += room;
     if (peers != null && fetchesFromPeers(dataset)) {
-      prefetcher.usePeers(peers.sourceFor(key.dataset(), prefetcherPlans(plans, dataset, key)));
+      prefetcher.usePeers(peers.sourceFor(key.dataset(), planOf));
     }
     lendable = List.copyOf(jobs.values());
     return job;
-  }
-
-  private static java.util.function.LongFunction<EpochPlan> prefetcherPlans(
-      Map<Long, EpochPlan> plans, ServedDataset dataset, JobKey key) {
-    return epoch -> {
-      EpochPlan p = plans.get(epoch);
-      return p != null ? p : plan(dataset, key, epoch);
-    };
   }
 
   /**
@@ -293,9 +287,12 @@ final class ReadEngine implements AutoCloseable {
   private static void stopLending(Job j) {
     j.closing = true;
     long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.SECONDS.toNanos(5);
-    while (j.lent.get() > 0 && System.nanoTime() < deadline) {
-      Thread.onSpinWait();
-      Thread.yield();
+    try {
+      while (j.lent.get() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(1); // a loan lasts one copy or one socket write
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     if (j.lent.get() > 0) {
       LOG.warning(

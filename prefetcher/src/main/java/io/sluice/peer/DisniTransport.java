@@ -147,8 +147,14 @@ public final class DisniTransport implements PeerTransport {
   private final Object clientsLock = new Object();
   private Clients clients; // guarded by clientsLock; made on the first connect
   private volatile boolean closed;
+  private final long fetchTimeoutMs;
+  private final java.util.concurrent.ScheduledExecutorService timers =
+      Executors.newSingleThreadScheduledExecutor(
+          Thread.ofPlatform().daemon().name("sluice-disni-timer").factory());
 
-  private DisniTransport() {}
+  private DisniTransport(long fetchTimeoutMs) {
+    this.fetchTimeoutMs = fetchTimeoutMs;
+  }
 
   /**
    * A transport, after checking that DiSNI can run here; touches no device until {@link #serve} or
@@ -158,6 +164,14 @@ public final class DisniTransport implements PeerTransport {
    *     cannot run here, or when its jar is not on the class path
    */
   public static DisniTransport create() throws PeerException {
+    return create(TcpTransport.DEFAULT_FETCH_TIMEOUT_MS);
+  }
+
+  /** As {@link #create()}; a fetch unanswered after {@code fetchTimeoutMs} fails. */
+  public static DisniTransport create(long fetchTimeoutMs) throws PeerException {
+    if (fetchTimeoutMs < 1) {
+      throw new IllegalArgumentException("fetchTimeoutMs=" + fetchTimeoutMs + " must be >= 1");
+    }
     if (!Rdma.isDisniAvailable()) {
       Throwable cause = Rdma.disniCause();
       throw new PeerException("disni unavailable: " + cause.getMessage(), cause);
@@ -171,7 +185,7 @@ public final class DisniTransport implements PeerTransport {
               + " dependency of sluice-prefetcher)",
           e);
     }
-    return new DisniTransport();
+    return new DisniTransport(fetchTimeoutMs);
   }
 
   @Override
@@ -209,6 +223,7 @@ public final class DisniTransport implements PeerTransport {
   @Override
   public void close() {
     closed = true;
+    timers.shutdownNow();
     for (AutoCloseable c : open) {
       try {
         c.close();
@@ -1104,6 +1119,7 @@ public final class DisniTransport implements PeerTransport {
     final int[] lengths;
     final Fetch fetch;
     private final AtomicBoolean claimed = new AtomicBoolean();
+    volatile boolean timedOut; // claimed by the timeout: its late answer only frees its slots
     int bounceSlot = -1; // set when started, under the channel's lock
     int[] answered; // the answer's lengths, before the READ is posted
     int serverSlot = NO_SLOT;
@@ -1220,6 +1236,17 @@ public final class DisniTransport implements PeerTransport {
       if (!plan.isEmpty() && !transport.execute(this::pump)) {
         fail(new PeerException(describe() + ": transport closed"));
       }
+      if (!plan.isEmpty()) {
+        long first = requestIds.get() - plan.size() + 1;
+        try {
+          transport.timers.schedule(
+              () -> transport.execute(() -> timeOut(fetch, first, plan.size())),
+              transport.fetchTimeoutMs,
+              TimeUnit.MILLISECONDS);
+        } catch (RejectedExecutionException e) {
+          // closing: fail() ends the fetch
+        }
+      }
       return fetch.result;
     }
 
@@ -1327,7 +1354,8 @@ public final class DisniTransport implements PeerTransport {
     /** Releases the server's slot, then copies the bounce slot into the caller's segments. */
     private void copyOut(Chunk chunk) {
       if (!chunk.claim()) {
-        return; // failed with the channel meanwhile
+        retire(chunk); // timed out (or failed with the channel) meanwhile
+        return;
       }
       PeerException failed = null;
       try {
@@ -1367,8 +1395,59 @@ public final class DisniTransport implements PeerTransport {
       pump();
     }
 
+    /**
+     * Fails the chunks of {@code fetch} not done yet. A chunk still waiting to start is dropped;
+     * one in flight keeps its bounce slot (a READ may still land in it) and its place in {@code
+     * inFlight} until its late answer comes, which then only gives both slots back.
+     */
+    private void timeOut(Fetch fetch, long firstRequestId, int chunks) {
+      PeerException timeout = PeerException.timedOut(describe(), transport.fetchTimeoutMs);
+      for (long id = firstRequestId; id < firstRequestId + chunks; id++) {
+        Chunk chunk = inFlight.get(id);
+        if (chunk == null) {
+          synchronized (lock) {
+            for (Chunk w : waiting) {
+              if (w.requestId == id) {
+                chunk = w;
+                break;
+              }
+            }
+            if (chunk != null && chunk.claim()) {
+              waiting.remove(chunk);
+              chunk.fetch.chunkDone(timeout);
+            }
+          }
+          continue;
+        }
+        if (chunk.fetch == fetch && chunk.claim()) {
+          chunk.timedOut = true;
+          chunk.fetch.chunkDone(timeout);
+        }
+      }
+    }
+
+    /** A timed-out chunk's late end: its bounce slot and the server's slot come back. */
+    private void retire(Chunk chunk) {
+      if (!chunk.timedOut) {
+        return; // failed with the channel: nothing is reused any more
+      }
+      if (chunk.serverSlot != NO_SLOT) {
+        try {
+          endpoint.send(out -> putRelease(out, chunk.requestId, chunk.serverSlot));
+        } catch (PeerException e) {
+          fail(e);
+        }
+      }
+      inFlight.remove(chunk.requestId);
+      synchronized (lock) {
+        freeBounce.add(chunk.bounceSlot);
+      }
+      pump();
+    }
+
     private void finish(Chunk chunk, PeerException failed) {
       if (!chunk.claim()) {
+        retire(chunk);
         return;
       }
       inFlight.remove(chunk.requestId);

@@ -22,7 +22,7 @@ public final class PeerTransports {
     return switch (choice) {
       case "ucx" -> UcxTransport.create(UcxTransport.DEFAULT_STAGING_BYTES, fetchTimeoutMs);
       case "tcp" -> TcpTransport.create(2, fetchTimeoutMs);
-      case "disni" -> DisniTransport.create();
+      case "disni" -> DisniTransport.create(fetchTimeoutMs);
       case "auto" -> {
         try {
           yield UcxTransport.create(UcxTransport.DEFAULT_STAGING_BYTES, fetchTimeoutMs);

@@ -476,6 +476,13 @@ public final class UcxTransport implements PeerTransport {
     }
   }
 
+  /** Gives a server back the staging slot run at {@code remote}. */
+  private void sendRelease(UcpEndpoint ep, long remote, int slot) {
+    ByteBuffer release = PeerWire.allocate(PeerWire.PREAMBLE_BYTES + 8 + 4);
+    release.putInt(PeerWire.MAGIC).put(PeerWire.RELEASE).putLong(0).putLong(remote).putInt(slot);
+    send(ep, AM_RELEASE, release.flip(), true);
+  }
+
   private void sendError(UcpEndpoint ep, long requestId, String message) {
     send(ep, AM_ERROR, PeerWire.error(requestId, message), false);
   }
@@ -574,7 +581,7 @@ public final class UcxTransport implements PeerTransport {
       Client client, long[] ids, MemorySegment[] dsts, CompletableFuture<boolean[]> done) {}
 
   private int onAnswer(long headerAddress, long headerSize, UcpAmData data, UcpEndpoint replyEp) {
-    return receive(data, replyEp, (in, ep) -> answered(in));
+    return receive(data, replyEp, this::answered);
   }
 
   private int onError(long headerAddress, long headerSize, UcpAmData data, UcpEndpoint replyEp) {
@@ -599,7 +606,7 @@ public final class UcxTransport implements PeerTransport {
         });
   }
 
-  private void answered(ByteBuffer in) {
+  private void answered(ByteBuffer in, UcpEndpoint replyEp) {
     Pending p = null;
     try {
       if (PeerWire.kind(in) != PeerWire.ANSWER) {
@@ -608,6 +615,14 @@ public final class UcxTransport implements PeerTransport {
       long id = in.getLong();
       p = pending.remove(id);
       if (p == null) {
+        // Timed out here meanwhile: nothing is read, but the server's slot run comes back.
+        int count = in.getInt();
+        in.position(in.position() + 4 * count);
+        long remote = in.getLong();
+        int slot = in.getInt();
+        if (slot >= 0) {
+          sendRelease(replyEp, remote, slot);
+        }
         LOG.fine(() -> "peer ucx: answer to requestId=" + id + ", no longer in flight");
         return;
       }
@@ -801,15 +816,7 @@ public final class UcxTransport implements PeerTransport {
     }
 
     private void finish(Pending p, boolean[] filled, List<Runnable> copies, long remote, int slot) {
-      ByteBuffer release = PeerWire.allocate(PeerWire.PREAMBLE_BYTES + 8 + 4);
-      release
-          .putInt(PeerWire.MAGIC)
-          .put(PeerWire.RELEASE)
-          .putLong(0)
-          .putLong(remote)
-          .putInt(slot)
-          .flip();
-      send(ep, AM_RELEASE, release, true);
+      sendRelease(ep, remote, slot);
       try {
         copies.forEach(Runnable::run);
         p.done.complete(filled);
