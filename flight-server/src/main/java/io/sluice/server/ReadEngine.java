@@ -283,6 +283,22 @@ final class ReadEngine implements AutoCloseable {
     return null;
   }
 
+  /**
+   * Stops {@code j}'s read-ahead and frees its caches; a failure (a leak the cache reports) is
+   * logged and the rest still runs, so one job cannot keep the others' memory.
+   */
+  private void closeJob(Job j) {
+    try {
+      stopLending(j);
+      j.prefetcher.close();
+      j.cache.close();
+    } catch (RuntimeException e) {
+      LOG.log(java.util.logging.Level.SEVERE, "dataset=" + j.key.dataset() + ": closing a job", e);
+    } finally {
+      closeSpill(j.key.dataset(), j.spill);
+    }
+  }
+
   /** Stops lending {@code j}'s caches and waits (briefly) for loans in progress to end. */
   private static void stopLending(Job j) {
     j.closing = true;
@@ -344,8 +360,11 @@ final class ReadEngine implements AutoCloseable {
 
   private void closeSpill(String dataset, SampleCache spill) {
     if (spill != null) {
-      spill.close();
-      spillHeld.remove(dataset);
+      try {
+        spill.close();
+      } finally {
+        spillHeld.remove(dataset);
+      }
     }
   }
 
@@ -381,13 +400,10 @@ final class ReadEngine implements AutoCloseable {
     lendable = List.copyOf(jobs.values().stream().filter(j -> !idle.contains(j.key)).toList());
     for (JobKey k : idle) {
       Job j = jobs.remove(k);
-      stopLending(j);
+      reserved -= j.budget;
       retiredFailedReads += j.prefetcher.stats().failedReads();
       retiredSpillHits += j.prefetcher.stats().spillHits();
-      j.prefetcher.close();
-      j.cache.close();
-      closeSpill(j.key.dataset(), j.spill);
-      reserved -= j.budget;
+      closeJob(j);
     }
   }
 
@@ -432,10 +448,7 @@ final class ReadEngine implements AutoCloseable {
     closed = true;
     lendable = List.of();
     for (Job j : jobs.values()) {
-      stopLending(j);
-      j.prefetcher.close();
-      j.cache.close();
-      closeSpill(j.key.dataset(), j.spill);
+      closeJob(j);
     }
     jobs.clear();
     reserved = 0;

@@ -79,6 +79,7 @@ public final class PeerGroup implements AutoCloseable {
   private final LongAdder missed = new LongAdder();
   private final LongAdder failures = new LongAdder();
   private final LongAdder timeouts = new LongAdder();
+  private volatile boolean closed;
 
   private PeerGroup(PeerTopology topology, PeerTransport transport, Settings settings) {
     this.topology = topology;
@@ -232,6 +233,9 @@ public final class PeerGroup implements AutoCloseable {
     @Override
     public CompletableFuture<boolean[]> fetch(int node, long[] ids, MemorySegment[] dsts) {
       StripedChannel ch = node >= 0 && node < channels.length ? channels[node] : null;
+      if (closed) {
+        return CompletableFuture.failedFuture(new PeerException("peer group closed"));
+      }
       if (ch == null) {
         return CompletableFuture.failedFuture(new PeerException("node=" + node + " is not a peer"));
       }
@@ -313,6 +317,7 @@ public final class PeerGroup implements AutoCloseable {
 
   @Override
   public void close() {
+    closed = true;
     for (StripedChannel c : channels) {
       if (c != null) {
         c.close();

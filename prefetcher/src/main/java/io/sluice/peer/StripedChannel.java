@@ -26,6 +26,7 @@ public final class StripedChannel implements PeerChannel {
   private final PeerTransport transport;
   private final List<Path> paths;
   private final long retryAfterNanos;
+  private boolean closed; // guarded by this
 
   /** One path's connection, health and counters. */
   public static final class Path {
@@ -85,6 +86,9 @@ public final class StripedChannel implements PeerChannel {
   private synchronized List<Path> live() {
     long now = System.nanoTime();
     List<Path> out = new ArrayList<>(paths.size());
+    if (closed) {
+      return out;
+    }
     for (Path p : paths) {
       if (p.downUntil != 0 && now - p.downUntil < 0) {
         continue;
@@ -231,7 +235,13 @@ public final class StripedChannel implements PeerChannel {
     }
     long[] subIds = Arrays.copyOfRange(ids, from, to);
     MemorySegment[] subDsts = Arrays.copyOfRange(dsts, from, to);
-    return ch.fetch(dataset, subIds, subDsts)
+    CompletableFuture<boolean[]> fetch;
+    try {
+      fetch = ch.fetch(dataset, subIds, subDsts);
+    } catch (RuntimeException e) {
+      fetch = CompletableFuture.failedFuture(new PeerException(ch.describe() + ": " + e, e));
+    }
+    return fetch
         .handle(
             (got, error) -> {
               if (error == null) {
@@ -263,6 +273,7 @@ public final class StripedChannel implements PeerChannel {
 
   @Override
   public synchronized void close() {
+    closed = true;
     for (Path p : paths) {
       if (p.channel != null) {
         p.channel.close();

@@ -3,7 +3,6 @@ package io.sluice.peer;
 import io.netty.bootstrap.Bootstrap;
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelHandlerContext;
@@ -237,20 +236,42 @@ public final class TcpTransport implements PeerTransport {
               framed(Unpooled.wrappedBuffer(PeerWire.error(fetch.requestId(), e.toString()))));
           return;
         }
-        ByteBuffer header = PeerWire.allocate(PeerWire.answerHeaderBytes(n));
-        PeerWire.putAnswer(header, fetch.requestId(), lengths);
-        CompositeByteBuf out = Unpooled.compositeBuffer(sent + 2);
-        out.addComponent(true, Unpooled.wrappedBuffer(header.flip()));
-        for (HeldSamples.Lease l : leases) {
-          if (l != null) {
-            out.addComponent(true, Unpooled.wrappedBuffer(l.bytes().asByteBuffer()));
+        // Copied into one buffer of the connection's and the leases ended at once: a peer that
+        // stops reading must not hold this node's cache memory (a job closing waits for loans).
+        int headerBytes = PeerWire.answerHeaderBytes(n);
+        ByteBuf out = ctx.alloc().directBuffer(4 + headerBytes + Math.toIntExact(bytes));
+        try {
+          out.writeInt(headerBytes + Math.toIntExact(bytes));
+          ByteBuffer header =
+              out.nioBuffer(out.writerIndex(), headerBytes).order(ByteOrder.LITTLE_ENDIAN);
+          PeerWire.putAnswer(header, fetch.requestId(), lengths);
+          out.writerIndex(out.writerIndex() + headerBytes);
+          for (HeldSamples.Lease l : leases) {
+            if (l != null) {
+              int length = Math.toIntExact(l.bytes().byteSize());
+              MemorySegment.copy(
+                  l.bytes(),
+                  0,
+                  MemorySegment.ofBuffer(out.nioBuffer(out.writerIndex(), length)),
+                  0,
+                  length);
+              out.writerIndex(out.writerIndex() + length);
+            }
           }
+        } catch (RuntimeException e) {
+          out.release();
+          LOG.log(Level.WARNING, "peer tcp: copying samples of dataset=" + fetch.dataset(), e);
+          ctx.writeAndFlush(
+              framed(Unpooled.wrappedBuffer(PeerWire.error(fetch.requestId(), e.toString()))));
+          return;
+        } finally {
+          closeAll(leases);
         }
         counter.fetches.increment();
         counter.samplesSent.add(sent);
         counter.samplesMissed.add(n - sent);
         counter.bytesSent.add(bytes);
-        ctx.writeAndFlush(framed(out)).addListener(f -> closeAll(leases));
+        ctx.writeAndFlush(out);
       }
 
       @Override
@@ -312,25 +333,32 @@ public final class TcpTransport implements PeerTransport {
                             .addLast(new AnswerHandler());
                       }
                     });
-        b.connect(address)
-            .addListener(
-                (io.netty.channel.ChannelFutureListener)
-                    cf -> {
-                      if (cf.isSuccess()) {
-                        cf.channel()
-                            .closeFuture()
-                            .addListener(
-                                x -> fail(new PeerException(describe() + ": connection closed")));
-                        f.complete(cf.channel());
-                      } else {
-                        PeerException e =
-                            new PeerException(
-                                describe() + ": cannot connect: " + cf.cause().getMessage(),
-                                cf.cause());
-                        fail(e);
-                        f.completeExceptionally(e);
-                      }
-                    });
+        io.netty.channel.ChannelFuture connecting;
+        try {
+          connecting = b.connect(address);
+        } catch (RuntimeException e) { // the event loops are shut down: the transport closed
+          PeerException closed = new PeerException(describe() + ": cannot connect: " + e, e);
+          f.completeExceptionally(closed);
+          return f;
+        }
+        connecting.addListener(
+            (io.netty.channel.ChannelFutureListener)
+                cf -> {
+                  if (cf.isSuccess()) {
+                    cf.channel()
+                        .closeFuture()
+                        .addListener(
+                            x -> fail(new PeerException(describe() + ": connection closed")));
+                    f.complete(cf.channel());
+                  } else {
+                    PeerException e =
+                        new PeerException(
+                            describe() + ": cannot connect: " + cf.cause().getMessage(),
+                            cf.cause());
+                    fail(e);
+                    f.completeExceptionally(e);
+                  }
+                });
       }
       return channel;
     }
@@ -365,10 +393,15 @@ public final class TcpTransport implements PeerTransport {
       pending.put(id, p);
       // Whoever takes the entry out of pending first (the answer, the timeout, a failure) owns
       // the destinations: a late answer finds nothing and is dropped unread.
-      group.schedule(
-          () -> complete(id, null, PeerException.timedOut(describe(), fetchTimeoutMs)),
-          fetchTimeoutMs,
-          java.util.concurrent.TimeUnit.MILLISECONDS);
+      try {
+        group.schedule(
+            () -> complete(id, null, PeerException.timedOut(describe(), fetchTimeoutMs)),
+            fetchTimeoutMs,
+            java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        complete(id, null, new PeerException(describe() + ": tcp transport closed", e));
+        return p.done;
+      }
       ByteBuffer msg = PeerWire.allocate(4 + PeerWire.fetchBytes(dataset, ids.length));
       msg.putInt(0);
       try {

@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.Queue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -71,8 +72,15 @@ public final class UcxTransport implements PeerTransport {
   private final java.util.concurrent.ScheduledExecutorService timers;
   private volatile boolean closed;
 
+  private final Object signalLock = new Object();
+  private boolean workerClosed; // guarded by signalLock: no task or signal reaches the worker after
+
   // Owned by the progress thread.
-  private final Map<Long, Pending> pending = new HashMap<>();
+  private final Map<Long, Pending> pending = new HashMap<>(); // fetches waiting for their answer
+  private final Map<Long, Pending> getting = new HashMap<>(); // answered fetches doing their gets
+  private final Map<Long, Client> late = new java.util.LinkedHashMap<>(); // timed out, unanswered
+  private final List<Retired> retired = new ArrayList<>(); // closing endpoints and their keys
+  private final Map<Long, Server> serverOfEp = new HashMap<>(); // server-side endpoint -> server
   private final List<Server> servers = new ArrayList<>();
   private final List<Client> clients = new ArrayList<>();
 
@@ -149,7 +157,9 @@ public final class UcxTransport implements PeerTransport {
             LOG.log(Level.WARNING, "peer ucx: task failed", e);
           }
         }
-        if (worker.progress() == 0 && tasks.isEmpty() && !closed) {
+        int events = worker.progress();
+        reapRetired();
+        if (events == 0 && tasks.isEmpty() && !closed) {
           worker.waitForEvents();
         }
       }
@@ -161,26 +171,67 @@ public final class UcxTransport implements PeerTransport {
     }
   }
 
-  /** Runs {@code task} on the progress thread. */
-  private void onProgress(Runnable task) {
-    tasks.add(task);
-    worker.signal();
+  /**
+   * Runs {@code task} on the progress thread; false (and the task is dropped) once the transport
+   * has shut its worker down.
+   */
+  private boolean onProgress(Runnable task) {
+    synchronized (signalLock) {
+      if (workerClosed) {
+        return false;
+      }
+      tasks.add(task);
+      worker.signal();
+      return true;
+    }
+  }
+
+  /** An endpoint being closed without waiting, and the remote key to free once it is. */
+  private record Retired(UcpRequest closing, UcpRemoteKey rkey) {}
+
+  /**
+   * Closes {@code ep} without waiting (a blocking close would drive the worker until the peer
+   * answered, stalling every other peer): its requests in flight complete with errors. Its remote
+   * key is freed once the close is done. On the progress thread.
+   */
+  private void retire(UcpEndpoint ep, UcpRemoteKey rkey) {
+    UcpRequest closing;
+    try {
+      closing = ep.closeNonBlockingForce();
+    } catch (RuntimeException e) {
+      LOG.log(Level.FINE, "peer ucx: closing an endpoint", e);
+      closing = null;
+    }
+    retired.add(new Retired(closing, rkey));
+  }
+
+  private void reapRetired() {
+    for (java.util.Iterator<Retired> it = retired.iterator(); it.hasNext(); ) {
+      Retired r = it.next();
+      if (r.closing() == null || r.closing().isCompleted()) {
+        if (r.rkey() != null) {
+          r.rkey().close();
+        }
+        it.remove();
+      }
+    }
   }
 
   private <T> CompletableFuture<T> call(java.util.function.Supplier<T> task) {
     CompletableFuture<T> f = new CompletableFuture<>();
-    if (closed) {
+    boolean queued =
+        !closed
+            && onProgress(
+                () -> {
+                  try {
+                    f.complete(task.get());
+                  } catch (RuntimeException e) {
+                    f.completeExceptionally(e);
+                  }
+                });
+    if (!queued) {
       f.completeExceptionally(new PeerException("ucx transport closed"));
-      return f;
     }
-    onProgress(
-        () -> {
-          try {
-            f.complete(task.get());
-          } catch (RuntimeException e) {
-            f.completeExceptionally(e);
-          }
-        });
     return f;
   }
 
@@ -203,7 +254,9 @@ public final class UcxTransport implements PeerTransport {
       }
     }
     Client c = new Client(address);
-    onProgress(c::open);
+    if (closed || !onProgress(c::open)) {
+      c.failure = new PeerException(c.describe() + ": ucx transport closed");
+    }
     return c;
   }
 
@@ -214,16 +267,35 @@ public final class UcxTransport implements PeerTransport {
     }
     closed = true;
     timers.shutdownNow();
-    worker.signal();
+    synchronized (signalLock) {
+      if (!workerClosed) {
+        worker.signal();
+      }
+    }
     try {
-      progress.join(5000);
+      // Not returning before the worker is gone: until then a get may still land in a cache.
+      progress.join(TimeUnit.SECONDS.toMillis(30));
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+    if (progress.isAlive()) {
+      LOG.severe("peer ucx: the progress thread is still running 30 s after close");
     }
   }
 
   /** On the progress thread, last: fails what is in flight and frees UCX objects. */
   private void shutdown() {
+    synchronized (signalLock) {
+      workerClosed = true; // from here on nothing new is queued
+    }
+    Runnable t;
+    while ((t = tasks.poll()) != null) {
+      try {
+        t.run();
+      } catch (RuntimeException ignored) {
+        // closing: nothing left to tell
+      }
+    }
     PeerException e = new PeerException("ucx transport closed");
     for (Pending p : pending.values()) {
       p.done.completeExceptionally(e);
@@ -235,13 +307,18 @@ public final class UcxTransport implements PeerTransport {
     for (Server s : List.copyOf(servers)) {
       s.closeNow();
     }
-    Runnable t;
-    while ((t = tasks.poll()) != null) {
-      try {
-        t.run();
-      } catch (RuntimeException ignored) {
-        // closing: nothing left to tell
+    // Force-closed endpoints complete their gets with errors as the worker progresses.
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    try {
+      while ((!retired.isEmpty() || !getting.isEmpty()) && System.nanoTime() < deadline) {
+        worker.progress();
+        reapRetired();
       }
+    } catch (Exception x) {
+      LOG.log(Level.WARNING, "peer ucx: progressing the worker while closing", x);
+    }
+    for (Pending p : getting.values()) {
+      p.done.completeExceptionally(e); // not reached unless UCX lost a request
     }
     worker.close();
     context.close();
@@ -261,7 +338,7 @@ public final class UcxTransport implements PeerTransport {
     private final BitSet used;
     private final int slots;
     private final Map<Long, List<int[]>> slotsByEp = new HashMap<>(); // ep id -> [slot, count]
-    private final ArrayDeque<Runnable> waiting = new ArrayDeque<>();
+    private final ArrayDeque<Waiting> waiting = new ArrayDeque<>();
     private final ServerStatsCounter counter = new ServerStatsCounter();
     private final InetSocketAddress address;
 
@@ -282,23 +359,28 @@ public final class UcxTransport implements PeerTransport {
     }
 
     private void accept(org.openucx.jucx.ucp.UcpConnectionRequest request) {
-      worker.newEndpoint(
-          new UcpEndpointParams()
-              .setConnectionRequest(request)
-              .setPeerErrorHandlingMode()
-              .setErrorHandler((ep, status, message) -> dropped(ep)));
+      UcpEndpoint ep =
+          worker.newEndpoint(
+              new UcpEndpointParams()
+                  .setConnectionRequest(request)
+                  .setPeerErrorHandlingMode()
+                  .setErrorHandler((e, status, message) -> dropped(e)));
+      serverOfEp.put(ep.getNativeId(), this);
     }
 
     /** A client went away: its slots come back (it will not release them). */
     private void dropped(UcpEndpoint ep) {
-      List<int[]> held = slotsByEp.remove(ep.getNativeId());
-      if (held != null) {
-        for (int[] run : held) {
+      long id = ep.getNativeId();
+      serverOfEp.remove(id);
+      waiting.removeIf(w -> w.epId() == id); // nobody to answer
+      List<int[]> runs = slotsByEp.remove(id);
+      if (runs != null) {
+        for (int[] run : runs) {
           used.clear(run[0], run[0] + run[1]);
         }
-        drainWaiting();
       }
-      ep.close();
+      retire(ep, null);
+      drainWaiting();
     }
 
     @Override
@@ -349,7 +431,7 @@ public final class UcxTransport implements PeerTransport {
       }
       int start = findRun(need);
       if (start < 0) {
-        waiting.add(() -> fetch(replyEp, fetch)); // answered when a slot run comes back
+        waiting.add(new Waiting(replyEp.getNativeId(), replyEp, fetch)); // until slots come back
         return;
       }
       used.set(start, start + need);
@@ -419,8 +501,13 @@ public final class UcxTransport implements PeerTransport {
 
     private void drainWaiting() {
       int n = waiting.size();
-      for (int i = 0; i < n; i++) {
-        waiting.poll().run(); // re-queues itself when there is still no room
+      for (int i = 0; i < n && !waiting.isEmpty(); i++) {
+        Waiting w = waiting.poll();
+        try {
+          fetch(w.ep(), w.fetch()); // queued again when there is still no room
+        } catch (RuntimeException e) {
+          LOG.log(Level.WARNING, "peer ucx: answering a queued fetch", e);
+        }
       }
     }
 
@@ -440,6 +527,9 @@ public final class UcxTransport implements PeerTransport {
       return -1;
     }
   }
+
+  /** A fetch waiting for staging slots, and the endpoint to answer it on. */
+  private record Waiting(long epId, UcpEndpoint ep, PeerWire.Fetch fetch) {}
 
   /** Sends an active message; the callback holds {@code data} until UCX is done with it. */
   private void send(UcpEndpoint ep, int id, ByteBuffer data, boolean reply) {
@@ -546,7 +636,8 @@ public final class UcxTransport implements PeerTransport {
             sendError(ep, fetch.requestId(), "this daemon serves no peers");
             return;
           }
-          servers.getFirst().fetch(ep, fetch);
+          Server s = serverOfEp.getOrDefault(ep.getNativeId(), servers.getFirst());
+          s.fetch(ep, fetch);
         });
   }
 
@@ -616,12 +707,13 @@ public final class UcxTransport implements PeerTransport {
       p = pending.remove(id);
       if (p == null) {
         // Timed out here meanwhile: nothing is read, but the server's slot run comes back.
+        Client c = late.remove(id);
         int count = in.getInt();
         in.position(in.position() + 4 * count);
         long remote = in.getLong();
         int slot = in.getInt();
-        if (slot >= 0) {
-          sendRelease(replyEp, remote, slot);
+        if (slot >= 0 && c != null && c.ep != null && c.failure == null) {
+          sendRelease(c.ep, remote, slot);
         }
         LOG.fine(() -> "peer ucx: answer to requestId=" + id + ", no longer in flight");
         return;
@@ -633,12 +725,31 @@ public final class UcxTransport implements PeerTransport {
       in.get(key);
       p.client.gets(id, p, lengths, remote, slot, key);
     } catch (PeerException | RuntimeException e) {
-      if (p != null) {
+      if (p != null && !p.done.isDone()) {
         p.done.completeExceptionally(
             e instanceof PeerException pe ? pe : new PeerException("bad answer: " + e, e));
       } else {
         LOG.warning(() -> "peer ucx: bad answer: " + e);
       }
+    }
+  }
+
+  /** The timeout of fetch {@code id}, on the progress thread. */
+  private void timedOut(long id, Client client) {
+    Pending p = pending.remove(id);
+    if (p != null) { // unanswered: its answer, if it comes, only frees the server's slots
+      late.put(id, client);
+      if (late.size() > 4096) {
+        late.remove(late.keySet().iterator().next());
+      }
+      p.done.completeExceptionally(PeerException.timedOut(client.describe(), fetchTimeoutMs));
+      return;
+    }
+    Pending g = getting.get(id);
+    if (g != null) {
+      // Answered, but its gets hang: only closing the endpoint ends them (with errors), and the
+      // fetch completes once every get has, so nothing writes its destinations after.
+      g.client.closeNow(PeerException.timedOut(client.describe(), fetchTimeoutMs));
     }
   }
 
@@ -707,39 +818,38 @@ public final class UcxTransport implements PeerTransport {
       }
       msg.flip();
       CompletableFuture<boolean[]> done = new CompletableFuture<>();
-      if (closed) {
+      boolean queued =
+          !closed
+              && onProgress(
+                  () -> {
+                    PeerException f = failure;
+                    if (f != null || ep == null) {
+                      done.completeExceptionally(
+                          f != null ? f : new PeerException(describe() + ": not connected"));
+                      return;
+                    }
+                    pending.put(id, new Pending(this, ids, dsts, done));
+                    send(ep, AM_FETCH, msg, true);
+                    try {
+                      timers.schedule(
+                          () -> onProgress(() -> timedOut(id, this)),
+                          fetchTimeoutMs,
+                          TimeUnit.MILLISECONDS);
+                    } catch (java.util.concurrent.RejectedExecutionException e) {
+                      // closing: shutdown() fails what is pending
+                    }
+                  });
+      if (!queued) {
         done.completeExceptionally(new PeerException(describe() + ": ucx transport closed"));
-        return done;
       }
-      onProgress(
-          () -> {
-            PeerException f = failure;
-            if (f != null || ep == null) {
-              done.completeExceptionally(
-                  f != null ? f : new PeerException(describe() + ": not connected"));
-              return;
-            }
-            pending.put(id, new Pending(this, ids, dsts, done));
-            send(ep, AM_FETCH, msg, true);
-            // Only an unanswered fetch times out: once answered it is out of pending and its gets
-            // end in success or an endpoint error, after which nothing writes its destinations.
-            timers.schedule(
-                () ->
-                    onProgress(
-                        () -> {
-                          Pending p = pending.remove(id);
-                          if (p != null) {
-                            p.done.completeExceptionally(
-                                PeerException.timedOut(describe(), fetchTimeoutMs));
-                          }
-                        }),
-                fetchTimeoutMs,
-                java.util.concurrent.TimeUnit.MILLISECONDS);
-          });
       return done;
     }
 
-    /** Gets each held sample from the server's staging region, then releases the slot run. */
+    /**
+     * Gets each held sample from the server's staging region, then releases the slot run. The fetch
+     * completes only once every get issued has ended, whatever the outcome: a failed fetch's
+     * destinations are then read into from elsewhere, and a get still running would race that.
+     */
     void gets(long id, Pending p, int[] lengths, long remote, int slot, byte[] key)
         throws PeerException {
       boolean[] filled = new boolean[lengths.length];
@@ -747,24 +857,9 @@ public final class UcxTransport implements PeerTransport {
         p.done.complete(filled);
         return;
       }
-      if (rkey == null || !java.util.Arrays.equals(key, rkeyBytes)) {
-        if (rkey != null) {
-          rkey.close();
-        }
-        ByteBuffer kb = ByteBuffer.allocateDirect(key.length);
-        kb.put(key).flip();
-        rkey = ep.unpackRemoteKey(kb);
-        rkeyBytes = key;
-      }
-      List<Runnable> copies = new ArrayList<>();
-      int[] outstanding = {0};
-      boolean[] broken = {false};
-      long at = remote;
-      for (int i = 0; i < lengths.length; i++) {
-        if (lengths[i] < 0) {
-          continue;
-        }
-        if (lengths[i] != p.dsts[i].byteSize()) {
+      for (int i = 0; i < lengths.length; i++) { // every check before the first get
+        if (lengths[i] >= 0 && lengths[i] != p.dsts[i].byteSize()) {
+          sendRelease(ep, remote, slot);
           throw new PeerException(
               describe()
                   + ": sample "
@@ -774,6 +869,23 @@ public final class UcxTransport implements PeerTransport {
                   + " expected "
                   + p.dsts[i].byteSize());
         }
+      }
+      if (rkey == null || !java.util.Arrays.equals(key, rkeyBytes)) {
+        if (rkey != null) {
+          retired.add(new Retired(null, rkey)); // freed on the next pass, no get uses it by then
+        }
+        ByteBuffer kb = ByteBuffer.allocateDirect(key.length);
+        kb.put(key).flip();
+        rkey = ep.unpackRemoteKey(kb);
+        rkeyBytes = key;
+      }
+      Gets g = new Gets(id, p, filled, remote, slot);
+      getting.put(id, p);
+      long at = remote;
+      for (int i = 0; i < lengths.length; i++) {
+        if (lengths[i] < 0) {
+          continue;
+        }
         filled[i] = true;
         MemorySegment dst = p.dsts[i];
         long target;
@@ -782,46 +894,79 @@ public final class UcxTransport implements PeerTransport {
         } else { // a heap destination: get into a bounce buffer, copy after
           ByteBuffer bounce = ByteBuffer.allocateDirect(lengths[i]);
           target = UcxUtils.getAddress(bounce);
-          copies.add(
+          g.copies.add(
               () -> MemorySegment.copy(MemorySegment.ofBuffer(bounce), 0, dst, 0, dst.byteSize()));
         }
-        outstanding[0]++;
-        ep.getNonBlocking(
-            at,
-            rkey,
-            target,
-            lengths[i],
-            new UcxCallback() {
-              @Override
-              public void onSuccess(UcpRequest request) {
-                if (--outstanding[0] == 0 && !broken[0]) {
-                  finish(p, filled, copies, remote, slot);
-                }
-              }
-
-              @Override
-              public void onError(int status, String message) {
-                if (!broken[0]) {
-                  broken[0] = true;
-                  p.done.completeExceptionally(
-                      new PeerException(describe() + ": get failed: " + message));
-                }
-              }
-            });
+        g.outstanding++;
+        try {
+          ep.getNonBlocking(at, rkey, target, lengths[i], g);
+        } catch (RuntimeException e) {
+          g.outstanding--;
+          g.fail(describe() + ": get failed: " + e);
+          break;
+        }
         at += lengths[i];
       }
-      if (outstanding[0] == 0) {
-        finish(p, filled, copies, remote, slot);
-      }
+      g.issued = true;
+      g.maybeDone();
     }
 
-    private void finish(Pending p, boolean[] filled, List<Runnable> copies, long remote, int slot) {
-      sendRelease(ep, remote, slot);
-      try {
-        copies.forEach(Runnable::run);
-        p.done.complete(filled);
-      } catch (RuntimeException e) {
-        p.done.completeExceptionally(e);
+    /** One answered fetch's gets: it completes when the last one has ended. */
+    private final class Gets extends UcxCallback {
+      final long id;
+      final Pending p;
+      final boolean[] filled;
+      final long remote;
+      final int slot;
+      final List<Runnable> copies = new ArrayList<>();
+      int outstanding;
+      boolean issued;
+      String failed;
+
+      Gets(long id, Pending p, boolean[] filled, long remote, int slot) {
+        this.id = id;
+        this.p = p;
+        this.filled = filled;
+        this.remote = remote;
+        this.slot = slot;
+      }
+
+      @Override
+      public void onSuccess(UcpRequest request) {
+        outstanding--;
+        maybeDone();
+      }
+
+      @Override
+      public void onError(int status, String message) {
+        outstanding--;
+        fail(describe() + ": get failed: " + message + " (status " + status + ")");
+        maybeDone();
+      }
+
+      void fail(String why) {
+        if (failed == null) {
+          failed = why;
+        }
+      }
+
+      void maybeDone() {
+        if (!issued || outstanding > 0 || !getting.remove(id, p)) {
+          return;
+        }
+        if (failure == null) {
+          sendRelease(ep, remote, slot);
+        }
+        if (failed != null) {
+          p.done.completeExceptionally(new PeerException(failed));
+          return;
+        }
+        try {
+          copies.forEach(Runnable::run);
+          p.done.complete(filled);
+        } catch (RuntimeException e) {
+          p.done.completeExceptionally(e);
+        }
       }
     }
 
@@ -839,11 +984,11 @@ public final class UcxTransport implements PeerTransport {
                 }
                 return false;
               });
+      // Fetches doing their gets end when UCX completes those gets (with errors, once the
+      // endpoint is closed): see Gets.
       if (clients.remove(this)) {
-        if (rkey != null) {
-          rkey.close();
-        }
-        ep.close();
+        retire(ep, rkey);
+        rkey = null;
       }
     }
 

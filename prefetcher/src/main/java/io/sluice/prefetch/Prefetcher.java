@@ -695,45 +695,59 @@ public final class Prefetcher implements AutoCloseable {
    */
   private int fromPeers(PeerSource p, long[] need, int n, long abs, long[] bytes) {
     long epoch = abs / stepsPerEpoch;
-    Map<Integer, List<Part>> byNode = null;
+    Map<Integer, List<Part>> byNode = new HashMap<>();
     int left = 0;
-    for (int i = 0; i < n; i++) {
-      long id = need[i];
-      int node = p.holderOf(id, epoch);
-      if (node < 0) {
-        need[left++] = id;
-        continue;
-      }
-      if (byNode == null) {
-        byNode = new HashMap<>();
-      }
-      List<Part> parts = byNode.computeIfAbsent(node, k -> new ArrayList<>());
-      if (reserve(id, parts, abs, true)) {
-        loading.put(id, parts.getLast().done);
-        bytes[0] += extents.lengthOf(id);
-      }
-    }
-    if (byNode != null) {
-      for (Map.Entry<Integer, List<Part>> e : byNode.entrySet()) {
-        List<Part> parts = e.getValue();
-        if (parts.isEmpty()) {
+    try {
+      for (int i = 0; i < n; i++) {
+        long id = need[i];
+        int node = p.holderOf(id, epoch);
+        if (node < 0) {
+          need[left++] = id;
           continue;
         }
-        long[] ids = new long[parts.size()];
-        MemorySegment[] dsts = new MemorySegment[parts.size()];
-        for (int i = 0; i < ids.length; i++) {
-          ids[i] = parts.get(i).id;
-          dsts[i] = parts.get(i).reservation.segment();
+        List<Part> parts = byNode.computeIfAbsent(node, k -> new ArrayList<>());
+        if (reserve(id, parts, abs, true)) {
+          loading.put(id, parts.getLast().done);
+          bytes[0] += extents.lengthOf(id);
         }
-        lock.lock();
-        try {
-          peerFetches++;
-        } finally {
-          lock.unlock();
-        }
-        p.fetch(e.getKey(), ids, dsts)
-            .whenCompleteAsync((filled, error) -> completePeerFetch(parts, filled), completions);
       }
+    } catch (RuntimeException e) {
+      for (List<Part> parts : byNode.values()) {
+        abandon(parts); // reserved, not asked for: the streams read them on demand
+      }
+      throw e;
+    }
+    for (Map.Entry<Integer, List<Part>> e : byNode.entrySet()) {
+      List<Part> parts = e.getValue();
+      if (parts.isEmpty()) {
+        continue;
+      }
+      long[] ids = new long[parts.size()];
+      MemorySegment[] dsts = new MemorySegment[parts.size()];
+      for (int i = 0; i < ids.length; i++) {
+        ids[i] = parts.get(i).id;
+        dsts[i] = parts.get(i).reservation.segment();
+      }
+      lock.lock();
+      try {
+        peerFetches++;
+      } finally {
+        lock.unlock();
+      }
+      CompletableFuture<boolean[]> fetch;
+      try {
+        fetch = p.fetch(e.getKey(), ids, dsts);
+      } catch (RuntimeException x) {
+        fetch = CompletableFuture.failedFuture(x); // a transport that threw: storage reads them
+      }
+      fetch.whenComplete(
+          (filled, error) -> {
+            try {
+              completions.execute(() -> completePeerFetch(parts, error == null ? filled : null));
+            } catch (java.util.concurrent.RejectedExecutionException closing) {
+              completePeerFetch(parts, error == null ? filled : null);
+            }
+          });
     }
     return left;
   }
