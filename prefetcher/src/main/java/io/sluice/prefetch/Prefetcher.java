@@ -1024,10 +1024,12 @@ public final class Prefetcher implements AutoCloseable {
             if (span != null) {
               MemorySegment.copy(span, p.offset - start, dst, 0, dst.byteSize());
             }
-            p.reservation.commit();
+            // Spilled before the commit, while dst is reserved: once committed and unpinned, it
+            // may be evicted and refilled by another read before the copy out of it ends.
             if (spill != null && spill.put(p.id, dst)) {
-              stats.spilled.increment(); // still reserved, so dst cannot move meanwhile
+              stats.spilled.increment();
             }
+            p.reservation.commit();
           }
         } catch (RuntimeException e) {
           error = error == null ? e : error; // the cache closed under us: drop the rest
