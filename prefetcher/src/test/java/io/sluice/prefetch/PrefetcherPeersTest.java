@@ -43,14 +43,19 @@ class PrefetcherPeersTest {
   private final class Node implements AutoCloseable {
     final CountingReadBackend backend = new CountingReadBackend(new PosixReadBackend());
     final TokensSource source;
-    final SampleCache cache = PrefetcherTest.cache(8 << 20);
+    final SampleCache cache;
     final LongFunction<EpochPlan> plans;
     final Prefetcher prefetcher;
     final PeerGroup group;
     final int rank;
 
     Node(int rank, String peers) throws IOException {
+      this(rank, peers, 8 << 20, true);
+    }
+
+    Node(int rank, String peers, long cacheBytes, boolean usePeers) throws IOException {
       this.rank = rank;
+      this.cache = PrefetcherTest.cache(cacheBytes);
       this.source = (TokensSource) Formats.open(dir, backend);
       this.plans = PrefetcherTest.plans(source, "global", WORLD, BATCH);
       this.prefetcher =
@@ -85,8 +90,10 @@ class PrefetcherPeersTest {
               TcpTransport.create(1, 2000),
               held,
               new PeerGroup.Settings("127.0.0.1", 2000, 60_000, 60_000));
-      PeerSource source = group.sourceFor("tokens", plans);
-      prefetcher.usePeers(source);
+      if (usePeers) {
+        PeerSource source = group.sourceFor("tokens", plans);
+        prefetcher.usePeers(source);
+      }
     }
 
     /**
@@ -191,5 +198,45 @@ class PrefetcherPeersTest {
       assertTrue(g.failures() > 0, "the dead peer was noticed: " + g);
       assertEquals(0, a.prefetcher.stats().peerHits());
     }
+  }
+
+  /**
+   * A cache a quarter of the dataset: after epoch 0 it holds what the plan says is needed soonest.
+   * Without peers, a sample only the other node needs next epoch is needed by nobody here and goes
+   * first; with peers it is kept for the loan, beside this node's own next uses.
+   */
+  @Test
+  void samplesAPeerWillAskForOutliveOnesNobodyNeeds() throws IOException {
+    PrefetcherTest.writeDataset(dir);
+    String peers = "127.0.0.1:" + freePort() + ",127.0.0.1:" + freePort();
+    long cacheBytes = PrefetcherTest.TOTAL / 4 * 1024;
+    long[] lentKept = new long[2];
+    for (int withPeers = 0; withPeers < 2; withPeers++) {
+      try (Node a = new Node(0, peers, cacheBytes, withPeers == 1)) {
+        Set<Long> consumed = new HashSet<>();
+        a.epoch(0, consumed);
+        EpochPlan next = a.plans.apply(1);
+        for (long id : consumed) {
+          long position = next.sequence().positionOf(id);
+          boolean otherNodeNext = position < next.epochLength() && next.rankOf(position) != 0;
+          if (otherNodeNext && a.cache.contains(id)) {
+            lentKept[withPeers]++;
+          }
+        }
+      }
+    }
+    long slots = PrefetcherTest.TOTAL / 4;
+    System.out.printf(
+        "PrefetcherPeersTest: of %d cache slots, %d hold samples the peer will ask for without"
+            + " peers, %d with%n",
+        slots, lentKept[0], lentKept[1]);
+    assertTrue(
+        lentKept[1] > slots / 5 && lentKept[1] > 4 * lentKept[0],
+        "samples node 1 will ask for, kept in a cache of "
+            + slots
+            + ": without peers "
+            + lentKept[0]
+            + ", with "
+            + lentKept[1]);
   }
 }
