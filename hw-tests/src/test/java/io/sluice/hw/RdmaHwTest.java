@@ -13,10 +13,10 @@ import io.sluice.peer.PeerChannel;
 import io.sluice.peer.PeerServer;
 import io.sluice.peer.PeerServerStats;
 import io.sluice.peer.PeerTransport;
+import io.sluice.peer.UcxTransport;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.reflect.InvocationTargetException;
 import java.net.Inet4Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -31,7 +31,6 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.stream.Stream;
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
@@ -58,7 +57,7 @@ class RdmaHwTest {
   void ucxMovesSamplesOverVerbs() throws Exception {
     Hardware.need(Rdma.isAvailable(), "RDMA device", why(Rdma.unavailabilityCause()));
     Hardware.need(Ucx.isAvailable(), "UCX", why(Ucx.unavailabilityCause()));
-    try (PeerTransport transport = ucxTransport()) {
+    try (PeerTransport transport = UcxTransport.create()) {
       roundTrip(transport);
     }
   }
@@ -73,28 +72,6 @@ class RdmaHwTest {
 
   private static String why(Throwable cause) {
     return cause == null ? "" : cause.getMessage();
-  }
-
-  /**
-   * {@code UcxTransport.create()} by name: the ucx transport is written beside this test, and this
-   * compiles (and skips) without it.
-   */
-  private static PeerTransport ucxTransport() throws Exception {
-    Class<?> type;
-    try {
-      type = Class.forName("io.sluice.peer.UcxTransport");
-    } catch (ClassNotFoundException e) {
-      System.out.println("[hw-tests] skipped: UcxTransport not built");
-      return Assumptions.abort("UcxTransport not built");
-    }
-    try {
-      return (PeerTransport) type.getMethod("create").invoke(null);
-    } catch (InvocationTargetException e) {
-      if (e.getCause() instanceof Exception cause) {
-        throw cause;
-      }
-      throw e;
-    }
   }
 
   private static void roundTrip(PeerTransport transport) throws Exception {
