@@ -210,3 +210,14 @@ def test_plain_pyarrow_can_read_shm_batches_in_place(served):
     assert np.array_equal(tokens, served.expected_tokens(batch.column("sample_id").to_numpy()))
     reader.cancel()
     client.close()
+
+
+def test_cuda_without_a_gpu_is_refused_with_the_cause(served):
+    # The daemon's host has no usable GPU here; an explicit cuda is refused, naming why, and the
+    # daemon goes on serving (auto never takes cuda without a GPU).
+    if os.path.exists("/dev/nvidiactl"):
+        pytest.skip("this host has an NVIDIA driver: the refusal is for hosts without one")
+    with pytest.raises(flight.FlightUnavailableError, match="delivery=cuda: no usable GPU"):
+        next(iter(make(served, delivery="cuda")))
+    batch = next(iter(make(served, delivery="auto")))
+    assert batch["sample_id"].numel() == 8

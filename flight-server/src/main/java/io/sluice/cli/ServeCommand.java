@@ -194,6 +194,13 @@ final class ServeCommand implements Callable<Integer> {
           "no dataset to serve: give --dataset NAME=PATH, or datasets: in the --config file");
     }
     SluiceDaemon daemon = SluiceDaemon.start(cfg, PrefetchOptions.defaults());
+    if (!io.sluice.nativeio.Cuda.isAvailable()) {
+      // Said once at start: delivery=cuda is refused with the same cause, auto never takes it.
+      java.util.logging.Logger.getLogger("io.sluice.server")
+          .info(
+              "cuda delivery unavailable: "
+                  + io.sluice.nativeio.Cuda.unavailabilityCause().getMessage());
+    }
     // SIGTERM and SIGINT stop the daemon gracefully and serve returns 0; the hook covers any
     // other way the JVM goes down (exit status 128 + signal then, as the JVM sets it).
     String noSignals = Signals.onTermination(daemon::stopOnSignal);
@@ -217,6 +224,10 @@ final class ServeCommand implements Callable<Integer> {
             + daemon.memoryBudgetBytes()
             + " shm="
             + (daemon.shmUnavailableCause() == null ? "on" : "off")
+            + " cuda="
+            + (io.sluice.nativeio.Cuda.isAvailable()
+                ? io.sluice.nativeio.Cuda.devices().size() + "gpu"
+                : "off")
             + " tls="
             + (cfg.tls() ? "on" : "off")
             + " auth="

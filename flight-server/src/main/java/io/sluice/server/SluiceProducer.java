@@ -8,6 +8,7 @@ import io.sluice.client.ProtocolException;
 import io.sluice.client.ShmLayout;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
+import io.sluice.nativeio.Cuda;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
@@ -301,10 +302,20 @@ final class SluiceProducer extends NoOpFlightProducer {
         }
         yield Delivery.SHM;
       }
-      case CUDA ->
+      case CUDA -> {
+        if (!Cuda.isAvailable()) {
           throw reject(
-              CallStatus.UNIMPLEMENTED.withDescription(
-                  "delivery=cuda is not available in this daemon version; use cpu, shm or auto"));
+              CallStatus.UNAVAILABLE.withDescription(
+                  "delivery=cuda: no usable GPU on the daemon's host: "
+                      + Cuda.unavailabilityCause().getMessage()
+                      + "; use cpu, shm or auto"));
+        }
+        throw reject(
+            CallStatus.UNIMPLEMENTED.withDescription(
+                "delivery=cuda: this daemon version has no device path yet (GPUs: "
+                    + Cuda.devices().stream().map(Cuda.Device::name).toList()
+                    + "); use cpu, shm or auto"));
+      }
     };
   }
 

@@ -215,6 +215,25 @@ class DaemonIT {
     }
   }
 
+  @Test
+  void cudaDeliveryWithoutAGpuIsRefusedNamingTheCause() {
+    FlightRuntimeException e =
+        infoError(
+            "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"cuda\"}");
+    if (io.sluice.nativeio.Cuda.isAvailable()) {
+      assertEquals(FlightStatusCode.UNIMPLEMENTED, e.status().code(), e.getMessage());
+    } else {
+      assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "delivery=cuda: no usable GPU on the daemon's host: "
+                      + io.sluice.nativeio.Cuda.unavailabilityCause().getMessage()),
+          e.getMessage());
+    }
+    assertEquals(2, readRank(StreamRequest.of("t", 0, 1, 4), 2).size(), "the daemon goes on");
+  }
+
   @ParameterizedTest
   @CsvSource(
       delimiter = '|',
@@ -227,7 +246,6 @@ class DaemonIT {
         "{\"dataset\":\"nope\",\"rank\":0,\"world_size\":1,\"batch_size\":4}|NOT_FOUND|dataset=nope",
         "{not json|INVALID_ARGUMENT|JSON",
         "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"shm\"}|INVALID_ARGUMENT|shm_token",
-        "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"cuda\"}|UNIMPLEMENTED|delivery=cuda",
       })
   void badRequestsGetAStatusNamingTheFieldAndTheDaemonGoesOn(
       String json, String status, String named) {
