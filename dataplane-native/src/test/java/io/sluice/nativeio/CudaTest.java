@@ -62,4 +62,18 @@ class CudaTest {
     assertEquals("CUDA_ERROR_INSUFFICIENT_DRIVER (35)", Cuda.error(35));
     assertEquals("CUresult (12345)", Cuda.error(12345));
   }
+
+  @Test
+  void theDriverOpensOnlyWhereThereIsAGpu() throws CudaException {
+    if (Cuda.isAvailable()) {
+      try (CudaDriver d = CudaDriver.open(0)) {
+        long p = d.allocDevice(4096);
+        d.freeDevice(p);
+      }
+      return;
+    }
+    UnsupportedOperationException e =
+        assertThrows(UnsupportedOperationException.class, () -> CudaDriver.open(0));
+    assertTrue(e.getMessage().contains(Cuda.unavailabilityCause().getMessage()), e.getMessage());
+  }
 }

@@ -1,0 +1,239 @@
+package io.sluice.nativeio;
+
+import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_INT;
+import static java.lang.foreign.ValueLayout.JAVA_LONG;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.invoke.MethodHandle;
+
+/**
+ * The few CUDA driver calls the GPU paths need, through FFM: a device's primary context, device and
+ * pinned host memory, copies (synchronous and on a stream). Device pointers are plain {@code long}s
+ * ({@code CUdeviceptr}), which cuFile and CUDA IPC take as they are (jcuda's pointer objects do not
+ * give their address). Only where {@link Cuda#isAvailable()}. Each call makes the device's primary
+ * context current on the calling thread first, so any thread may call.
+ */
+public final class CudaDriver implements AutoCloseable {
+  private final int device;
+  private final MemorySegment context;
+  private final MethodHandle ctxSetCurrent;
+  private final MethodHandle primaryRelease;
+  private final MethodHandle memAlloc;
+  private final MethodHandle memFree;
+  private final MethodHandle memAllocHost;
+  private final MethodHandle memFreeHost;
+  private final MethodHandle htod;
+  private final MethodHandle dtoh;
+  private final MethodHandle htodAsync;
+  private final MethodHandle streamCreate;
+  private final MethodHandle streamSynchronize;
+  private final MethodHandle streamDestroy;
+  private boolean closed;
+
+  @SuppressWarnings("restricted")
+  private CudaDriver(int device) throws CudaException {
+    this.device = device;
+    SymbolLookup lib = SymbolLookup.libraryLookup(Cuda.DRIVER, Arena.global());
+    Linker l = Linker.nativeLinker();
+    FunctionDescriptor i = FunctionDescriptor.of(JAVA_INT, ADDRESS);
+    MethodHandle retain =
+        call(
+            l, lib, "cuDevicePrimaryCtxRetain", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    MethodHandle get =
+        call(l, lib, "cuDeviceGet", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    this.ctxSetCurrent = call(l, lib, "cuCtxSetCurrent", i);
+    this.primaryRelease =
+        call(l, lib, "cuDevicePrimaryCtxRelease_v2", FunctionDescriptor.of(JAVA_INT, JAVA_INT));
+    this.memAlloc =
+        call(l, lib, "cuMemAlloc_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    this.memFree = call(l, lib, "cuMemFree_v2", FunctionDescriptor.of(JAVA_INT, JAVA_LONG));
+    this.memAllocHost =
+        call(l, lib, "cuMemAllocHost_v2", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
+    this.memFreeHost = call(l, lib, "cuMemFreeHost", i);
+    this.htod =
+        call(
+            l,
+            lib,
+            "cuMemcpyHtoD_v2",
+            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG));
+    this.dtoh =
+        call(
+            l,
+            lib,
+            "cuMemcpyDtoH_v2",
+            FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_LONG));
+    this.htodAsync =
+        call(
+            l,
+            lib,
+            "cuMemcpyHtoDAsync_v2",
+            FunctionDescriptor.of(JAVA_INT, JAVA_LONG, ADDRESS, JAVA_LONG, ADDRESS));
+    this.streamCreate =
+        call(l, lib, "cuStreamCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
+    this.streamSynchronize = call(l, lib, "cuStreamSynchronize", i);
+    this.streamDestroy = call(l, lib, "cuStreamDestroy_v2", i);
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment dev = a.allocate(JAVA_INT);
+      check("cuDeviceGet(" + device + ")", (int) get.invokeExact(dev, device));
+      MemorySegment ctx = a.allocate(ADDRESS);
+      check("cuDevicePrimaryCtxRetain", (int) retain.invokeExact(ctx, dev.get(JAVA_INT, 0)));
+      this.context = ctx.get(ADDRESS, 0);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("CUDA driver setup failed: " + t, 0);
+    }
+  }
+
+  /**
+   * The driver for device {@code index}.
+   *
+   * @throws UnsupportedOperationException with {@link Cuda#unavailabilityCause()} where there is no
+   *     GPU
+   */
+  public static CudaDriver open(int index) throws CudaException {
+    Cuda.ensureAvailability();
+    return new CudaDriver(index);
+  }
+
+  public int device() {
+    return device;
+  }
+
+  /** Makes this device's primary context current on the calling thread. */
+  public void makeCurrent() throws CudaException {
+    try {
+      check("cuCtxSetCurrent", (int) ctxSetCurrent.invokeExact(context));
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuCtxSetCurrent failed: " + t, 0);
+    }
+  }
+
+  /** {@code bytes} of device memory; its address. */
+  public long allocDevice(long bytes) throws CudaException {
+    makeCurrent();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment p = a.allocate(JAVA_LONG);
+      check("cuMemAlloc bytes=" + bytes, (int) memAlloc.invokeExact(p, bytes));
+      return p.get(JAVA_LONG, 0);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuMemAlloc failed: " + t, 0);
+    }
+  }
+
+  public void freeDevice(long pointer) throws CudaException {
+    makeCurrent();
+    invoke("cuMemFree", () -> (int) memFree.invokeExact(pointer));
+  }
+
+  /** {@code bytes} of page-locked host memory, as a segment (free it with {@link #freeHost}). */
+  @SuppressWarnings("restricted")
+  public MemorySegment allocHost(long bytes) throws CudaException {
+    makeCurrent();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment p = a.allocate(ADDRESS);
+      check("cuMemAllocHost bytes=" + bytes, (int) memAllocHost.invokeExact(p, bytes));
+      return p.get(ADDRESS, 0).reinterpret(bytes);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuMemAllocHost failed: " + t, 0);
+    }
+  }
+
+  public void freeHost(MemorySegment host) throws CudaException {
+    makeCurrent();
+    invoke("cuMemFreeHost", () -> (int) memFreeHost.invokeExact(host));
+  }
+
+  public void copyToDevice(long dst, MemorySegment src, long bytes) throws CudaException {
+    makeCurrent();
+    invoke("cuMemcpyHtoD bytes=" + bytes, () -> (int) htod.invokeExact(dst, src, bytes));
+  }
+
+  public void copyToHost(MemorySegment dst, long src, long bytes) throws CudaException {
+    makeCurrent();
+    invoke("cuMemcpyDtoH bytes=" + bytes, () -> (int) dtoh.invokeExact(dst, src, bytes));
+  }
+
+  /** A stream for {@link #copyToDeviceAsync}; destroy it with {@link #destroyStream}. */
+  public MemorySegment createStream() throws CudaException {
+    makeCurrent();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment p = a.allocate(ADDRESS);
+      check("cuStreamCreate", (int) streamCreate.invokeExact(p, 1)); // CU_STREAM_NON_BLOCKING
+      return p.get(ADDRESS, 0);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuStreamCreate failed: " + t, 0);
+    }
+  }
+
+  /** Queues a copy from pinned host memory; {@code src} must stay untouched until synchronized. */
+  public void copyToDeviceAsync(long dst, MemorySegment src, long bytes, MemorySegment stream)
+      throws CudaException {
+    makeCurrent();
+    invoke(
+        "cuMemcpyHtoDAsync bytes=" + bytes,
+        () -> (int) htodAsync.invokeExact(dst, src, bytes, stream));
+  }
+
+  public void synchronize(MemorySegment stream) throws CudaException {
+    makeCurrent();
+    invoke("cuStreamSynchronize", () -> (int) streamSynchronize.invokeExact(stream));
+  }
+
+  public void destroyStream(MemorySegment stream) throws CudaException {
+    makeCurrent();
+    invoke("cuStreamDestroy", () -> (int) streamDestroy.invokeExact(stream));
+  }
+
+  @FunctionalInterface
+  private interface Call {
+    int run() throws Throwable;
+  }
+
+  private static void invoke(String what, Call call) throws CudaException {
+    int rc;
+    try {
+      rc = call.run();
+    } catch (Throwable t) {
+      throw new CudaException(what + " failed: " + t, 0);
+    }
+    check(what, rc);
+  }
+
+  private static void check(String what, int rc) throws CudaException {
+    if (rc != 0) {
+      throw new CudaException(what + " failed: " + Cuda.error(rc), rc);
+    }
+  }
+
+  @SuppressWarnings("restricted")
+  private static MethodHandle call(
+      Linker l, SymbolLookup lib, String symbol, FunctionDescriptor d) {
+    return l.downcallHandle(
+        lib.find(symbol)
+            .orElseThrow(() -> new UnsatisfiedLinkError(Cuda.DRIVER + " has no symbol " + symbol)),
+        d);
+  }
+
+  @Override
+  public synchronized void close() throws CudaException {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    invoke("cuDevicePrimaryCtxRelease", () -> (int) primaryRelease.invokeExact(device));
+  }
+}
