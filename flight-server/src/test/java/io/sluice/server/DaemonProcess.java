@@ -99,6 +99,31 @@ final class DaemonProcess implements AutoCloseable {
     return process.pid();
   }
 
+  /** The daemon's /metrics text; its address is on the serving line ({@code --metrics-port}). */
+  String metrics() throws Exception {
+    Matcher m = Pattern.compile("metrics=(http://\\S+)").matcher(output());
+    assertTrue(m.find(), output());
+    try (java.net.http.HttpClient http = java.net.http.HttpClient.newHttpClient()) {
+      java.net.http.HttpResponse<String> r =
+          http.send(
+              java.net.http.HttpRequest.newBuilder(java.net.URI.create(m.group(1) + "/metrics"))
+                  .build(),
+              java.net.http.HttpResponse.BodyHandlers.ofString());
+      org.junit.jupiter.api.Assertions.assertEquals(200, r.statusCode());
+      return r.body();
+    }
+  }
+
+  /** The value of {@code series} (name and labels, as exposed) in a /metrics text. */
+  static double counter(String metrics, String series) {
+    for (String line : metrics.split("\n")) {
+      if (line.startsWith(series + " ")) {
+        return Double.parseDouble(line.substring(series.length() + 1).trim());
+      }
+    }
+    throw new AssertionError(series + " not in:\n" + metrics);
+  }
+
   /** Everything the daemon printed so far. */
   String output() {
     return String.join("\n", output);

@@ -6,32 +6,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
-import io.sluice.demo.DemoDataset;
-import io.sluice.format.IndexProgress;
-import io.sluice.format.tokens.TokenDtype;
-import io.sluice.format.tokens.TokensFormat;
-import io.sluice.s3.S3FileSystem;
-import io.sluice.s3.S3Settings;
-import io.sluice.s3.S3Store;
 import io.sluice.s3test.S3TestServer;
 import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
 import org.junit.jupiter.api.AfterAll;
@@ -39,8 +24,6 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
-import software.amazon.awssdk.auth.credentials.AwsBasicCredentials;
-import software.amazon.awssdk.auth.credentials.StaticCredentialsProvider;
 
 /**
  * A job on three nodes: three daemons ({@code sluice serve --peers ... --node-rank I}, each its own
@@ -66,29 +49,9 @@ class PeersIT {
 
   @BeforeAll
   static void data() throws Exception {
-    Path local = dir.resolve("tokens");
-    DemoDataset.ensure(local, SHARDS, PER_SHARD, SEQ_LEN);
-    Path shards = Files.createDirectories(dir.resolve("upload"));
-    try (var files = Files.list(local)) {
-      for (Path p : files.filter(f -> f.toString().endsWith(".bin")).toList()) {
-        Files.copy(p, shards.resolve(p.getFileName()));
-      }
-    }
     server = S3TestServer.start(dir.resolve("s3proxy"));
     server.createBucket(BUCKET);
-    server.uploadFolder(shards, BUCKET, "tokens");
-    S3Settings settings =
-        S3Settings.defaults(dir.resolve("meta"))
-            .resolve(Map.of("AWS_ENDPOINT_URL", server.endpoint().toString()));
-    try (S3FileSystem fs =
-        S3FileSystem.open(
-            S3Store.open(
-                settings,
-                StaticCredentialsProvider.create(
-                    AwsBasicCredentials.create(server.accessKey(), server.secretKey()))))) {
-      TokensFormat.index(
-          fs.path("s3://" + BUCKET + "/tokens"), TokenDtype.UINT16, SEQ_LEN, IndexProgress.NONE);
-    }
+    BucketTokens.upload(server, dir, BUCKET, "tokens", SHARDS, PER_SHARD, SEQ_LEN);
     clientAllocator = new RootAllocator(Long.MAX_VALUE);
   }
 
@@ -256,13 +219,13 @@ class PeersIT {
           epoch1.addAll(f.get());
         }
       }
-      String m0 = metrics(nodes[0]);
-      String m1 = metrics(nodes[1]);
+      String m0 = nodes[0].metrics();
+      String m1 = nodes[1].metrics();
       double failures =
-          counter(m0, "sluice_peer_failures_total{kind=\"unreachable\"}")
-              + counter(m1, "sluice_peer_failures_total{kind=\"unreachable\"}")
-              + counter(m0, "sluice_peer_failures_total{kind=\"timeout\"}")
-              + counter(m1, "sluice_peer_failures_total{kind=\"timeout\"}");
+          DaemonProcess.counter(m0, "sluice_peer_failures_total{kind=\"unreachable\"}")
+              + DaemonProcess.counter(m1, "sluice_peer_failures_total{kind=\"unreachable\"}")
+              + DaemonProcess.counter(m0, "sluice_peer_failures_total{kind=\"timeout\"}")
+              + DaemonProcess.counter(m1, "sluice_peer_failures_total{kind=\"timeout\"}");
       // The dead node's ranks restart from their checkpoint (cursor 0) on a new daemon there.
       nodes[2] = node(2, peers, "tcp");
       for (int r = survivors; r < WORLD; r++) {
@@ -286,30 +249,8 @@ class PeersIT {
   private static double sum(DaemonProcess[] nodes, String series) throws Exception {
     double s = 0;
     for (DaemonProcess n : nodes) {
-      s += counter(metrics(n), series);
+      s += DaemonProcess.counter(n.metrics(), series);
     }
     return s;
-  }
-
-  private static String metrics(DaemonProcess node) throws Exception {
-    Matcher m = Pattern.compile("metrics=(http://\\S+)").matcher(node.output());
-    assertTrue(m.find(), node.output());
-    try (HttpClient http = HttpClient.newHttpClient()) {
-      HttpResponse<String> r =
-          http.send(
-              HttpRequest.newBuilder(URI.create(m.group(1) + "/metrics")).build(),
-              HttpResponse.BodyHandlers.ofString());
-      assertEquals(200, r.statusCode());
-      return r.body();
-    }
-  }
-
-  private static double counter(String metrics, String series) {
-    for (String line : metrics.split("\n")) {
-      if (line.startsWith(series + " ")) {
-        return Double.parseDouble(line.substring(series.length() + 1).trim());
-      }
-    }
-    throw new AssertionError(series + " not in:\n" + metrics);
   }
 }

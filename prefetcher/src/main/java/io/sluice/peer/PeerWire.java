@@ -1,9 +1,11 @@
 package io.sluice.peer;
 
+import java.lang.foreign.MemorySegment;
 import java.nio.BufferUnderflowException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.concurrent.CompletableFuture;
 
 /**
  * The messages every peer transport carries, little-endian:
@@ -42,6 +44,19 @@ public final class PeerWire {
 
   /** A decoded fetch. */
   public record Fetch(long requestId, String dataset, long[] ids, int[] lengths) {}
+
+  /**
+   * The answer of a fetch that needs no message: failed when {@code ids} and {@code dsts} differ in
+   * length, empty when there is nothing to fetch; null otherwise.
+   */
+  public static CompletableFuture<boolean[]> trivialAnswer(long[] ids, MemorySegment[] dsts) {
+    if (ids.length != dsts.length) {
+      return CompletableFuture.failedFuture(
+          new IllegalArgumentException(
+              "ids=" + ids.length + " and dsts=" + dsts.length + " must match"));
+    }
+    return ids.length == 0 ? CompletableFuture.completedFuture(new boolean[0]) : null;
+  }
 
   public static ByteBuffer allocate(int bytes) {
     return ByteBuffer.allocateDirect(bytes).order(ByteOrder.LITTLE_ENDIAN);

@@ -137,10 +137,9 @@ public final class StripedChannel implements PeerChannel {
 
   @Override
   public CompletableFuture<boolean[]> fetch(String dataset, long[] ids, MemorySegment[] dsts) {
-    if (ids.length != dsts.length) {
-      return CompletableFuture.failedFuture(
-          new IllegalArgumentException(
-              "ids=" + ids.length + " and dsts=" + dsts.length + " must match"));
+    CompletableFuture<boolean[]> trivial = PeerWire.trivialAnswer(ids, dsts);
+    if (trivial != null) {
+      return trivial;
     }
     boolean[] filled = new boolean[ids.length];
     return fetchOn(live(), dataset, ids, dsts, 0, ids.length, filled).thenApply(v -> filled);

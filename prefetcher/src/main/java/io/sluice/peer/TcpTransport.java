@@ -365,13 +365,9 @@ public final class TcpTransport implements PeerTransport {
 
     @Override
     public CompletableFuture<boolean[]> fetch(String dataset, long[] ids, MemorySegment[] dsts) {
-      if (ids.length != dsts.length) {
-        return CompletableFuture.failedFuture(
-            new IllegalArgumentException(
-                "ids=" + ids.length + " and dsts=" + dsts.length + " must match"));
-      }
-      if (ids.length == 0) {
-        return CompletableFuture.completedFuture(new boolean[0]);
+      CompletableFuture<boolean[]> trivial = PeerWire.trivialAnswer(ids, dsts);
+      if (trivial != null) {
+        return trivial;
       }
       PeerException f = failure;
       if (f != null) {
