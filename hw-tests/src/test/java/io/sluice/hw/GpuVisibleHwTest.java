@@ -14,6 +14,7 @@ import org.junit.jupiter.api.Test;
 
 /** The lab host's GPUs are visible to the daemon's user: the precondition of every GPU path. */
 @Tag("hw")
+@Tag("gpu")
 class GpuVisibleHwTest {
   @Test
   void nvidiaDriverListsAtLeastOneGpu() throws IOException, InterruptedException {
