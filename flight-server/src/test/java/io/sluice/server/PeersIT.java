@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -76,9 +77,16 @@ class PeersIT {
   }
 
   private static DaemonProcess node(int rank, String peers, String transport) throws Exception {
+    return node(rank, peers, transport, Map.of());
+  }
+
+  private static DaemonProcess node(
+      int rank, String peers, String transport, Map<String, String> extraEnv) throws Exception {
+    Map<String, String> env = new HashMap<>(server.awsEnvironment());
+    env.putAll(extraEnv);
     return DaemonProcess.start(
         256L << 20,
-        new HashMap<>(server.awsEnvironment()),
+        env,
         "--port",
         "0",
         "--metrics-port",
@@ -237,6 +245,41 @@ class PeersIT {
               + " peer bytes %.1f MB%n",
           failures, sum(nodes, "sluice_peer_bytes_total") / 1e6);
       assertTrue(failures > 0, "the survivors noticed the dead peer:\n" + m0 + "\n" + m1);
+    } finally {
+      for (DaemonProcess n : nodes) {
+        if (n != null) {
+          n.close();
+        }
+      }
+    }
+  }
+
+  @Test
+  @Timeout(300)
+  void whereUcxCannotRunAutoTakesTcpAndSaysWhyWhileAnExplicitUcxFailsAtStart() throws Exception {
+    // UCX made unavailable the way a host without libucx0 would see it, in the daemons only.
+    Map<String, String> noUcx = Map.of("JAVA_TOOL_OPTIONS", "-Dsluice.ucx.disable=true");
+    String peers = freePeers();
+    AssertionError refused = null;
+    try (DaemonProcess explicit = node(0, peers, "ucx", noUcx)) {
+      throw new AssertionError("an explicit ucx started without UCX:\n" + explicit.output());
+    } catch (AssertionError e) {
+      refused = e;
+    }
+    assertTrue(
+        refused.getMessage().contains("peer.transport=ucx: ucx unavailable: UCX disabled by"),
+        refused.getMessage());
+    DaemonProcess[] nodes = new DaemonProcess[NODES];
+    try {
+      for (int i = 0; i < NODES; i++) {
+        nodes[i] = node(i, peers, "auto", noUcx);
+        String out = nodes[i].output();
+        assertTrue(out.contains("over tcp"), out);
+        assertTrue(out.contains("ucx unavailable, using tcp: ucx unavailable: UCX disabled"), out);
+      }
+      assertExactlyOnce(readEpoch(nodes, 0), "epoch 0 over tcp");
+      assertExactlyOnce(readEpoch(nodes, 1), "epoch 1 over tcp");
+      assertTrue(sum(nodes, "sluice_peer_bytes_total") > 0, "the fallback transport carries peers");
     } finally {
       for (DaemonProcess n : nodes) {
         if (n != null) {
