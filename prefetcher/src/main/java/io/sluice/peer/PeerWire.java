@@ -105,6 +105,15 @@ public final class PeerWire {
     return in.get();
   }
 
+  /** Decodes a message that must be a fetch: its magic, its kind, then the fetch. */
+  public static Fetch readFetch(ByteBuffer in) throws PeerException {
+    byte kind = kind(in);
+    if (kind != FETCH) {
+      throw new PeerException("kind=" + kind + " is not a fetch");
+    }
+    return getFetch(in);
+  }
+
   /** Decodes a fetch after {@link #kind} returned {@link #FETCH}. */
   public static Fetch getFetch(ByteBuffer in) throws PeerException {
     try {

@@ -189,11 +189,7 @@ public final class TcpTransport implements PeerTransport {
         ByteBuffer in = frame.nioBuffer().order(ByteOrder.LITTLE_ENDIAN);
         PeerWire.Fetch fetch;
         try {
-          byte kind = PeerWire.kind(in);
-          if (kind != PeerWire.FETCH) {
-            throw new PeerException("kind=" + kind + " is not a fetch");
-          }
-          fetch = PeerWire.getFetch(in);
+          fetch = PeerWire.readFetch(in);
         } catch (PeerException e) {
           counter.badRequests.increment();
           LOG.warning(

@@ -619,11 +619,7 @@ public final class UcxTransport implements PeerTransport {
         (in, ep) -> {
           PeerWire.Fetch fetch;
           try {
-            byte kind = PeerWire.kind(in);
-            if (kind != PeerWire.FETCH) {
-              throw new PeerException("kind=" + kind + " is not a fetch");
-            }
-            fetch = PeerWire.getFetch(in);
+            fetch = PeerWire.readFetch(in);
           } catch (PeerException e) {
             for (Server s : servers) {
               s.counter.badRequests.increment();
