@@ -316,7 +316,7 @@ public final class SluiceDaemon implements AutoCloseable {
           topology,
           transport,
           engine::lend,
-          new PeerGroup.Settings(p.bind(), p.timeoutMs(), PEER_RETRY_MS, PEER_RETRY_MS));
+          new PeerGroup.Settings(p.bind(), PEER_RETRY_MS, PEER_RETRY_MS));
     } catch (IOException | RuntimeException e) {
       transport.close();
       throw e;

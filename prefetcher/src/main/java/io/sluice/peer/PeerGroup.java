@@ -27,31 +27,23 @@ public final class PeerGroup implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(PeerGroup.class.getName());
 
   /**
-   * How the group behaves.
+   * How the group behaves. Fetch timeouts belong to the transport ({@link PeerTransports#open}).
    *
    * @param bindHost the host the peer servers bind on every port of this node's paths, or null for
    *     each path's own address
-   * @param timeoutMs a fetch unanswered for this long is abandoned (storage serves it); give the
-   *     same to the transport
    * @param retryAfterMs a failed path is tried again after this long
    * @param downMs a node that failed on every path is not asked for this long
    */
-  public record Settings(String bindHost, long timeoutMs, long retryAfterMs, long downMs) {
+  public record Settings(String bindHost, long retryAfterMs, long downMs) {
     public Settings {
-      if (timeoutMs < 1 || retryAfterMs < 1 || downMs < 0) {
+      if (retryAfterMs < 1 || downMs < 0) {
         throw new IllegalArgumentException(
-            "timeoutMs="
-                + timeoutMs
-                + ", retryAfterMs="
-                + retryAfterMs
-                + ", downMs="
-                + downMs
-                + " must be >= 1, >= 1, >= 0");
+            "retryAfterMs=" + retryAfterMs + ", downMs=" + downMs + " must be >= 1, >= 0");
       }
     }
 
     public static Settings defaults() {
-      return new Settings(null, 2000, 5000, 5000);
+      return new Settings(null, 5000, 5000);
     }
   }
 

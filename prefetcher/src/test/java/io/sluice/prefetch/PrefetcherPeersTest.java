@@ -89,7 +89,7 @@ class PrefetcherPeersTest {
               PeerTopology.parse(peers, rank, 8816),
               TcpTransport.create(1, 2000),
               held,
-              new PeerGroup.Settings("127.0.0.1", 2000, 60_000, 60_000));
+              new PeerGroup.Settings("127.0.0.1", 60_000, 60_000));
       if (usePeers) {
         PeerSource source = group.sourceFor("tokens", plans);
         prefetcher.usePeers(source);
