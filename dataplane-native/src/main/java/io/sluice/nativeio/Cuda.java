@@ -12,7 +12,6 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.function.Supplier;
 
@@ -100,12 +99,9 @@ public final class Cuda {
 
   /** The probe's decision logic, with the driver part injectable so tests can make it fail. */
   static Result probe(String osName, String disableProperty, Supplier<Result> driver) {
-    if (!String.valueOf(osName).toLowerCase(Locale.ROOT).startsWith("linux")) {
-      return Result.unavailable("not Linux: os.name=" + osName, null);
-    }
-    if (Boolean.parseBoolean(disableProperty)) {
-      return Result.unavailable(
-          "CUDA disabled by -D" + DISABLE_PROPERTY + "=" + disableProperty, null);
+    String refusal = Probes.refusal("CUDA", osName, DISABLE_PROPERTY, disableProperty);
+    if (refusal != null) {
+      return Result.unavailable(refusal, null);
     }
     try {
       return driver.get();

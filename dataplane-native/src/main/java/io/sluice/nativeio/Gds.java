@@ -12,7 +12,6 @@ import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Locale;
 import java.util.function.Supplier;
 
 /**
@@ -108,12 +107,9 @@ public final class Gds {
 
   static Result probe(
       String osName, String disableProperty, Throwable cudaCause, Supplier<Result> driver) {
-    if (!String.valueOf(osName).toLowerCase(Locale.ROOT).startsWith("linux")) {
-      return Result.unavailable("not Linux: os.name=" + osName, null);
-    }
-    if (Boolean.parseBoolean(disableProperty)) {
-      return Result.unavailable(
-          "GDS disabled by -D" + DISABLE_PROPERTY + "=" + disableProperty, null);
+    String refusal = Probes.refusal("GDS", osName, DISABLE_PROPERTY, disableProperty);
+    if (refusal != null) {
+      return Result.unavailable(refusal, null);
     }
     if (cudaCause != null) {
       return Result.unavailable("needs CUDA: " + cudaCause.getMessage(), cudaCause);

@@ -10,7 +10,6 @@ import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
-import java.util.Locale;
 import java.util.Optional;
 import java.util.function.Supplier;
 
@@ -97,12 +96,9 @@ public final class Ucx {
 
   /** The probe's decision logic, with the library part injectable so tests can make it fail. */
   static Result probe(String osName, String disableProperty, Supplier<Result> library) {
-    if (!String.valueOf(osName).toLowerCase(Locale.ROOT).startsWith("linux")) {
-      return Result.unavailable("not Linux: os.name=" + osName, null);
-    }
-    if (Boolean.parseBoolean(disableProperty)) {
-      return Result.unavailable(
-          "UCX disabled by -D" + DISABLE_PROPERTY + "=" + disableProperty, null);
+    String refusal = Probes.refusal("UCX", osName, DISABLE_PROPERTY, disableProperty);
+    if (refusal != null) {
+      return Result.unavailable(refusal, null);
     }
     try {
       return library.get();
