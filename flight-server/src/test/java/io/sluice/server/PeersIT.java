@@ -175,11 +175,7 @@ class PeersIT {
           store[1] < store[0] / 2, "store bytes: epoch 0 " + store[0] + ", epoch 1 " + store[1]);
       assertEquals(0, sum(nodes, "sluice_peer_failures_total{kind=\"unreachable\"}"));
     } finally {
-      for (DaemonProcess n : nodes) {
-        if (n != null) {
-          n.close();
-        }
-      }
+      closeAll(nodes);
     }
   }
 
@@ -246,11 +242,7 @@ class PeersIT {
           failures, sum(nodes, "sluice_peer_bytes_total") / 1e6);
       assertTrue(failures > 0, "the survivors noticed the dead peer:\n" + m0 + "\n" + m1);
     } finally {
-      for (DaemonProcess n : nodes) {
-        if (n != null) {
-          n.close();
-        }
-      }
+      closeAll(nodes);
     }
   }
 
@@ -281,10 +273,15 @@ class PeersIT {
       assertExactlyOnce(readEpoch(nodes, 1), "epoch 1 over tcp");
       assertTrue(sum(nodes, "sluice_peer_bytes_total") > 0, "the fallback transport carries peers");
     } finally {
-      for (DaemonProcess n : nodes) {
-        if (n != null) {
-          n.close();
-        }
+      closeAll(nodes);
+    }
+  }
+
+  /** Stops every daemon that started (a slot stays null when its start failed). */
+  private static void closeAll(DaemonProcess[] nodes) {
+    for (DaemonProcess n : nodes) {
+      if (n != null) {
+        n.close();
       }
     }
   }
