@@ -64,6 +64,10 @@ public final class BeladyPolicy implements EvictionPolicy {
   private static final class Candidates {
     private final LongMap<Bucket> byStep = new LongMap<>();
     private final TreeMap<Long, Bucket> ordered = new TreeMap<>();
+    // The buckets of the smallest and largest step, kept beside the tree: a victim is asked for on
+    // every miss of a full cache, and a walk down the tree for each was a few percent of a stream.
+    private Bucket firstBucket;
+    private Bucket lastBucket;
     private int size;
 
     void add(Node n) {
@@ -72,6 +76,12 @@ public final class BeladyPolicy implements EvictionPolicy {
         b = new Bucket(n.nextUseStep);
         byStep.put(n.nextUseStep, b);
         ordered.put(n.nextUseStep, b);
+        if (firstBucket == null || b.step < firstBucket.step) {
+          firstBucket = b;
+        }
+        if (lastBucket == null || b.step > lastBucket.step) {
+          lastBucket = b;
+        }
       }
       Node head = b.heads[n.sizeClass];
       n.prev = null;
@@ -108,6 +118,14 @@ public final class BeladyPolicy implements EvictionPolicy {
       if (b.classes == 0) {
         byStep.remove(b.step);
         ordered.remove(b.step);
+        if (b == firstBucket) {
+          var e = ordered.firstEntry();
+          firstBucket = e == null ? null : e.getValue();
+        }
+        if (b == lastBucket) {
+          var e = ordered.lastEntry();
+          lastBucket = e == null ? null : e.getValue();
+        }
       }
     }
 
@@ -116,11 +134,11 @@ public final class BeladyPolicy implements EvictionPolicy {
     }
 
     Node first() {
-      return ordered.firstEntry().getValue().smallestNewest();
+      return firstBucket.smallestNewest();
     }
 
     Node last() {
-      return ordered.lastEntry().getValue().largestNewest();
+      return lastBucket.largestNewest();
     }
 
     Node pollFirst() {
@@ -136,6 +154,7 @@ public final class BeladyPolicy implements EvictionPolicy {
     void clear() {
       byStep.clear();
       ordered.clear();
+      firstBucket = lastBucket = null;
       size = 0;
     }
   }

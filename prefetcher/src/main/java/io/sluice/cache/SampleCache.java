@@ -8,7 +8,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.TreeMap;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -85,6 +84,9 @@ public final class SampleCache implements AutoCloseable {
     int pins;
     boolean committed;
     Object policyToken; // the policy's record of this sample, from onInsertToken
+    // Links in the list of stuck entries (pinned or reserved); both null while not stuck.
+    Entry stuckPrev;
+    Entry stuckNext;
 
     Entry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
       this.sampleId = sampleId;
@@ -102,8 +104,11 @@ public final class SampleCache implements AutoCloseable {
   private final SlabAllocator allocator;
   private final EvictionPolicy policy;
   private final LongMap<Entry> entries = new LongMap<>();
-  // Extents that must not move: pinned samples and open reservations, address -> allocated bytes.
-  private final TreeMap<Long, Long> stuck = new TreeMap<>();
+  // Extents that must not move (pinned samples and open reservations), linked through their
+  // entries: joining and leaving are O(1) on every pin, unpin, reserve and commit, and only the
+  // rare allocation that needs to know where they lie sorts them.
+  private final Entry stuck = new Entry(-1, -1, 0, 0);
+  private int stuckCount;
   private long currentStep;
   private long hits;
   private long misses;
@@ -120,6 +125,7 @@ public final class SampleCache implements AutoCloseable {
     this.budgetBytes = b.budgetBytes;
     this.alignmentBytes = b.alignmentBytes;
     this.policy = b.policy;
+    stuck.stuckNext = stuck.stuckPrev = stuck;
     long slab = b.slabBytes == 0 ? Math.min(b.budgetBytes, DEFAULT_SLAB_BYTES) : b.slabBytes;
     policy.attach(budgetBytes);
     this.arena = Arena.ofShared();
@@ -221,7 +227,7 @@ public final class SampleCache implements AutoCloseable {
       }
       Entry e = new Entry(sampleId, address, lengthBytes, need);
       entries.put(sampleId, e);
-      stuck.put(address, need);
+      stick(e);
       usedBytes += need;
       openReservations++;
       return new Reservation(this, e, allocator.segment(address, lengthBytes));
@@ -266,7 +272,7 @@ public final class SampleCache implements AutoCloseable {
         return null;
       }
       if (e.pins++ == 0) {
-        stuck.put(e.address, e.allocatedBytes);
+        stick(e);
         pinnedBytes += e.allocatedBytes;
         policy.onPin(e.sampleId, e.policyToken);
       }
@@ -281,7 +287,7 @@ public final class SampleCache implements AutoCloseable {
   private Handle pinLocked(Entry e) {
     hits++;
     if (e.pins++ == 0) {
-      stuck.put(e.address, e.allocatedBytes);
+      stick(e);
       pinnedBytes += e.allocatedBytes;
       policy.onPin(e.sampleId, e.policyToken);
     }
@@ -471,7 +477,8 @@ public final class SampleCache implements AutoCloseable {
       leakedHandles = openHandles;
       leakedReservations = openReservations;
       entries.clear();
-      stuck.clear();
+      stuck.stuckNext = stuck.stuckPrev = stuck;
+      stuckCount = 0;
       committedEntries = 0;
       usedBytes = 0;
       pinnedBytes = 0;
@@ -508,7 +515,7 @@ public final class SampleCache implements AutoCloseable {
     openHandles--;
     Entry e = h.entry;
     if (--e.pins == 0) {
-      stuck.remove(e.address);
+      unstick(e);
       pinnedBytes -= e.allocatedBytes;
       policy.onUnpin(e.sampleId, e.policyToken);
     }
@@ -533,7 +540,7 @@ public final class SampleCache implements AutoCloseable {
       openReservations--;
       e.committed = true;
       committedEntries++;
-      stuck.remove(e.address);
+      unstick(e);
     } finally {
       lock.unlock();
     }
@@ -559,7 +566,7 @@ public final class SampleCache implements AutoCloseable {
     r.done = true;
     openReservations--;
     entries.remove(e.sampleId);
-    stuck.remove(e.address);
+    unstick(e);
     usedBytes -= e.allocatedBytes;
     allocator.free(e.address, e.allocatedBytes);
   }
@@ -578,7 +585,7 @@ public final class SampleCache implements AutoCloseable {
     long first = policy.victim();
     Entry firstVictim = first == EvictionPolicy.NO_VICTIM ? null : entries.get(first);
     if ((firstVictim == null || firstVictim.allocatedBytes < need)
-        && !allocator.couldFitWithout(stuck, need)) {
+        && !allocator.couldFitWithout(stuckExtents(), need)) {
       return -1;
     }
     while (true) {
@@ -615,6 +622,33 @@ public final class SampleCache implements AutoCloseable {
     evictions++;
   }
 
+  private void stick(Entry e) {
+    Entry last = stuck.stuckPrev;
+    e.stuckPrev = last;
+    e.stuckNext = stuck;
+    last.stuckNext = e;
+    stuck.stuckPrev = e;
+    stuckCount++;
+  }
+
+  private void unstick(Entry e) {
+    e.stuckPrev.stuckNext = e.stuckNext;
+    e.stuckNext.stuckPrev = e.stuckPrev;
+    e.stuckPrev = e.stuckNext = null;
+    stuckCount--;
+  }
+
+  /** The stuck extents as {address, allocated bytes} pairs, by address. */
+  private long[][] stuckExtents() {
+    long[][] out = new long[stuckCount][];
+    int i = 0;
+    for (Entry x = stuck.stuckNext; x != stuck; x = x.stuckNext) {
+      out[i++] = new long[] {x.address, x.allocatedBytes};
+    }
+    java.util.Arrays.sort(out, java.util.Comparator.comparingLong(a -> a[0]));
+    return out;
+  }
+
   private void ensureOpen() {
     if (closed) {
       throw new IllegalStateException("sample cache is closed");
@@ -645,7 +679,7 @@ public final class SampleCache implements AutoCloseable {
         }
         if (e.pins > 0 || !e.committed) {
           stuckCount++;
-          if (!stuck.containsKey(e.address)) {
+          if (e.stuckNext == null) {
             throw new AssertionError(
                 "sampleId=" + e.sampleId + " is pinned or reserved, not stuck");
           }
@@ -666,8 +700,18 @@ public final class SampleCache implements AutoCloseable {
                 + ", "
                 + committedEntries);
       }
-      if (stuckCount != stuck.size()) {
-        throw new AssertionError("stuck.size=" + stuck.size() + " != " + stuckCount);
+      long listed = 0;
+      for (Entry x = stuck.stuckNext; x != stuck; x = x.stuckNext) {
+        listed++;
+      }
+      if (stuckCount != this.stuckCount || listed != stuckCount) {
+        throw new AssertionError(
+            "stuck entries: counted "
+                + stuckCount
+                + ", recorded "
+                + this.stuckCount
+                + ", listed "
+                + listed);
       }
       if (usedBytes > budgetBytes) {
         throw new AssertionError("usedBytes=" + usedBytes + " > budgetBytes=" + budgetBytes);

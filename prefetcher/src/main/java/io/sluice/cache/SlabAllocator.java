@@ -5,7 +5,6 @@ import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.NavigableMap;
 import java.util.TreeMap;
 import java.util.TreeSet;
 
@@ -117,22 +116,27 @@ final class SlabAllocator {
 
   /**
    * Whether {@code lengthBytes} could be allocated once every allocated extent except {@code stuck}
-   * (address to length: pinned samples and open reservations) were freed: the longest gap between
-   * stuck extents of one slab, or a slab not taken yet, is at least that long.
+   * ({address, length} pairs sorted by address: pinned samples and open reservations) were freed:
+   * the longest gap between stuck extents of one slab, or a slab not taken yet, is at least that
+   * long.
    */
-  boolean couldFitWithout(NavigableMap<Long, Long> stuck, long lengthBytes) {
+  boolean couldFitWithout(long[][] stuck, long lengthBytes) {
     if (nextSlabBytes() >= lengthBytes) {
       return true;
     }
+    int k = 0;
     for (int s = 0; s < slabs.size(); s++) {
       long base = (long) s << SLAB_SHIFT;
       long end = base + slabs.get(s).byteSize();
       long gapStart = base;
-      for (Map.Entry<Long, Long> x : stuck.subMap(base, true, end, false).entrySet()) {
-        if (x.getKey() - gapStart >= lengthBytes) {
+      while (k < stuck.length && stuck[k][0] < base) {
+        k++;
+      }
+      for (; k < stuck.length && stuck[k][0] < end; k++) {
+        if (stuck[k][0] - gapStart >= lengthBytes) {
           return true;
         }
-        gapStart = x.getKey() + x.getValue();
+        gapStart = stuck[k][0] + stuck[k][1];
       }
       if (end - gapStart >= lengthBytes) {
         return true;

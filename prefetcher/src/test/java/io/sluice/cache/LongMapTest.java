@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -51,5 +52,22 @@ class LongMapTest {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> map.put(3, null));
     assertEquals("value=null for key=3 must be non-null", e.getMessage());
+  }
+
+  @Test
+  void refusesTheEmptySlotMarkerAsAKey() {
+    LongMap<String> map = new LongMap<>();
+    map.put(Long.MAX_VALUE, "last");
+    map.put(0, "zero");
+    for (var call :
+        List.<org.junit.jupiter.api.function.Executable>of(
+            () -> map.put(LongMap.EMPTY, "x"),
+            () -> map.get(LongMap.EMPTY),
+            () -> map.remove(LongMap.EMPTY))) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
+      assertEquals("key=" + Long.MIN_VALUE + " is reserved for empty slots", e.getMessage());
+    }
+    assertEquals("last", map.get(Long.MAX_VALUE));
+    assertEquals(2, map.size());
   }
 }
