@@ -199,7 +199,14 @@ final class RankStreamer implements Runnable {
     flow.register(listener);
     listener.start(out);
     BatchAssembler assembler = new BatchAssembler(dataset.source(), schema, allocator);
-    VectorLoader loader = new VectorLoader(out);
+    try (TokenBatches tokens = TokenBatches.of(schema, allocator)) {
+      stream(assembler, tokens, new VectorLoader(out), allocator);
+    }
+  }
+
+  private void stream(
+      BatchAssembler assembler, TokenBatches tokens, VectorLoader loader, BufferAllocator allocator)
+      throws Exception {
     int b = request.batchSize();
     long[] ids = new long[b];
     boolean[] padded = new boolean[b];
@@ -214,7 +221,7 @@ final class RankStreamer implements Runnable {
       for (boolean p : padded) {
         paddedCount += p ? 1 : 0;
       }
-      Sent sent = send(assembler, loader, allocator, step, ids, b);
+      Sent sent = send(assembler, tokens, loader, allocator, step, ids, b);
       if (sent == null) {
         endStopped();
         return;
@@ -276,11 +283,13 @@ final class RankStreamer implements Runnable {
 
   /**
    * Gets the step's samples and puts the batch where it goes: into the ring (through the template
-   * when it fits, else assembled and copied) or into the stream's root. Null when the stream was
-   * stopped while waiting for ring space.
+   * when it fits, else assembled and copied) or into the stream's root (built by {@code tokens}
+   * when the schema and sizes allow, else assembled). Null when the stream was stopped while
+   * waiting for ring space.
    */
   private Sent send(
       BatchAssembler assembler,
+      TokenBatches tokens,
       VectorLoader loader,
       BufferAllocator allocator,
       long step,
@@ -298,6 +307,12 @@ final class RankStreamer implements Runnable {
         ShmSlot slot =
             toRing(template.bytes(), at -> template.write(ring.region(), at, ids, samples.bytes()));
         return slot == STOPPED ? null : new Sent(slot, slot.length());
+      }
+      if (!shmWanted && tokens != null && tokens.fits(b, samples.bytes())) {
+        try (ArrowRecordBatch rb = tokens.build(ids, b, samples.bytes())) {
+          loader.load(rb);
+          return new Sent(null, rb.computeBodyLength());
+        }
       }
       try (VectorSchemaRoot batch = assembler.assembleFrom(ids, b, samples.bytes())) {
         return place(batch, loader, allocator, shmWanted);

@@ -1,14 +1,11 @@
 package io.sluice.server;
 
-import io.sluice.client.Protocol;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.List;
 import org.apache.arrow.vector.ipc.message.ArrowBuffer;
 import org.apache.arrow.vector.ipc.message.ArrowRecordBatch;
-import org.apache.arrow.vector.types.pojo.ArrowType;
-import org.apache.arrow.vector.types.pojo.Field;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
@@ -45,18 +42,14 @@ final class ShmTemplate {
    * list of integers.
    */
   static ShmTemplate of(Schema schema, ArrowRecordBatch batch, MemorySegment written, long bodyAt) {
-    List<Field> fields = schema.getFields();
-    if (fields.size() != 2
-        || !fields.get(0).getName().equals(Protocol.SAMPLE_ID_COLUMN)
-        || !(fields.get(1).getType() instanceof ArrowType.FixedSizeList list)
-        || fields.get(1).getChildren().size() != 1
-        || !(fields.get(1).getChildren().get(0).getType() instanceof ArrowType.Int value)) {
+    long[] shape = TokenBatches.tokenShape(schema);
+    if (shape == null) {
       return null;
     }
     // Body buffers in order: sample_id validity, data; list validity; values validity, data.
     List<ArrowBuffer> layout = batch.getBuffersLayout();
     int rows = batch.getLength();
-    long sample = (long) list.getListSize() * (value.getBitWidth() / 8);
+    long sample = shape[0] * shape[1];
     if (layout.size() != 5
         || layout.get(1).getSize() != 8L * rows
         || layout.get(4).getSize() != sample * rows) {
