@@ -9,9 +9,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
-import java.util.ArrayDeque;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.OutOfMemoryException;
@@ -24,16 +21,11 @@ import org.apache.arrow.memory.OutOfMemoryException;
  * valid until it unmaps, and no other stream ever gets those pages. Owned by the stream's thread.
  */
 final class ShmRing implements AutoCloseable {
-  private static final long MAX_PARK_NANOS = TimeUnit.MILLISECONDS.toNanos(2);
-
   private final Path file;
   private final Arena arena;
   private final MemorySegment region;
   private final BufferAllocator reservation;
-  private final long start;
-  private final long end;
-  private final ArrayDeque<long[]> live = new ArrayDeque<>(); // {seq, offset, end}, oldest first
-  private long nextSeq;
+  private final SlotRing slots;
 
   private ShmRing(
       Path file, Arena arena, MemorySegment region, BufferAllocator reservation, long capacity) {
@@ -41,8 +33,7 @@ final class ShmRing implements AutoCloseable {
     this.arena = arena;
     this.region = region;
     this.reservation = reservation;
-    this.start = ShmLayout.HEADER_BYTES;
-    this.end = ShmLayout.HEADER_BYTES + capacity;
+    this.slots = new SlotRing(region, ShmLayout.HEADER_BYTES, ShmLayout.HEADER_BYTES + capacity);
   }
 
   /**
@@ -85,7 +76,7 @@ final class ShmRing implements AutoCloseable {
   }
 
   long capacity() {
-    return end - start;
+    return slots.capacity();
   }
 
   MemorySegment region() {
@@ -94,7 +85,7 @@ final class ShmRing implements AutoCloseable {
 
   /** The sequence number the next placed message gets. */
   long nextSeq() {
-    return nextSeq;
+    return slots.nextSeq();
   }
 
   /**
@@ -102,30 +93,12 @@ final class ShmRing implements AutoCloseable {
    * to release older messages as long as needed; -1 when {@code stop} turns true first.
    */
   long place(long bytes, BooleanSupplier stop) {
-    long size = align(bytes);
-    if (size > end - start) {
-      throw new IllegalArgumentException(
-          "message of " + bytes + " bytes does not fit a ring of " + (end - start));
-    }
-    long[] at = {-1};
-    if (!awaitClient(
-        () -> {
-          reclaim();
-          at[0] = fit(size);
-          return at[0] >= 0;
-        },
-        stop)) {
-      return -1;
-    }
-    live.addLast(new long[] {nextSeq, at[0], at[0] + size});
-    nextSeq++;
-    return at[0];
+    return slots.place(bytes, stop);
   }
 
   /** Messages placed and not yet released by the client. */
   int unreleased() {
-    reclaim();
-    return live.size();
+    return slots.unreleased();
   }
 
   /**
@@ -133,52 +106,7 @@ final class ShmRing implements AutoCloseable {
    * stop} turns true first.
    */
   boolean awaitAllReleased(BooleanSupplier stop) {
-    return awaitClient(() -> unreleased() == 0, stop);
-  }
-
-  /**
-   * Polls {@code done}, parking between looks (backing off to {@value #MAX_PARK_NANOS} ns), until
-   * it holds (true) or {@code stop} does (false): the client says what it released only through the
-   * region, so there is nothing to be woken by.
-   */
-  private static boolean awaitClient(BooleanSupplier done, BooleanSupplier stop) {
-    long park = 20_000;
-    while (!done.getAsBoolean()) {
-      if (stop.getAsBoolean()) {
-        return false;
-      }
-      LockSupport.parkNanos(park);
-      park = Math.min(park * 2, MAX_PARK_NANOS);
-    }
-    return true;
-  }
-
-  private void reclaim() {
-    long released = ShmLayout.released(region);
-    while (!live.isEmpty() && live.peekFirst()[0] < released) {
-      live.pollFirst();
-    }
-  }
-
-  /** Where {@code size} bytes fit after the newest message (or wrapped to the start), or -1. */
-  private long fit(long size) {
-    if (live.isEmpty()) {
-      return start;
-    }
-    long oldest = live.peekFirst()[1];
-    long tail = live.peekLast()[2];
-    if (tail > oldest) { // live messages lie in [oldest, tail)
-      if (tail + size <= end) {
-        return tail;
-      }
-      return start + size <= oldest ? start : -1;
-    }
-    return tail + size <= oldest ? tail : -1; // wrapped: free space is [tail, oldest)
-  }
-
-  private static long align(long bytes) {
-    int a = ShmLayout.MESSAGE_ALIGNMENT;
-    return (bytes + a - 1) / a * a;
+    return slots.awaitAllReleased(stop);
   }
 
   @Override
