@@ -95,7 +95,8 @@ final class ReadCommand implements Callable<Integer> {
               startCursor,
               Delivery.parse(delivery),
               null,
-              null);
+              null,
+              -1);
     } catch (ProtocolException e) {
       throw new UsageException("--" + e.getMessage().replace("_", "-"));
     }

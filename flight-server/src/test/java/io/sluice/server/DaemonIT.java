@@ -292,7 +292,8 @@ class DaemonIT {
                     0,
                     io.sluice.client.Delivery.AUTO,
                     List.of(),
-                    null))) {
+                    null,
+                    -1))) {
       assertTrue(s.next());
       assertEquals(
           List.of("sample_id"),

@@ -14,9 +14,17 @@ import java.nio.charset.StandardCharsets;
  * @param padded how many of the last rows of this batch are wrap-around padding (drop_last=false)
  * @param steps batches per rank in this epoch
  * @param shm where the batch lies when {@code delivery} is {@code shm}; null otherwise
+ * @param cuda where the batch lies when {@code delivery} is {@code cuda}; null otherwise
  */
 public record BatchMetadata(
-    long epoch, long step, long cursor, Delivery delivery, int padded, long steps, ShmSlot shm) {
+    long epoch,
+    long step,
+    long cursor,
+    Delivery delivery,
+    int padded,
+    long steps,
+    ShmSlot shm,
+    CudaSlot cuda) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -25,12 +33,22 @@ public record BatchMetadata(
       throw new ProtocolException(
           "shm", "a batch carries a shm descriptor exactly when its delivery is shm");
     }
+    if ((delivery == Delivery.CUDA) != (cuda != null)) {
+      throw new ProtocolException(
+          "cuda", "a batch carries a cuda descriptor exactly when its delivery is cuda");
+    }
+  }
+
+  /** Metadata of a shm batch, or of one in the stream ({@code shm} null). */
+  public BatchMetadata(
+      long epoch, long step, long cursor, Delivery delivery, int padded, long steps, ShmSlot shm) {
+    this(epoch, step, cursor, delivery, padded, steps, shm, null);
   }
 
   /** Metadata of a batch sent in the stream itself. */
   public BatchMetadata(
       long epoch, long step, long cursor, Delivery delivery, int padded, long steps) {
-    this(epoch, step, cursor, delivery, padded, steps, null);
+    this(epoch, step, cursor, delivery, padded, steps, null, null);
   }
 
   /**
@@ -38,7 +56,7 @@ public record BatchMetadata(
    * a stream thread.
    */
   public byte[] toJson() {
-    StringBuilder b = new StringBuilder(shm == null ? 96 : 224);
+    StringBuilder b = new StringBuilder(shm == null && cuda == null ? 96 : 320);
     b.append("{\"epoch\":")
         .append(epoch)
         .append(",\"step\":")
@@ -64,7 +82,83 @@ public record BatchMetadata(
           .append(ShmLayout.VERSION)
           .append('}');
     }
+    if (cuda != null) {
+      appendCuda(b, cuda);
+    }
     return b.append('}').toString().getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static void appendCuda(StringBuilder b, CudaSlot c) {
+    b.append(",\"cuda\":{\"control\":\"")
+        .append(JsonStringEncoder.getInstance().quoteAsString(c.control()))
+        .append("\",\"device\":")
+        .append(c.device())
+        .append(",\"pool_bytes\":")
+        .append(c.poolBytes());
+    if (c.handle() != null) {
+      b.append(",\"handle\":\"").append(c.handle()).append('"');
+    }
+    b.append(",\"offset\":")
+        .append(c.offset())
+        .append(",\"length\":")
+        .append(c.length())
+        .append(",\"seq\":")
+        .append(c.seq())
+        .append(",\"layout_version\":")
+        .append(ShmLayout.VERSION)
+        .append(",\"columns\":[");
+    for (int i = 0; i < c.columns().size(); i++) {
+      CudaSlot.Column col = c.columns().get(i);
+      b.append(i == 0 ? "" : ",")
+          .append("{\"name\":\"")
+          .append(JsonStringEncoder.getInstance().quoteAsString(col.name()))
+          .append("\",\"offset\":")
+          .append(col.offset())
+          .append(",\"dtype\":\"")
+          .append(col.dtype())
+          .append("\",\"shape\":[");
+      for (int d = 0; d < col.shape().size(); d++) {
+        b.append(d == 0 ? "" : ",").append(col.shape().get(d));
+      }
+      b.append("]}");
+    }
+    b.append("]}");
+  }
+
+  private static CudaSlot parseCuda(JsonNode c) {
+    int version = field(c, "layout_version").intValue();
+    if (version != ShmLayout.VERSION) {
+      throw new ProtocolException(
+          "cuda.layout_version",
+          "cuda layout_version="
+              + version
+              + " is not the one this client reads ("
+              + ShmLayout.VERSION
+              + ")");
+    }
+    java.util.List<CudaSlot.Column> columns = new java.util.ArrayList<>();
+    for (JsonNode col : field(c, "columns")) {
+      java.util.List<Long> shape = new java.util.ArrayList<>();
+      for (JsonNode d : field(col, "shape")) {
+        shape.add(d.longValue());
+      }
+      columns.add(
+          new CudaSlot.Column(
+              field(col, "name").asText(),
+              field(col, "offset").longValue(),
+              field(col, "dtype").asText(),
+              shape));
+    }
+    JsonNode handle = c.get("handle");
+    return new CudaSlot(
+        field(c, "control").asText(),
+        field(c, "device").intValue(),
+        field(c, "pool_bytes").longValue(),
+        handle == null || handle.isNull() ? null : handle.asText(),
+        field(c, "offset").longValue(),
+        field(c, "length").longValue(),
+        field(c, "seq").longValue(),
+        columns);
   }
 
   public static BatchMetadata parse(byte[] json) {
@@ -90,6 +184,7 @@ public record BatchMetadata(
                 field(s, "length").longValue(),
                 field(s, "seq").longValue());
       }
+      JsonNode c = n.get("cuda");
       return new BatchMetadata(
           field(n, "epoch").longValue(),
           field(n, "step").longValue(),
@@ -97,7 +192,8 @@ public record BatchMetadata(
           Delivery.parse(field(n, "delivery").asText()),
           field(n, "padded").intValue(),
           field(n, "steps").longValue(),
-          shm);
+          shm,
+          c == null || c.isNull() ? null : parseCuda(c));
     } catch (IOException e) {
       throw new ProtocolException("app_metadata", "app_metadata is not valid JSON", e);
     }

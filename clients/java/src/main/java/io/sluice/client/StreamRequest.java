@@ -20,6 +20,9 @@ import java.util.Set;
  * @param shmToken the token read from the daemon's shm probe file ({@link
  *     Protocol#SHM_PROBE_ACTION}): proof that this client shares the daemon's host and can map its
  *     shared memory; {@code null} when the client cannot or does not want to
+ * @param device the GPU (CUDA device index on the daemon's host) the client wants its batches on,
+ *     or -1 for none: {@code cuda} delivery uses it (0 when -1), {@code auto} takes {@code cuda}
+ *     only when it is set
  */
 public record StreamRequest(
     String dataset,
@@ -33,7 +36,8 @@ public record StreamRequest(
     long startCursor,
     Delivery delivery,
     List<String> columns,
-    String shmToken) {
+    String shmToken,
+    int device) {
 
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final Set<String> KEYS =
@@ -49,7 +53,8 @@ public record StreamRequest(
           "start_cursor",
           "delivery",
           "columns",
-          "shm_token");
+          "shm_token",
+          "device");
   private static final Set<String> SHUFFLES = Set.of("global", "block", "shard", "none");
 
   public StreamRequest {
@@ -67,6 +72,7 @@ public record StreamRequest(
         "shuffle",
         "shuffle=" + shuffle + " must be one of global, block, shard, none");
     require(delivery != null, "delivery", "delivery must be one of cpu, shm, cuda, auto");
+    require(device >= -1, "device", "device=" + device + " must be >= 0");
     columns = columns == null ? null : List.copyOf(columns);
   }
 
@@ -84,13 +90,26 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        token);
+        token,
+        device);
   }
 
   /** A request with the protocol's defaults for everything but the four required fields. */
   public static StreamRequest of(String dataset, int rank, int worldSize, int batchSize) {
     return new StreamRequest(
-        dataset, rank, worldSize, batchSize, 0, 0, "global", false, 0, Delivery.CPU, null, null);
+        dataset,
+        rank,
+        worldSize,
+        batchSize,
+        0,
+        0,
+        "global",
+        false,
+        0,
+        Delivery.CPU,
+        null,
+        null,
+        -1);
   }
 
   public StreamRequest withRank(int newRank) {
@@ -106,7 +125,8 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
   }
 
   public StreamRequest withSeed(long newSeed) {
@@ -122,7 +142,8 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
   }
 
   public StreamRequest withEpoch(long newEpoch) {
@@ -138,7 +159,8 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
   }
 
   public StreamRequest withShuffle(String newShuffle) {
@@ -154,7 +176,8 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
   }
 
   public StreamRequest withDropLast(boolean newDropLast) {
@@ -170,13 +193,14 @@ public record StreamRequest(
         startCursor,
         delivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
   }
 
   public StreamRequest withStartCursor(long cursor) {
     return new StreamRequest(
         dataset, rank, worldSize, batchSize, seed, epoch, shuffle, dropLast, cursor, delivery,
-        columns, shmToken);
+        columns, shmToken, device);
   }
 
   public StreamRequest withDelivery(Delivery newDelivery) {
@@ -192,7 +216,31 @@ public record StreamRequest(
         startCursor,
         newDelivery,
         columns,
-        shmToken);
+        shmToken,
+        device);
+  }
+
+  /** This request asking for its batches on GPU {@code newDevice} (-1: none). */
+  public StreamRequest withDevice(int newDevice) {
+    return new StreamRequest(
+        dataset,
+        rank,
+        worldSize,
+        batchSize,
+        seed,
+        epoch,
+        shuffle,
+        dropLast,
+        startCursor,
+        delivery,
+        columns,
+        shmToken,
+        newDevice);
+  }
+
+  /** The GPU {@code cuda} delivery puts the batches on: {@link #device()}, or 0 when unset. */
+  public int cudaDevice() {
+    return Math.max(0, device);
   }
 
   /** World size times batch size: the samples one step consumes across all ranks. */
@@ -221,6 +269,9 @@ public record StreamRequest(
     }
     if (shmToken != null) {
       o.put("shm_token", shmToken);
+    }
+    if (device >= 0) {
+      o.put("device", device);
     }
     return o.toString().getBytes(StandardCharsets.UTF_8);
   }
@@ -263,7 +314,20 @@ public record StreamRequest(
         longField(root, "start_cursor", 0L),
         Delivery.parse(textField(root, "delivery", "cpu")),
         columnsField(root),
-        textField(root, "shm_token", null));
+        textField(root, "shm_token", null),
+        deviceField(root));
+  }
+
+  private static int deviceField(JsonNode root) {
+    JsonNode n = root.get("device");
+    if (n == null || n.isNull()) {
+      return -1;
+    }
+    int d = intField(root, "device", null);
+    if (d < 0) {
+      throw new ProtocolException("device", "device=" + d + " must be >= 0");
+    }
+    return d;
   }
 
   private static List<String> sortedKeys() {

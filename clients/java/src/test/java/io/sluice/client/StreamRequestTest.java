@@ -37,7 +37,7 @@ class StreamRequestTest {
   void roundTripsThroughJson() {
     StreamRequest r =
         new StreamRequest(
-            "t", 2, 3, 5, -7, 9, "block", true, 45, Delivery.AUTO, List.of("tokens"), null);
+            "t", 2, 3, 5, -7, 9, "block", true, 45, Delivery.AUTO, List.of("tokens"), null, 3);
     assertEquals(r, StreamRequest.parse(r.toJson()));
   }
 
@@ -62,6 +62,8 @@ class StreamRequestTest {
         "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"seed\":18446744073709551615}|seed|out of range",
         "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"columns\":[\"a\",\"a\"]}|columns|repeated",
         "{\"dataset\":|json|not valid JSON",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"device\":-1}|device|device=-1 must be >= 0",
+        "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":1,\"device\":\"cuda:0\"}|device|must be an integer",
       })
   void badRequestsNameTheField(String json, String field, String messagePart) {
     ProtocolException e = assertThrows(ProtocolException.class, () -> parse(json));
@@ -86,6 +88,16 @@ class StreamRequestTest {
                     "{\"dataset\":\"d\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"shm_token\":7}"
                         .getBytes(StandardCharsets.UTF_8)));
     assertEquals("shm_token", e.field());
+  }
+
+  @Test
+  void deviceIsAnOptionalKeyThatRoundTrips() {
+    StreamRequest r = StreamRequest.of("d", 0, 1, 4).withDelivery(Delivery.CUDA);
+    assertEquals(-1, StreamRequest.parse(r.toJson()).device());
+    assertEquals(0, r.cudaDevice(), "cuda without a device takes GPU 0");
+    StreamRequest d = r.withDevice(2);
+    assertEquals(d, StreamRequest.parse(d.toJson()));
+    assertEquals(2, d.withShmToken("t").withEpoch(3).cudaDevice());
   }
 
   @Test
@@ -115,5 +127,46 @@ class StreamRequestTest {
             ProtocolException.class,
             () -> BatchMetadata.parse("{\"epoch\":1}".getBytes(StandardCharsets.UTF_8)));
     assertEquals("step", e.field());
+  }
+
+  @Test
+  void cudaMetadataRoundTripsAndIsChecked() {
+    String handle = java.util.Base64.getEncoder().encodeToString(new byte[CudaSlot.HANDLE_BYTES]);
+    List<CudaSlot.Column> columns =
+        List.of(
+            new CudaSlot.Column("sample_id", 1 << 20, "uint64", List.of(64L)),
+            new CudaSlot.Column("tokens", (1 << 20) + 512, "uint16", List.of(64L, 2048L)));
+    CudaSlot first =
+        new CudaSlot("/dev/shm/x/c1-t-r0", 0, 8 << 20, handle, 1 << 20, 262656, 0, columns);
+    BatchMetadata m = new BatchMetadata(0, 0, 64, Delivery.CUDA, 0, 10, null, first);
+    assertEquals(m, BatchMetadata.parse(m.toJson()));
+    CudaSlot later =
+        new CudaSlot("/dev/shm/x/c1-t-r0", 0, 8 << 20, null, 1 << 20, 262656, 1, columns);
+    BatchMetadata n = new BatchMetadata(0, 1, 128, Delivery.CUDA, 0, 10, null, later);
+    assertEquals(n, BatchMetadata.parse(n.toJson()), "the handle comes once, with the first");
+    assertThrows(
+        ProtocolException.class,
+        () -> new BatchMetadata(0, 0, 64, Delivery.CUDA, 0, 10),
+        "cuda without a descriptor");
+    assertEquals(
+        "cuda.handle",
+        assertThrows(
+                ProtocolException.class,
+                () -> new CudaSlot("/c", 0, 8 << 20, "AAAA", 0, 512, 0, columns.subList(0, 1)))
+            .field());
+    assertEquals(
+        "cuda",
+        assertThrows(
+                ProtocolException.class,
+                () -> new CudaSlot("/c", 0, 1024, null, 512, 1024, 0, columns.subList(0, 1)))
+            .field(),
+        "a batch past the pool's end");
+    assertEquals(
+        "cuda.columns",
+        assertThrows(
+                ProtocolException.class,
+                () -> new CudaSlot("/c", 0, 8 << 20, null, 0, 512, 0, columns.subList(1, 2)))
+            .field(),
+        "a column outside its batch");
   }
 }
