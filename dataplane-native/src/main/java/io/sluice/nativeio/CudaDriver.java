@@ -19,6 +19,9 @@ import java.lang.invoke.MethodHandle;
  * context current on the calling thread first, so any thread may call.
  */
 public final class CudaDriver implements AutoCloseable {
+  /** Bytes of a {@code CUipcMemHandle}. */
+  public static final int IPC_HANDLE_BYTES = 64;
+
   private final int device;
   private final MemorySegment context;
   private final MethodHandle ctxSetCurrent;
@@ -33,6 +36,7 @@ public final class CudaDriver implements AutoCloseable {
   private final MethodHandle streamCreate;
   private final MethodHandle streamSynchronize;
   private final MethodHandle streamDestroy;
+  private final MethodHandle ipcGetMemHandle;
   private boolean closed;
 
   @SuppressWarnings("restricted")
@@ -77,6 +81,8 @@ public final class CudaDriver implements AutoCloseable {
         call(l, lib, "cuStreamCreate", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_INT));
     this.streamSynchronize = call(l, lib, "cuStreamSynchronize", i);
     this.streamDestroy = call(l, lib, "cuStreamDestroy_v2", i);
+    this.ipcGetMemHandle =
+        call(l, lib, "cuIpcGetMemHandle", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG));
     try (Arena a = Arena.ofConfined()) {
       MemorySegment dev = a.allocate(JAVA_INT);
       check("cuDeviceGet(" + device + ")", (int) get.invokeExact(dev, device));
@@ -196,6 +202,23 @@ public final class CudaDriver implements AutoCloseable {
   public void destroyStream(MemorySegment stream) throws CudaException {
     makeCurrent();
     invoke("cuStreamDestroy", () -> (int) streamDestroy.invokeExact(stream));
+  }
+
+  /**
+   * The CUDA IPC handle of the allocation at {@code pointer} (from {@link #allocDevice}): another
+   * process on this host opens it ({@code cudaIpcOpenMemHandle}) to map the same device memory.
+   */
+  public byte[] ipcHandle(long pointer) throws CudaException {
+    makeCurrent();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment h = a.allocate(IPC_HANDLE_BYTES);
+      check("cuIpcGetMemHandle", (int) ipcGetMemHandle.invokeExact(h, pointer));
+      return h.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+    } catch (CudaException e) {
+      throw e;
+    } catch (Throwable t) {
+      throw new CudaException("cuIpcGetMemHandle failed: " + t, 0);
+    }
   }
 
   @FunctionalInterface

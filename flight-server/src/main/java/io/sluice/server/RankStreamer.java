@@ -1,14 +1,21 @@
 package io.sluice.server;
 
 import io.sluice.client.BatchMetadata;
+import io.sluice.client.CudaSlot;
 import io.sluice.client.Delivery;
+import io.sluice.client.Protocol;
 import io.sluice.client.ShmLayout;
 import io.sluice.client.ShmSlot;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
+import io.sluice.nativeio.CudaException;
 import io.sluice.planner.EpochPlan;
 import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.List;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.apache.arrow.flight.BackpressureStrategy;
@@ -17,10 +24,14 @@ import org.apache.arrow.flight.FlightProducer.ServerStreamListener;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.OutOfMemoryException;
+import org.apache.arrow.vector.BaseFixedWidthVector;
 import org.apache.arrow.vector.VectorLoader;
 import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.VectorUnloader;
+import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.apache.arrow.vector.ipc.message.ArrowRecordBatch;
+import org.apache.arrow.vector.types.pojo.ArrowType;
+import org.apache.arrow.vector.types.pojo.Field;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
@@ -40,6 +51,12 @@ final class RankStreamer implements Runnable {
   static final long MIN_RING_BYTES = 4L << 20;
   static final long MAX_RING_BYTES = 512L << 20;
 
+  /** Where a cuda batch's tokens start after its ids: device arrays stay 256-byte aligned. */
+  static final int DEVICE_ALIGNMENT = 256;
+
+  private static final ValueLayout.OfLong ID_LE =
+      ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+
   private final ServedDataset dataset;
   private final StreamRequest request;
   private final EpochPlan plan;
@@ -52,6 +69,8 @@ final class RankStreamer implements Runnable {
   private ShmRing ring;
   private boolean ringRefused;
   private ShmTemplate template; // set after the first shm batch when the schema allows
+  private DeviceRing device; // a cuda stream's pool, from its first batch
+  private boolean deviceRefused;
   private boolean templateTried;
   private volatile long resumeCursor; // the cursor after the last batch sent
   private final BackpressureStrategy.CallbackBackpressureStrategy flow =
@@ -111,6 +130,7 @@ final class RankStreamer implements Runnable {
           switch (e) {
             case OutOfMemoryException oom -> DaemonMetrics.ErrorKind.RESOURCE_EXHAUSTED;
             case DatasetFormatException bad -> DaemonMetrics.ErrorKind.BAD_DATA;
+            case CudaException gpu -> DaemonMetrics.ErrorKind.UNAVAILABLE;
             default -> DaemonMetrics.ErrorKind.INTERNAL;
           });
       CallStatus status =
@@ -125,6 +145,9 @@ final class RankStreamer implements Runnable {
                         + " in use): lower batch_size or raise --memory-budget");
             case DatasetFormatException bad ->
                 CallStatus.UNAVAILABLE.withDescription(where + bad.getMessage());
+            case CudaException gpu ->
+                CallStatus.UNAVAILABLE.withDescription(
+                    where + "delivery=cuda failed on the daemon's GPU: " + gpu.getMessage());
             default -> CallStatus.INTERNAL.withDescription(where + e.getMessage());
           };
       try {
@@ -136,6 +159,9 @@ final class RankStreamer implements Runnable {
       writesDone.countDown();
       if (ring != null) {
         ring.close();
+      }
+      if (device != null) {
+        device.close();
       }
       if (readAhead != null) {
         readAhead.close();
@@ -233,10 +259,11 @@ final class RankStreamer implements Runnable {
               request.epoch(),
               step,
               plan.cursorAfter(step),
-              slot != null ? Delivery.SHM : Delivery.CPU,
+              slot != null ? Delivery.SHM : sent.cuda() != null ? Delivery.CUDA : Delivery.CPU,
               paddedCount,
               steps,
-              slot);
+              slot,
+              sent.cuda());
       byte[] json = meta.toJson();
       if (listener.isCancelled()) {
         // gRPC drops a message sent on a cancelled call without releasing its buffers.
@@ -245,8 +272,8 @@ final class RankStreamer implements Runnable {
       ArrowBuf metaBuf = allocator.buffer(json.length);
       metaBuf.setBytes(0, json);
       metaBuf.writerIndex(json.length);
-      if (slot != null) {
-        listener.putMetadata(metaBuf); // the batch itself waits in the ring
+      if (slot != null || sent.cuda() != null) {
+        listener.putMetadata(metaBuf); // the batch itself waits in the ring or on the device
       } else {
         listener.putNext(metaBuf); // ownership of metaBuf passes to Flight
       }
@@ -255,6 +282,10 @@ final class RankStreamer implements Runnable {
     }
     // The region goes when the stream ends: first let the client read and release every batch.
     if (ring != null && !ring.awaitAllReleased(this::stopped)) {
+      endStopped();
+      return;
+    }
+    if (device != null && !device.awaitAllReleased(this::stopped)) {
       endStopped();
       return;
     }
@@ -278,8 +309,14 @@ final class RankStreamer implements Runnable {
     }
   }
 
-  /** Where a step's batch went: a ring slot (shm) or the stream's root (null slot). */
-  private record Sent(ShmSlot slot, long bodyBytes) {}
+  /**
+   * Where a step's batch went: a ring slot (shm), the GPU (cuda) or the stream's root (both null).
+   */
+  private record Sent(ShmSlot slot, CudaSlot cuda, long bodyBytes) {
+    Sent(ShmSlot slot, long bodyBytes) {
+      this(slot, null, bodyBytes);
+    }
+  }
 
   /**
    * Gets the step's samples and puts the batch where it goes: into the ring (through the template
@@ -296,6 +333,12 @@ final class RankStreamer implements Runnable {
       long[] ids,
       int b)
       throws Exception {
+    if (request.delivery() == Delivery.CUDA && !deviceRefused) {
+      Sent sent = toDevice(assembler, step, ids, b);
+      if (sent != DEVICE_REFUSED) {
+        return sent;
+      }
+    }
     boolean shmWanted = request.delivery() == Delivery.SHM;
     if (readAhead == null) {
       try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
@@ -318,6 +361,113 @@ final class RankStreamer implements Runnable {
         return place(batch, loader, allocator, shmWanted);
       }
     }
+  }
+
+  /**
+   * Marks "no device pool could be had: send this batch in the stream" apart from stopped (null).
+   */
+  private static final Sent DEVICE_REFUSED = new Sent(null, 0);
+
+  /**
+   * Puts the step's batch into the stream's device pool (opened on the first batch): ids then
+   * tokens, gathered in pinned staging memory and copied up in one copy. Null when the stream was
+   * stopped while waiting for pool space; {@link #DEVICE_REFUSED} when no pool fits (the batch then
+   * goes in the stream, as shm does).
+   */
+  private Sent toDevice(BatchAssembler assembler, long step, long[] ids, int b) throws Exception {
+    Field tokens = schema.getFields().get(1);
+    int listSize = ((ArrowType.FixedSizeList) tokens.getType()).getListSize();
+    ArrowType.Int value = (ArrowType.Int) tokens.getChildren().get(0).getType();
+    long sampleBytes = (long) listSize * (value.getBitWidth() / 8);
+    long idsBytes = (8L * b + DEVICE_ALIGNMENT - 1) / DEVICE_ALIGNMENT * DEVICE_ALIGNMENT;
+    long total = idsBytes + sampleBytes * b;
+    if (device == null) {
+      device = openDeviceRing(total);
+      if (device == null) {
+        deviceRefused = true;
+        return DEVICE_REFUSED;
+      }
+    }
+    long seq = device.nextSeq();
+    long at = device.place(total, this::stopped);
+    if (at < 0) {
+      return null;
+    }
+    MemorySegment staging = device.staging();
+    MemorySegment.copy(ids, 0, staging, ID_LE, 0, b);
+    if (readAhead == null) {
+      try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
+        FixedSizeListVector list = (FixedSizeListVector) batch.getVector(tokens.getName());
+        BaseFixedWidthVector data = (BaseFixedWidthVector) list.getDataVector();
+        MemorySegment all =
+            MemorySegment.ofBuffer(data.getDataBuffer().nioBuffer(0, (int) (sampleBytes * b)));
+        MemorySegment.copy(all, 0, staging, idsBytes, sampleBytes * b);
+      }
+    } else {
+      try (Prefetcher.Batch samples = readAhead.take(step, ids, b)) {
+        MemorySegment[] bytes = samples.bytes();
+        for (int i = 0; i < b; i++) {
+          if (bytes[i].byteSize() != sampleBytes) {
+            throw new IllegalStateException(
+                "sample_id="
+                    + ids[i]
+                    + " came with "
+                    + bytes[i].byteSize()
+                    + " bytes, not "
+                    + sampleBytes);
+          }
+          MemorySegment.copy(bytes[i], 0, staging, idsBytes + i * sampleBytes, sampleBytes);
+        }
+      }
+    }
+    device.upload(at, total);
+    String dtype = (value.getIsSigned() ? "int" : "uint") + value.getBitWidth();
+    CudaSlot slot =
+        new CudaSlot(
+            device.controlPath(),
+            device.device(),
+            device.poolBytes(),
+            seq == 0 ? device.handle() : null,
+            at,
+            total,
+            seq,
+            List.of(
+                new CudaSlot.Column(Protocol.SAMPLE_ID_COLUMN, at, "uint64", List.of((long) b)),
+                new CudaSlot.Column(
+                    tokens.getName(), at + idsBytes, dtype, List.of((long) b, (long) listSize))));
+    return new Sent(null, slot, total);
+  }
+
+  /** A device pool for a few batches of {@code batchBytes}; null when none fits. */
+  private DeviceRing openDeviceRing(long batchBytes) throws java.io.IOException, CudaException {
+    String name = dataset.name() + "-r" + request.rank();
+    for (int slots = RING_SLOTS; slots >= 2; slots /= 2) {
+      long pool = Math.max(MIN_RING_BYTES, batchBytes * slots + DEVICE_ALIGNMENT);
+      if (pool > MAX_RING_BYTES) {
+        continue;
+      }
+      DeviceRing r =
+          DeviceRing.create(
+              shm.newControlPath(name),
+              shm.cuda().driver(request.cudaDevice()),
+              pool,
+              batchBytes,
+              parent);
+      if (r != null) {
+        return r;
+      }
+    }
+    LOG.info(
+        "dataset="
+            + dataset.name()
+            + " rank="
+            + request.rank()
+            + ": no device pool for batches of "
+            + batchBytes
+            + " bytes fits (staging over the memory budget, or a batch over "
+            + MAX_RING_BYTES / 2
+            + " bytes); sending batches in the stream");
+    return null;
   }
 
   private Sent place(

@@ -31,6 +31,7 @@ final class ShmDelivery implements AutoCloseable {
   private final byte[] token;
   private final String cause;
   private final AtomicLong regionIds = new AtomicLong();
+  private final CudaDevices cuda = new CudaDevices();
 
   private ShmDelivery(Path dir, Path probe, byte[] token, String cause) {
     this.dir = dir;
@@ -99,6 +100,22 @@ final class ShmDelivery implements AutoCloseable {
     return ShmRing.create(file, capacity, budget);
   }
 
+  /**
+   * Where a {@code cuda} stream's control file goes (a header whose release mark the client moves;
+   * its batches are on the device). Same folder and same proof of access as the shm regions.
+   */
+  Path newControlPath(String streamName) {
+    if (!isAvailable()) {
+      throw new IllegalStateException("shm delivery is unavailable: " + cause);
+    }
+    return dir.resolve("c" + regionIds.incrementAndGet() + "-" + streamName.replace('/', '_'));
+  }
+
+  /** The daemon's CUDA drivers, for cuda streams. */
+  CudaDevices cuda() {
+    return cuda;
+  }
+
   /** Region files alive now (tests check none outlives its stream). */
   long liveRegions() throws IOException {
     if (!isAvailable()) {
@@ -111,6 +128,7 @@ final class ShmDelivery implements AutoCloseable {
 
   @Override
   public void close() {
+    cuda.close();
     if (dir != null) {
       deleteTree(dir);
     }

@@ -143,13 +143,16 @@ final class SluiceProducer extends NoOpFlightProducer {
         out.put("shm_regions", shm.liveRegions());
         out.put("jobs", readEngine.stats());
         out.put("metrics", metrics.rows());
-      } else if (shm.isAvailable()) {
-        out.put("available", true);
-        out.put("path", shm.probePath().toString());
-        out.put("layout_version", ShmLayout.VERSION);
       } else {
-        out.put("available", false);
-        out.put("cause", shm.unavailabilityCause());
+        if (shm.isAvailable()) {
+          out.put("available", true);
+          out.put("path", shm.probePath().toString());
+          out.put("layout_version", ShmLayout.VERSION);
+        } else {
+          out.put("available", false);
+          out.put("cause", shm.unavailabilityCause());
+        }
+        out.put("cuda", cudaProbe());
       }
       listener.onNext(new Result(STATS_JSON.writeValueAsBytes(out)));
       listener.onCompleted();
@@ -250,7 +253,6 @@ final class SluiceProducer extends NoOpFlightProducer {
                   + String.join(", ", datasets.keySet().stream().sorted().toList())
                   + ")"));
     }
-    request = request.withDelivery(resolveDelivery(request));
     try {
       // A stat per shard per stream: cheap next to an epoch, and it keeps a file rewritten
       // after start-up from being served as garbage.
@@ -260,8 +262,14 @@ final class SluiceProducer extends NoOpFlightProducer {
           CallStatus.UNAVAILABLE.withDescription(
               "dataset=" + dataset.name() + " is unavailable: " + e.getMessage()));
     }
+    Schema schema;
     try {
-      Schema schema = dataset.project(request.columns());
+      schema = dataset.project(request.columns());
+    } catch (IllegalArgumentException e) {
+      throw reject(CallStatus.INVALID_ARGUMENT.withDescription(e.getMessage()).withCause(e));
+    }
+    request = request.withDelivery(resolveDelivery(request, dataset.name(), schema));
+    try {
       GlobalSequence sequence =
           GlobalSequence.of(
               dataset.source().layout(),
@@ -279,13 +287,22 @@ final class SluiceProducer extends NoOpFlightProducer {
 
   /**
    * The path a stream takes. {@code shm} needs a client that proved it can map this daemon's shared
-   * memory (the probe token); {@code auto} takes shm when it did, else cpu.
+   * memory (the probe token); {@code cuda} needs that too (CUDA IPC works within one host, and the
+   * release mark lives in shared memory), a GPU here and a token schema; {@code auto} takes cuda
+   * when the client named a device and all that holds, else shm when it proved it can, else cpu.
    */
-  private Delivery resolveDelivery(StreamRequest request) {
+  private Delivery resolveDelivery(StreamRequest request, String datasetName, Schema schema) {
     boolean shmReady = shm.accepts(request.shmToken());
     return switch (request.delivery()) {
       case CPU -> Delivery.CPU;
-      case AUTO -> shmReady ? Delivery.SHM : Delivery.CPU;
+      case AUTO -> {
+        if (request.device() >= 0
+            && shmReady
+            && cudaRefusal(request, datasetName, schema) == null) {
+          yield Delivery.CUDA;
+        }
+        yield shmReady ? Delivery.SHM : Delivery.CPU;
+      }
       case SHM -> {
         if (!shm.isAvailable()) {
           throw reject(
@@ -303,20 +320,62 @@ final class SluiceProducer extends NoOpFlightProducer {
         yield Delivery.SHM;
       }
       case CUDA -> {
-        if (!Cuda.isAvailable()) {
-          throw reject(
-              CallStatus.UNAVAILABLE.withDescription(
-                  "delivery=cuda: no usable GPU on the daemon's host: "
-                      + Cuda.unavailabilityCause().getMessage()
-                      + "; use cpu, shm or auto"));
+        CallStatus refusal = cudaRefusal(request, datasetName, schema);
+        if (refusal != null) {
+          throw reject(refusal);
         }
-        throw reject(
-            CallStatus.UNIMPLEMENTED.withDescription(
-                "delivery=cuda: this daemon version has no device path yet (GPUs: "
-                    + Cuda.devices().stream().map(Cuda.Device::name).toList()
-                    + "); use cpu, shm or auto"));
+        if (!shmReady) {
+          throw reject(
+              CallStatus.INVALID_ARGUMENT.withDescription(
+                  "delivery=cuda needs shm_token: the content of the file the shm_probe action"
+                      + " names (CUDA IPC works only on the daemon's host; use auto to fall back)"));
+        }
+        yield Delivery.CUDA;
       }
     };
+  }
+
+  /** Why this daemon cannot put the request's batches on a GPU, or null when it can. */
+  private CallStatus cudaRefusal(StreamRequest request, String datasetName, Schema schema) {
+    if (!Cuda.isAvailable()) {
+      return CallStatus.UNAVAILABLE.withDescription(
+          "delivery=cuda: no usable GPU on the daemon's host: "
+              + Cuda.unavailabilityCause().getMessage()
+              + "; use cpu, shm or auto");
+    }
+    if (!shm.isAvailable()) {
+      return CallStatus.UNAVAILABLE.withDescription(
+          "delivery=cuda needs the daemon's shared memory for its release marks: "
+              + shm.unavailabilityCause()
+              + "; use cpu or auto");
+    }
+    int gpus = CudaDevices.count();
+    if (request.cudaDevice() >= gpus) {
+      return CallStatus.INVALID_ARGUMENT.withDescription(
+          "device=" + request.cudaDevice() + ": the daemon's host has " + gpus + " GPU(s)");
+    }
+    if (TokenBatches.tokenShape(schema) == null) {
+      return CallStatus.INVALID_ARGUMENT.withDescription(
+          "delivery=cuda: dataset="
+              + datasetName
+              + " with columns "
+              + schema.getFields().stream().map(f -> f.getName()).toList()
+              + " is not sample_id plus one fixed-size list of integers, which is what cuda"
+              + " delivers for now; use cpu, shm or auto");
+    }
+    return null;
+  }
+
+  /** What the shm probe says about cuda delivery: the GPUs, or why there are none. */
+  private static Map<String, Object> cudaProbe() {
+    Map<String, Object> cuda = new LinkedHashMap<>();
+    cuda.put("available", Cuda.isAvailable());
+    if (Cuda.isAvailable()) {
+      cuda.put("devices", Cuda.devices().stream().map(Cuda.Device::name).toList());
+    } else {
+      cuda.put("cause", Cuda.unavailabilityCause().getMessage());
+    }
+    return cuda;
   }
 
   private FlightRuntimeException reject(CallStatus status) {

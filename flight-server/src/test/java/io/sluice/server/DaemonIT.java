@@ -221,7 +221,9 @@ class DaemonIT {
         infoError(
             "{\"dataset\":\"t\",\"rank\":0,\"world_size\":1,\"batch_size\":4,\"delivery\":\"cuda\"}");
     if (io.sluice.nativeio.Cuda.isAvailable()) {
-      assertEquals(FlightStatusCode.UNIMPLEMENTED, e.status().code(), e.getMessage());
+      // A GPU, but a request with no proof it comes from the daemon's host (no shm_token).
+      assertEquals(FlightStatusCode.INVALID_ARGUMENT, e.status().code(), e.getMessage());
+      assertTrue(e.getMessage().contains("delivery=cuda needs shm_token"), e.getMessage());
     } else {
       assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
       assertTrue(
@@ -232,6 +234,34 @@ class DaemonIT {
           e.getMessage());
     }
     assertEquals(2, readRank(StreamRequest.of("t", 0, 1, 4), 2).size(), "the daemon goes on");
+  }
+
+  @Test
+  void autoWithADeviceTakesShmWhereThereIsNoGpuAndTheProbeSaysWhy() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeFalse(
+        io.sluice.nativeio.Cuda.isAvailable(), "this host has a GPU: auto would take cuda");
+    try (SluiceClient client = SluiceClient.connect(daemon.uri(), clientAllocator)) {
+      var results =
+          client
+              .flightForTests()
+              .doAction(new org.apache.arrow.flight.Action("shm_probe", new byte[0]));
+      var answer =
+          new com.fasterxml.jackson.databind.ObjectMapper().readTree(results.next().getBody());
+      assertEquals(false, answer.path("cuda").path("available").asBoolean(true), answer.toString());
+      assertEquals(
+          io.sluice.nativeio.Cuda.unavailabilityCause().getMessage(),
+          answer.path("cuda").path("cause").asText(),
+          answer.toString());
+      try (RankStream s =
+          client.open(
+              StreamRequest.of("t", 0, 1, 4)
+                  .withDelivery(io.sluice.client.Delivery.AUTO)
+                  .withDevice(0))) {
+        assertTrue(s.next());
+        assertEquals(io.sluice.client.Delivery.SHM, s.metadata().delivery());
+        assertEquals(4, s.root().getRowCount());
+      }
+    }
   }
 
   @ParameterizedTest

@@ -1,5 +1,11 @@
 package io.sluice.client;
 
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import org.apache.arrow.flight.FlightStream;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -8,8 +14,10 @@ import org.apache.arrow.vector.VectorSchemaRoot;
 /**
  * One rank's batches for one epoch. {@link #next()} moves to the next batch; {@link #root()} holds
  * it until the following call. A {@code shm} batch is read in place from the daemon's shared memory
- * and released to the daemon at the following call. Close it to end the stream early (the daemon is
- * told to stop). Owned by one thread.
+ * and released to the daemon at the following call. A {@code cuda} batch lies on the GPU ({@link
+ * #metadata()}{@code .cuda()} says where; this client does not read device memory, the root holds
+ * no rows) and is released at the following call the same way. Close it to end the stream early
+ * (the daemon is told to stop). Owned by one thread.
  */
 public final class RankStream implements AutoCloseable {
   private final StreamRequest request;
@@ -19,6 +27,9 @@ public final class RankStream implements AutoCloseable {
   private VectorSchemaRoot current;
   private BatchMetadata metadata;
   private boolean done;
+  private Arena controlArena; // the mapped control file of a cuda stream
+  private MemorySegment control;
+  private long heldCudaSeq = -1;
 
   RankStream(StreamRequest request, FlightStream stream, BufferAllocator allocator) {
     this.request = request;
@@ -38,6 +49,10 @@ public final class RankStream implements AutoCloseable {
     if (shm != null) {
       shm.releaseCurrent();
     }
+    if (heldCudaSeq >= 0) {
+      ShmLayout.release(control, heldCudaSeq);
+      heldCudaSeq = -1;
+    }
     if (!stream.next()) {
       done = true;
       return false;
@@ -55,10 +70,36 @@ public final class RankStream implements AutoCloseable {
         shm = new ShmImporter(stream.getRoot().getSchema(), allocator);
       }
       current = shm.load(metadata.shm());
+    } else if (metadata.cuda() != null) {
+      if (control == null) {
+        mapControl(metadata.cuda().control());
+      }
+      heldCudaSeq = metadata.cuda().seq();
+      current = stream.getRoot();
     } else {
       current = stream.getRoot();
     }
     return true;
+  }
+
+  private void mapControl(String path) {
+    Arena arena = Arena.ofShared();
+    try (FileChannel ch =
+        FileChannel.open(Path.of(path), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      MemorySegment header =
+          ch.map(
+              FileChannel.MapMode.READ_WRITE,
+              0,
+              Math.min(ch.size(), ShmLayout.HEADER_BYTES),
+              arena);
+      ShmLayout.checkHeader(header, path);
+      controlArena = arena;
+      control = header;
+    } catch (IOException | RuntimeException e) {
+      arena.close();
+      throw new ProtocolException(
+          "cuda.control", "cannot map the cuda stream's control file " + path + ": " + e, e);
+    }
   }
 
   /** The current batch; valid until the next call to {@link #next()}. */
@@ -78,6 +119,9 @@ public final class RankStream implements AutoCloseable {
     }
     if (shm != null) {
       shm.close();
+    }
+    if (controlArena != null) {
+      controlArena.close();
     }
     try {
       stream.close();

@@ -167,12 +167,12 @@ public final class SluiceClient implements AutoCloseable {
   }
 
   /**
-   * Opens one rank's stream for one epoch; iterate it, then close it. For {@code shm} and {@code
-   * auto} delivery the request carries this client's shm token when {@link #shmToken()} found one.
+   * Opens one rank's stream for one epoch; iterate it, then close it. For {@code shm}, {@code cuda}
+   * and {@code auto} delivery the request carries this client's shm token when {@link #shmToken()}
+   * found one.
    */
   public RankStream open(StreamRequest request) {
-    if ((request.delivery() == Delivery.SHM || request.delivery() == Delivery.AUTO)
-        && request.shmToken() == null) {
+    if (request.delivery() != Delivery.CPU && request.shmToken() == null) {
       String token = shmToken();
       if (token != null) {
         request = request.withShmToken(token);
