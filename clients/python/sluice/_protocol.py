@@ -11,7 +11,7 @@ DELIVERY_MODES = ("cpu", "shm", "cuda", "auto")
 
 # Delivery paths this client reads. The stream names the path it took in app_metadata; "shm"
 # carries a descriptor of the batch in shared memory instead of the batch (see _shm).
-_READABLE_DELIVERIES = ("cpu", "shm")
+_READABLE_DELIVERIES = ("cpu", "shm", "cuda")
 
 
 class Security(object):
@@ -65,7 +65,7 @@ def normalize_location(url):
 
 
 def descriptor_command(dataset, rank, world_size, batch_size, seed, epoch, shuffle, drop_last,
-                       start_cursor, delivery, columns, shm_token=None):
+                       start_cursor, delivery, columns, shm_token=None, device=None):
     """The UTF-8 JSON command of the FlightDescriptor. Values are sent as given: the daemon
     validates them and answers a bad one with an error naming the field."""
     command = {
@@ -83,6 +83,8 @@ def descriptor_command(dataset, rank, world_size, batch_size, seed, epoch, shuff
     }
     if shm_token is not None:
         command["shm_token"] = shm_token
+    if device is not None:
+        command["device"] = device
     return json.dumps(command, separators=(",", ":")).encode("utf-8")
 
 
@@ -104,7 +106,7 @@ def check_readable(meta):
     if delivery not in _READABLE_DELIVERIES:
         raise NotImplementedError(
             "the daemon delivered a batch with delivery=%r; this client reads only %s. "
-            "Ask for delivery='cpu' or 'shm'." % (delivery, ", ".join(_READABLE_DELIVERIES)))
+            "Ask for delivery='cpu', 'shm' or 'cuda'." % (delivery, ", ".join(_READABLE_DELIVERIES)))
 
 
 def is_last_step(meta):

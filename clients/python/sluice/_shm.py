@@ -21,9 +21,10 @@ _MAGIC = b"SLUICESH"
 _RELEASED_OFFSET = 64
 
 
-def probe(client, options=None):
+def probe(client, options=None, answer_out=None):
     """(token, None) when this process can use the daemon's shm delivery, else (None, reason).
-    ``options``: the FlightCallOptions of every call (a bearer token), or None."""
+    ``options``: the FlightCallOptions of every call (a bearer token), or None; ``answer_out``, a
+    dict, gets the daemon's whole answer (it also says whether the daemon has a GPU)."""
     try:
         results = list(client.do_action(flight.Action("shm_probe", b""), options))
     except flight.FlightError as e:
@@ -31,6 +32,8 @@ def probe(client, options=None):
     if not results:
         return None, "the daemon answered the shm probe with nothing"
     answer = json.loads(results[0].body.to_pybytes().decode("utf-8"))
+    if answer_out is not None:
+        answer_out.update(answer)
     if not answer.get("available"):
         return None, "the daemon has no shared memory: %s" % (answer.get("cause"),)
     if answer.get("layout_version") != LAYOUT_VERSION:

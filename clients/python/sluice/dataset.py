@@ -14,7 +14,7 @@ import warnings
 
 import pyarrow.flight as flight
 
-from . import _convert, _protocol, _shm
+from . import _convert, _cuda, _protocol, _shm
 
 try:
     import torch
@@ -41,11 +41,17 @@ class Dataset(_Base):
         shuffle: ``"global"``, ``"block"``, ``"shard"`` or ``"none"``.
         drop_last: drop the epoch's incomplete last global batch instead of padding it by
             wrapping around (padded rows are the batch's last ``last_metadata["padded"]`` rows).
-        delivery: ``"auto"`` (shm when this process can map the daemon's shared memory, else
-            cpu), ``"cpu"`` (batches in the Flight stream), ``"shm"`` (batches read in place from
-            the daemon's shared memory: same host only) or ``"cuda"``. The path each batch took
-            is in ``last_metadata["delivery"]``; ``shm_unavailable_cause`` says why auto fell
-            back to cpu.
+        delivery: ``"auto"`` (cuda when ``device`` is set and the daemon has a GPU, else shm when
+            this process can map the daemon's shared memory, else cpu), ``"cpu"`` (batches in the
+            Flight stream), ``"shm"`` (batches read in place from the daemon's shared memory: same
+            host only) or ``"cuda"`` (batches put in GPU memory by the daemon and handed over by
+            CUDA IPC: same host, needs cupy or cuda-python). The path each batch took is in
+            ``last_metadata["delivery"]``; ``shm_unavailable_cause`` says why auto fell back to
+            cpu, ``cuda_unavailable_cause`` why it did not take cuda.
+        device: the GPU the batches go to (``"cuda:0"``, ``0``, a ``torch.device``); None keeps
+            them on the CPU. With cuda delivery they arrive there; on the other paths they are
+            moved there after conversion. ``delivery="cuda"`` without it uses torch's current
+            device. The index is the GPU's on the daemon's host (the same GPUs are visible).
         columns: the columns to fetch (None: all); ``sample_id`` always comes along.
         token: the bearer token a daemon started with ``auth.tokens_file`` requires (default:
             the ``SLUICE_TOKEN`` environment variable, else the file ``SLUICE_TOKEN_FILE`` names).
@@ -64,7 +70,7 @@ class Dataset(_Base):
 
     def __init__(self, url, dataset, batch_size, rank=None, world_size=None, seed=0, epoch=0,
                  shuffle="global", drop_last=False, delivery="auto", columns=None, token=None,
-                 tls_root_certs=None, prefetch=2):
+                 tls_root_certs=None, prefetch=2, device=None):
         self.url = _protocol.normalize_location(url)
         self._security = _protocol.Security.resolve(token, tls_root_certs, os.environ)
         self.dataset = dataset
@@ -91,6 +97,8 @@ class Dataset(_Base):
         self.last_metadata = {}
         self._shm_token = None
         self.shm_unavailable_cause = None
+        self.cuda_unavailable_cause = None
+        self.device = _device(device, delivery)
 
     # --- iteration -------------------------------------------------------------------------
 
@@ -138,13 +146,18 @@ class Dataset(_Base):
 
     def _probe_shm(self, client):
         # Once per stream: a daemon restarted since the last one has a new token.
-        if self.delivery not in ("shm", "auto"):
+        if self.delivery not in ("shm", "auto", "cuda"):
             return
-        self._shm_token, self.shm_unavailable_cause = _shm.probe(client, self._security.options)
-        if self._shm_token is None and self.delivery == "shm":
-            raise RuntimeError("delivery='shm' but this process cannot use the daemon's shared "
+        answer = {}
+        self._shm_token, self.shm_unavailable_cause = _shm.probe(
+            client, self._security.options, answer)
+        if self._shm_token is None and self.delivery in ("shm", "cuda"):
+            raise RuntimeError("delivery=%r but this process cannot use the daemon's shared "
                                "memory: %s. Use delivery='auto' to fall back to cpu."
-                               % self.shm_unavailable_cause)
+                               % (self.delivery, self.shm_unavailable_cause))
+        cuda = answer.get("cuda") or {}
+        self.cuda_unavailable_cause = (None if cuda.get("available")
+                                       else cuda.get("cause", "the daemon did not say"))
 
     def _stream(self, client, on_reader=None):
         """(batch dict, metadata dict) for each step of this rank from the current position.
@@ -154,7 +167,8 @@ class Dataset(_Base):
             dataset=self.dataset, rank=self.rank, world_size=self.world_size,
             batch_size=self.batch_size, seed=self.seed, epoch=self._epoch, shuffle=self.shuffle,
             drop_last=self.drop_last, start_cursor=self._cursor, delivery=self.delivery,
-            columns=self.columns, shm_token=self._shm_token)
+            columns=self.columns, shm_token=self._shm_token,
+            device=None if self.device is None else self.device.index)
         options = self._security.options
         info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
         if len(info.endpoints) != 1:
@@ -164,6 +178,7 @@ class Dataset(_Base):
         if on_reader is not None:
             on_reader(reader)
         importer = None
+        gpu = None
         try:
             while True:
                 try:
@@ -173,7 +188,17 @@ class Dataset(_Base):
                 meta = _protocol.parse_batch_metadata(chunk.app_metadata)
                 if meta:
                     _protocol.check_readable(meta)
-                if meta.get("delivery") == "shm":
+                if meta.get("delivery") == "cuda":
+                    slot = meta.get("cuda")
+                    if slot is None:
+                        raise ValueError("a cuda batch arrived without its cuda descriptor: %r"
+                                         % (meta,))
+                    if gpu is None:
+                        gpu = _cuda.Importer(self.device if self.device is not None else "cuda")
+                    batch = gpu.read(slot)  # copied out of the pool on the GPU
+                    gpu.release(slot)
+                    yield batch, meta
+                elif meta.get("delivery") == "shm":
                     if importer is None:
                         importer = _shm.Importer(reader.schema)
                     slot = meta.get("shm")
@@ -183,17 +208,26 @@ class Dataset(_Base):
                     # Converted (copied out) before the slot goes back to the daemon.
                     batch = _convert.detach(_convert.batch_to_dict(importer.read(slot)))
                     importer.release(slot)
-                    yield batch, meta
+                    yield self._to_device(batch), meta
                 elif chunk.data is None:
                     continue  # metadata-only message
                 else:
-                    yield _convert.batch_to_dict(chunk.data), meta
+                    yield self._to_device(_convert.batch_to_dict(chunk.data)), meta
         except GeneratorExit:
             reader.cancel()  # the consumer stopped early: tell the daemon to stop sending
             raise
         finally:
             if importer is not None:
                 importer.close()
+            if gpu is not None:
+                gpu.close()
+
+    def _to_device(self, batch):
+        """A batch that came over cpu or shm, moved to ``device`` when one was asked for."""
+        if self.device is None:
+            return batch
+        return {k: (v.to(self.device) if torch is not None and isinstance(v, torch.Tensor) else v)
+                for k, v in batch.items()}
 
     # --- epochs and checkpoints ------------------------------------------------------------
 
@@ -266,6 +300,27 @@ def _integer(name, value):
         return operator.index(value)
     except TypeError:
         raise TypeError("%s=%r must be an integer" % (name, value)) from None
+
+
+def _device(device, delivery):
+    """``device`` as a torch.device with an index, or None; checked against this process."""
+    if device is None and delivery != "cuda":
+        return None
+    if torch is None:
+        raise ValueError("device=%r / delivery=%r need torch with CUDA; torch is not installed"
+                         % (device, delivery))
+    if device is None:
+        if not torch.cuda.is_available():
+            return None  # the daemon answers why it cannot put batches on a GPU
+        return torch.device("cuda", torch.cuda.current_device())
+    d = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
+    if d.type != "cuda":
+        raise ValueError("device=%r must be a CUDA device (cuda:N), or None for CPU tensors"
+                         % (device,))
+    if not torch.cuda.is_available():
+        raise ValueError("device=%r but torch sees no CUDA device here (torch %s): %s"
+                         % (device, torch.__version__, _cuda.unavailable_cause()))
+    return d if d.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def _default_rank_world():

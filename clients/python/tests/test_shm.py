@@ -165,7 +165,7 @@ def test_a_client_killed_mid_stream_gives_its_region_back(served):
 
 
 def test_shm_where_the_probe_cannot_be_read_says_why(served, monkeypatch):
-    def unreadable(client, options=None):
+    def unreadable(client, options=None, answer_out=None):
         return None, "cannot read the daemon's shm probe: permission denied"
     monkeypatch.setattr(_shm, "probe", unreadable)
     with pytest.raises(RuntimeError, match="permission denied"):
@@ -221,3 +221,28 @@ def test_cuda_without_a_gpu_is_refused_with_the_cause(served):
         next(iter(make(served, delivery="cuda")))
     batch = next(iter(make(served, delivery="auto")))
     assert batch["sample_id"].numel() == 8
+
+
+def test_auto_says_why_it_did_not_take_cuda(served):
+    # The shm probe's answer says whether the daemon has a GPU; with none, auto takes shm and the
+    # Dataset keeps the daemon's reason.
+    if os.path.exists("/dev/nvidiactl"):
+        pytest.skip("this host has an NVIDIA driver")
+    answer = action(served, "shm_probe")
+    assert answer["cuda"]["available"] is False
+    assert answer["cuda"]["cause"].startswith("no CUDA driver"), answer
+    ds = make(served, delivery="auto")
+    next(iter(ds))
+    assert ds.last_metadata["delivery"] == "shm"
+    assert ds.cuda_unavailable_cause == answer["cuda"]["cause"]
+
+
+def test_a_device_this_process_cannot_use_is_refused_up_front(served):
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a GPU here")
+    from sluice import _cuda
+    assert _cuda.unavailable_cause().startswith("torch sees no CUDA device")
+    with pytest.raises(ValueError, match="torch sees no CUDA device"):
+        make(served, device="cuda:0")
+    with pytest.raises(ValueError, match="must be a CUDA device"):
+        make(served, device="cpu")

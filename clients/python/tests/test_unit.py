@@ -89,6 +89,10 @@ def test_descriptor_holds_every_key():
     assert cmd == {"dataset": "d", "rank": 1, "world_size": 2, "batch_size": 3, "seed": 4,
                    "epoch": 5, "shuffle": "block", "drop_last": True, "start_cursor": 12,
                    "delivery": "auto", "columns": ["tokens"]}
+    cmd = json.loads(_protocol.descriptor_command(
+        dataset="d", rank=0, world_size=1, batch_size=3, seed=0, epoch=0, shuffle="global",
+        drop_last=False, start_cursor=0, delivery="cuda", columns=None, shm_token="t", device=1))
+    assert cmd["device"] == 1 and cmd["shm_token"] == "t" and cmd["delivery"] == "cuda"
 
 
 def test_metadata():
@@ -98,8 +102,9 @@ def test_metadata():
     assert _protocol.parse_batch_metadata(None) == {}
     _protocol.check_readable(meta)
     _protocol.check_readable({"delivery": "shm"})
-    with pytest.raises(NotImplementedError, match="cuda"):
-        _protocol.check_readable({"delivery": "cuda"})
+    _protocol.check_readable({"delivery": "cuda"})
+    with pytest.raises(NotImplementedError, match="gpu"):
+        _protocol.check_readable({"delivery": "gpu"})
 
 
 @pytest.mark.parametrize("kw", [dict(batch_size=8.5), dict(batch_size="8"), dict(rank=1.0),
