@@ -470,7 +470,8 @@ def main(argv=None):
     sluice_modes = ["cpu"] + (["shm"] if token else [])
     if token is None:
         delivery.log("shm rows skipped: " + cause)
-    delivery.log("cuda rows skipped: the daemon has no cuda delivery yet (the GPU issue)")
+    delivery.log("cuda rows skipped: the suite measures host delivery; a GPU run is"
+                 " hw-tests' CudaDeliveryHwTest (docs/hardware.md)")
 
     loaders = {  # name -> function(epoch, step_seconds) -> Pass
         "DataLoader 0w": lambda e, s, pr: consume(dataloader(fmt, root, a.seq_len, b, e, 0), pr,
