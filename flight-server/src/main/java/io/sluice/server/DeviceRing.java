@@ -6,11 +6,8 @@ import io.sluice.nativeio.CudaException;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.util.Base64;
 import java.util.function.BooleanSupplier;
 import java.util.logging.Level;
@@ -88,16 +85,7 @@ final class DeviceRing implements AutoCloseable {
     MemorySegment staging = null;
     MemorySegment stream = null;
     try {
-      Files.createFile(
-          control,
-          PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-      MemorySegment header;
-      try (FileChannel ch =
-          FileChannel.open(control, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-        ch.truncate(ShmLayout.HEADER_BYTES);
-        ch.write(java.nio.ByteBuffer.allocate(1), ShmLayout.HEADER_BYTES - 1);
-        header = ch.map(FileChannel.MapMode.READ_WRITE, 0, ShmLayout.HEADER_BYTES, arena);
-      }
+      MemorySegment header = ShmRing.mapNewFile(control, ShmLayout.HEADER_BYTES, arena);
       ShmLayout.writeHeader(header, 0); // no message area: the batches are on the device
       pool = cuda.allocDevice(poolBytes);
       staging = cuda.allocHost(stagingBytes);

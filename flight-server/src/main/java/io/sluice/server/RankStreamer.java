@@ -439,20 +439,42 @@ final class RankStreamer implements Runnable {
   }
 
   /** A device pool for a few batches of {@code batchBytes}; null when none fits. */
-  private DeviceRing openDeviceRing(long batchBytes) throws java.io.IOException, CudaException {
+  private DeviceRing openDeviceRing(long batchBytes) throws java.io.IOException {
     String name = dataset.name() + "-r" + request.rank();
+    return sizedRing(
+        batchBytes,
+        DEVICE_ALIGNMENT,
+        "device pool (its staging buffer over the memory budget, or a batch over half of "
+            + MAX_RING_BYTES
+            + " bytes)",
+        pool ->
+            DeviceRing.create(
+                shm.newControlPath(name),
+                shm.cuda().driver(request.cudaDevice()),
+                pool,
+                batchBytes,
+                parent));
+  }
+
+  @FunctionalInterface
+  private interface RingMaker<R> {
+    /** A ring of {@code capacity} bytes, or null when the budget cannot hold it. */
+    R make(long capacity) throws java.io.IOException;
+  }
+
+  /**
+   * The first ring {@code make} gives for {@link #RING_SLOTS} batches of {@code batchBytes}, then
+   * for half as many, down to 2 (each at least {@link #MIN_RING_BYTES}, at most {@link
+   * #MAX_RING_BYTES}); null, logged naming {@code what}, when none fits.
+   */
+  private <R> R sizedRing(long batchBytes, long slack, String what, RingMaker<R> make)
+      throws java.io.IOException {
     for (int slots = RING_SLOTS; slots >= 2; slots /= 2) {
-      long pool = Math.max(MIN_RING_BYTES, batchBytes * slots + DEVICE_ALIGNMENT);
-      if (pool > MAX_RING_BYTES) {
+      long capacity = Math.max(MIN_RING_BYTES, batchBytes * slots + slack);
+      if (capacity > MAX_RING_BYTES) {
         continue;
       }
-      DeviceRing r =
-          DeviceRing.create(
-              shm.newControlPath(name),
-              shm.cuda().driver(request.cudaDevice()),
-              pool,
-              batchBytes,
-              parent);
+      R r = make.make(capacity);
       if (r != null) {
         return r;
       }
@@ -462,11 +484,13 @@ final class RankStreamer implements Runnable {
             + dataset.name()
             + " rank="
             + request.rank()
-            + ": no device pool for batches of "
+            + ": no "
+            + what
+            + " fits "
+            + RING_SLOTS
+            + " x "
             + batchBytes
-            + " bytes fits (staging over the memory budget, or a batch over "
-            + MAX_RING_BYTES / 2
-            + " bytes); sending batches in the stream");
+            + " bytes; sending batches in the stream");
     return null;
   }
 
@@ -529,28 +553,12 @@ final class RankStreamer implements Runnable {
 
   /** A ring for a few batches of this size, within the budget; null when none fits. */
   private ShmRing openRing(long messageBytes) throws java.io.IOException {
-    for (int slots = RING_SLOTS; slots >= 2; slots /= 2) {
-      long capacity = Math.max(MIN_RING_BYTES, messageBytes * slots + ShmLayout.MESSAGE_ALIGNMENT);
-      if (capacity > MAX_RING_BYTES) {
-        continue;
-      }
-      String name = dataset.name() + "-r" + request.rank();
-      ShmRing r = shm.newRing(name, capacity, parent);
-      if (r != null) {
-        return r;
-      }
-    }
-    LOG.info(
-        "dataset="
-            + dataset.name()
-            + " rank="
-            + request.rank()
-            + ": no shm ring of "
-            + RING_SLOTS
-            + " x "
-            + messageBytes
-            + " bytes fits the memory budget; sending batches in the stream");
-    return null;
+    String name = dataset.name() + "-r" + request.rank();
+    return sizedRing(
+        messageBytes,
+        ShmLayout.MESSAGE_ALIGNMENT,
+        "shm ring within the memory budget",
+        capacity -> shm.newRing(name, capacity, parent));
   }
 
   /** Loads {@code batch} into the stream's root; returns its IPC body bytes. */

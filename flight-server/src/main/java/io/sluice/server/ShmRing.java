@@ -51,16 +51,7 @@ final class ShmRing implements AutoCloseable {
     }
     Arena arena = Arena.ofShared();
     try {
-      Files.createFile(
-          file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-      MemorySegment region;
-      try (FileChannel ch =
-          FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-        long size = ShmLayout.HEADER_BYTES + capacity;
-        ch.truncate(size);
-        ch.write(java.nio.ByteBuffer.allocate(1), size - 1); // size the file; pages stay unbacked
-        region = ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
-      }
+      MemorySegment region = mapNewFile(file, ShmLayout.HEADER_BYTES + capacity, arena);
       ShmLayout.writeHeader(region, capacity);
       return new ShmRing(file, arena, region, reservation, capacity);
     } catch (IOException | RuntimeException e) {
@@ -68,6 +59,21 @@ final class ShmRing implements AutoCloseable {
       Files.deleteIfExists(file);
       reservation.close();
       throw e;
+    }
+  }
+
+  /**
+   * Creates {@code file} (mode 0600, failing if it exists) of {@code size} bytes and maps it
+   * read-write in {@code arena}; its pages stay unbacked until written.
+   */
+  static MemorySegment mapNewFile(Path file, long size, Arena arena) throws IOException {
+    Files.createFile(
+        file, PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
+    try (FileChannel ch =
+        FileChannel.open(file, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      ch.truncate(size);
+      ch.write(java.nio.ByteBuffer.allocate(1), size - 1);
+      return ch.map(FileChannel.MapMode.READ_WRITE, 0, size, arena);
     }
   }
 
