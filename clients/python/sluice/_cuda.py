@@ -11,6 +11,7 @@ copy has finished. The layout is in DESIGN.md and CudaSlot.java.
 """
 
 import base64
+import warnings
 
 from . import _shm
 
@@ -39,6 +40,10 @@ def unavailable_cause():
         return "torch is not installed"
     if not torch.cuda.is_available():
         return "torch sees no CUDA device (torch %s)" % torch.__version__
+    try:
+        import numpy  # noqa: F401  (torch reads the CUDA array interface through numpy)
+    except ImportError:
+        return "numpy is not installed (torch needs it to read the CUDA array interface)"
     if _opener() is None:
         return "neither cupy nor cuda-python (cuda.bindings) is installed"
     return None
@@ -68,7 +73,9 @@ def _opener():
             raise RuntimeError("cudaIpcOpenMemHandle failed: %s" % (err,))
 
         def close():
-            cudart.cudaIpcCloseMemHandle(ptr)
+            (err,) = cudart.cudaIpcCloseMemHandle(ptr)
+            if err != cudart.cudaError_t.cudaSuccess:
+                raise RuntimeError("cudaIpcCloseMemHandle failed: %s" % (err,))
         return int(ptr), close
     return open_cudart
 
@@ -140,6 +147,10 @@ class Importer(object):
         raw = base64.b64decode(handle)
         if len(raw) != HANDLE_BYTES:
             raise ValueError("cuda handle is %d bytes, not %d" % (len(raw), HANDLE_BYTES))
+        # The control file first: close() then tells the daemon this process holds no mapping
+        # even when opening the handle fails.
+        self._control_path = slot["control"]
+        self._control = _shm._Region(self._control_path)
         opener = _opener()
         if opener is None:
             raise RuntimeError("delivery='cuda' needs cupy or cuda-python to open the daemon's "
@@ -147,19 +158,25 @@ class Importer(object):
         with self._torch.cuda.device(self.device):
             self._base, self._close = opener(raw)
         self._pool_bytes = int(slot["pool_bytes"])
-        self._control_path = slot["control"]
-        self._control = _shm._Region(self._control_path)
 
     def release(self, slot):
         if self._control is not None:
             self._control.release(int(slot["seq"]))
 
     def close(self):
-        """Closes the IPC mapping (the daemon frees the pool once every batch is released)."""
+        """Closes the IPC mapping and tells the daemon so (it frees the pool only then: freeing
+        memory another process still has open is undefined in CUDA). A failure to close is a
+        warning, not an error: the batches already handed out are copies."""
         if self._close is not None:
             try:
-                self._close()
+                with self._torch.cuda.device(self.device):
+                    self._close()
+            except Exception as e:  # the epoch's batches are fine; say what leaked
+                warnings.warn("closing the daemon's CUDA IPC mapping failed: %s" % (e,),
+                              RuntimeWarning)
             finally:
                 self._close = None
                 self._base = None
+        if self._control is not None:
+            self._control.detach()
         self._control = None

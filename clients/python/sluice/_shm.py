@@ -19,6 +19,7 @@ LAYOUT_VERSION = 1
 HEADER_BYTES = 4096
 _MAGIC = b"SLUICESH"
 _RELEASED_OFFSET = 64
+_DETACHED_OFFSET = 72  # a cuda client's "I closed my IPC mapping of the pool"
 
 
 def probe(client, options=None, answer_out=None):
@@ -69,9 +70,13 @@ class _Region(object):
                              % (path, self.capacity, size))
         self.buffer = pa.py_buffer(self.map)  # one zero-copy view; batches slice it
         self._released = np.frombuffer(self.map, dtype="<u8", count=1, offset=_RELEASED_OFFSET)
+        self._detached = np.frombuffer(self.map, dtype="<u8", count=1, offset=_DETACHED_OFFSET)
 
     def release(self, seq):
         self._released[0] = seq + 1  # one aligned 8-byte store
+
+    def detach(self):
+        self._detached[0] = 1
 
 
 class Importer(object):

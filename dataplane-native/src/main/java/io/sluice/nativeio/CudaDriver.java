@@ -23,6 +23,7 @@ public final class CudaDriver implements AutoCloseable {
   public static final int IPC_HANDLE_BYTES = 64;
 
   private final int device;
+  private final int cuDevice; // the CUdevice cuDeviceGet gave for the ordinal
   private final MemorySegment context;
   private final MethodHandle ctxSetCurrent;
   private final MethodHandle primaryRelease;
@@ -86,8 +87,9 @@ public final class CudaDriver implements AutoCloseable {
     try (Arena a = Arena.ofConfined()) {
       MemorySegment dev = a.allocate(JAVA_INT);
       check("cuDeviceGet(" + device + ")", (int) get.invokeExact(dev, device));
+      this.cuDevice = dev.get(JAVA_INT, 0);
       MemorySegment ctx = a.allocate(ADDRESS);
-      check("cuDevicePrimaryCtxRetain", (int) retain.invokeExact(ctx, dev.get(JAVA_INT, 0)));
+      check("cuDevicePrimaryCtxRetain", (int) retain.invokeExact(ctx, cuDevice));
       this.context = ctx.get(ADDRESS, 0);
     } catch (CudaException e) {
       throw e;
@@ -257,6 +259,6 @@ public final class CudaDriver implements AutoCloseable {
       return;
     }
     closed = true;
-    invoke("cuDevicePrimaryCtxRelease", () -> (int) primaryRelease.invokeExact(device));
+    invoke("cuDevicePrimaryCtxRelease", () -> (int) primaryRelease.invokeExact(cuDevice));
   }
 }

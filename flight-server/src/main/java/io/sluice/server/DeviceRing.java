@@ -9,6 +9,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -26,11 +27,15 @@ import org.apache.arrow.memory.OutOfMemoryException;
 final class DeviceRing implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(DeviceRing.class.getName());
 
+  /** How long a closing stream waits for its client to close the pool's IPC mapping. */
+  static final long DETACH_WAIT_MS = 10_000;
+
   private final Path control;
   private final Arena arena;
   private final MemorySegment header;
   private final BufferAllocator reservation;
   private final CudaDriver cuda;
+  private final CudaDevices devices;
   private final long pool;
   private final long poolBytes;
   private final String handle;
@@ -44,6 +49,7 @@ final class DeviceRing implements AutoCloseable {
       MemorySegment header,
       BufferAllocator reservation,
       CudaDriver cuda,
+      CudaDevices devices,
       long pool,
       long poolBytes,
       String handle,
@@ -54,6 +60,7 @@ final class DeviceRing implements AutoCloseable {
     this.header = header;
     this.reservation = reservation;
     this.cuda = cuda;
+    this.devices = devices;
     this.pool = pool;
     this.poolBytes = poolBytes;
     this.handle = handle;
@@ -68,8 +75,13 @@ final class DeviceRing implements AutoCloseable {
    * control}; null when the budget cannot hold the staging buffer.
    */
   static DeviceRing create(
-      Path control, CudaDriver cuda, long poolBytes, long stagingBytes, BufferAllocator budget)
-      throws IOException, CudaException {
+      Path control,
+      CudaDevices devices,
+      int device,
+      long poolBytes,
+      long stagingBytes,
+      BufferAllocator budget)
+      throws IOException {
     BufferAllocator reservation;
     try {
       reservation =
@@ -79,6 +91,13 @@ final class DeviceRing implements AutoCloseable {
               Long.MAX_VALUE);
     } catch (OutOfMemoryException e) {
       return null;
+    }
+    CudaDriver cuda;
+    try {
+      cuda = devices.driver(device);
+    } catch (IOException | RuntimeException e) {
+      reservation.close();
+      throw e;
     }
     Arena arena = Arena.ofShared();
     long pool = 0;
@@ -92,9 +111,22 @@ final class DeviceRing implements AutoCloseable {
       stream = cuda.createStream();
       String handle = Base64.getEncoder().encodeToString(cuda.ipcHandle(pool));
       return new DeviceRing(
-          control, arena, header, reservation, cuda, pool, poolBytes, handle, staging, stream);
+          control,
+          arena,
+          header,
+          reservation,
+          cuda,
+          devices,
+          pool,
+          poolBytes,
+          handle,
+          staging,
+          stream);
     } catch (IOException | RuntimeException e) { // CudaException is an IOException
-      freeQuietly(cuda, pool, staging, stream);
+      freeQuietly(cuda, staging, stream);
+      if (pool != 0) {
+        freePool(cuda, pool);
+      }
       arena.close();
       Files.deleteIfExists(control);
       reservation.close();
@@ -150,32 +182,62 @@ final class DeviceRing implements AutoCloseable {
     cuda.synchronize(stream);
   }
 
-  private static void freeQuietly(
-      CudaDriver cuda, long pool, MemorySegment staging, MemorySegment stream) {
-    try {
-      if (stream != null) {
+  /** Frees the staging buffer and the stream, each on its own: one failing leaks not the other. */
+  private static void freeQuietly(CudaDriver cuda, MemorySegment staging, MemorySegment stream) {
+    if (stream != null) {
+      try {
         cuda.destroyStream(stream);
+      } catch (CudaException e) {
+        LOG.log(Level.WARNING, "destroying a cuda stream's CUDA stream failed", e);
       }
-      if (staging != null) {
+    }
+    if (staging != null) {
+      try {
         cuda.freeHost(staging);
+      } catch (CudaException e) {
+        LOG.log(Level.WARNING, "freeing a cuda stream's pinned staging buffer failed", e);
       }
-      if (pool != 0) {
-        cuda.freeDevice(pool);
-      }
+    }
+  }
+
+  static void freePool(CudaDriver cuda, long pool) {
+    try {
+      cuda.freeDevice(pool);
     } catch (CudaException e) {
-      LOG.log(Level.WARNING, "freeing a cuda stream's device memory failed", e);
+      LOG.log(Level.WARNING, "freeing a cuda stream's device pool failed", e);
     }
   }
 
   /**
-   * Frees the pool, the staging buffer and the control file. The stream calls it once the client
-   * released every batch (it reads no slot after releasing it) or went away; the client closes its
-   * handle at the stream's end.
+   * Frees the staging buffer, the pool and the control file. The stream calls it once the client
+   * released every batch or went away. Freeing device memory another process still has open through
+   * IPC is undefined behaviour in CUDA, so the pool is freed only once the client said it closed
+   * its mapping ({@link ShmLayout#detached}, waited for up to {@code detachWaitMs}); a pool whose
+   * client never says so (it hung, died, or stopped reading without closing) is handed to {@link
+   * CudaDevices} and freed when the daemon stops, logged.
    */
-  @Override
-  public void close() {
+  void close(long detachWaitMs) {
     try {
-      freeQuietly(cuda, pool, staging, stream);
+      freeQuietly(cuda, staging, stream);
+      long deadline = System.nanoTime() + detachWaitMs * 1_000_000;
+      long park = 100_000;
+      while (!ShmLayout.detached(header) && System.nanoTime() < deadline) {
+        LockSupport.parkNanos(park);
+        park = Math.min(park * 2, 20_000_000);
+      }
+      if (ShmLayout.detached(header)) {
+        freePool(cuda, pool);
+      } else {
+        LOG.warning(
+            "the client of "
+                + control.getFileName()
+                + " did not say it closed its CUDA IPC mapping within "
+                + detachWaitMs
+                + " ms: its device pool of "
+                + poolBytes
+                + " bytes is freed when the daemon stops");
+        devices.freeAtStop(cuda, pool);
+      }
     } finally {
       arena.close();
       try {
@@ -186,5 +248,10 @@ final class DeviceRing implements AutoCloseable {
         reservation.close();
       }
     }
+  }
+
+  @Override
+  public void close() {
+    close(DETACH_WAIT_MS);
   }
 }

@@ -379,17 +379,19 @@ final class RankStreamer implements Runnable {
     int listSize = ((ArrowType.FixedSizeList) tokens.getType()).getListSize();
     ArrowType.Int value = (ArrowType.Int) tokens.getChildren().get(0).getType();
     long sampleBytes = (long) listSize * (value.getBitWidth() / 8);
-    long idsBytes = (8L * b + DEVICE_ALIGNMENT - 1) / DEVICE_ALIGNMENT * DEVICE_ALIGNMENT;
+    long idsBytes = roundUp(8L * b, DEVICE_ALIGNMENT);
     long total = idsBytes + sampleBytes * b;
+    // Whole multiples of the alignment, so every slot (placed back to back from 0) starts on it.
+    long slotBytes = roundUp(total, DEVICE_ALIGNMENT);
     if (device == null) {
-      device = openDeviceRing(total);
+      device = openDeviceRing(slotBytes);
       if (device == null) {
         deviceRefused = true;
         return DEVICE_REFUSED;
       }
     }
     long seq = device.nextSeq();
-    long at = device.place(total, this::stopped);
+    long at = device.place(slotBytes, this::stopped);
     if (at < 0) {
       return null;
     }
@@ -443,14 +445,15 @@ final class RankStreamer implements Runnable {
     String name = dataset.name() + "-r" + request.rank();
     return sizedRing(
         batchBytes,
-        DEVICE_ALIGNMENT,
+        0,
         "device pool (its staging buffer over the memory budget, or a batch over half of "
             + MAX_RING_BYTES
             + " bytes)",
         pool ->
             DeviceRing.create(
                 shm.newControlPath(name),
-                shm.cuda().driver(request.cudaDevice()),
+                shm.cuda(),
+                request.cudaDevice(),
                 pool,
                 batchBytes,
                 parent));
@@ -559,6 +562,10 @@ final class RankStreamer implements Runnable {
         ShmLayout.MESSAGE_ALIGNMENT,
         "shm ring within the memory budget",
         capacity -> shm.newRing(name, capacity, parent));
+  }
+
+  private static long roundUp(long value, long alignment) {
+    return (value + alignment - 1) / alignment * alignment;
   }
 
   /** Loads {@code batch} into the stream's root; returns its IPC body bytes. */

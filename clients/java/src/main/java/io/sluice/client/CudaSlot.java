@@ -38,6 +38,27 @@ public record CudaSlot(
       }
       shape = List.copyOf(shape);
     }
+
+    /** The column's bytes (elements times the dtype's width), or -1 for an unknown dtype. */
+    public long bytes() {
+      int bits;
+      try {
+        bits = Integer.parseInt(dtype.replaceFirst("^u?int", ""));
+      } catch (NumberFormatException e) {
+        return -1;
+      }
+      if (!dtype.matches("u?int(8|16|32|64)")) {
+        return -1;
+      }
+      long n = bits / 8;
+      for (long d : shape) {
+        if (d < 0) {
+          return -1;
+        }
+        n = Math.multiplyExact(n, d);
+      }
+      return n;
+    }
   }
 
   public CudaSlot {
@@ -49,7 +70,8 @@ public record CudaSlot(
         || offset < 0
         || length <= 0
         || seq < 0
-        || offset + length > poolBytes) {
+        || offset > poolBytes
+        || length > poolBytes - offset) {
       throw new ProtocolException(
           "cuda",
           "cuda descriptor device="
@@ -72,10 +94,17 @@ public record CudaSlot(
       throw new ProtocolException("cuda.columns", "cuda descriptor lists no columns");
     }
     for (Column c : columns) {
-      if (c.offset() < offset || c.offset() >= offset + length) {
+      long bytes = c.bytes();
+      if (c.offset() < offset || bytes < 0 || c.offset() - offset > length - bytes) {
         throw new ProtocolException(
             "cuda.columns",
-            "cuda column " + c.name() + " at offset " + c.offset() + " lies outside its batch");
+            "cuda column "
+                + c.name()
+                + " at offset "
+                + c.offset()
+                + " ("
+                + bytes
+                + " bytes) lies outside its batch");
       }
     }
     columns = List.copyOf(columns);

@@ -93,6 +93,7 @@ public final class RankStream implements AutoCloseable {
               Math.min(ch.size(), ShmLayout.HEADER_BYTES),
               arena);
       ShmLayout.checkHeader(header, path);
+      ShmLayout.detach(header); // this client never maps the device pool
       controlArena = arena;
       control = header;
     } catch (IOException | RuntimeException e) {

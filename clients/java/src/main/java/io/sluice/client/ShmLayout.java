@@ -17,6 +17,8 @@ import java.nio.ByteOrder;
  *     12     4  header bytes (4096): where the message area starts
  *     16     8  capacity: bytes of the message area
  *     64     8  released: written by the client, every batch with seq below it is free to reuse
+ *     72     8  detached: written by a cuda client once it closed its CUDA IPC mapping of the
+ *                stream's device pool (1), so the daemon may free the pool
  * </pre>
  *
  * Each batch's app_metadata names its message by {@link ShmSlot}: absolute offset and length in the
@@ -35,6 +37,7 @@ public final class ShmLayout {
   public static final long HEADER_BYTES_OFFSET = 12;
   public static final long CAPACITY_OFFSET = 16;
   public static final long RELEASED_OFFSET = 64;
+  public static final long DETACHED_OFFSET = 72;
 
   /** Messages start at multiples of this, so every Arrow buffer in them stays 64-byte aligned. */
   public static final int MESSAGE_ALIGNMENT = 64;
@@ -54,6 +57,7 @@ public final class ShmLayout {
     region.set(INT, HEADER_BYTES_OFFSET, HEADER_BYTES);
     region.set(LONG, CAPACITY_OFFSET, capacity);
     RELEASED.setRelease(region, RELEASED_OFFSET, 0L);
+    RELEASED.setRelease(region, DETACHED_OFFSET, 0L);
   }
 
   /**
@@ -104,6 +108,16 @@ public final class ShmLayout {
   /** The client's release mark: batches with a lower seq may be overwritten. */
   public static long released(MemorySegment region) {
     return (long) RELEASED.getAcquire(region, RELEASED_OFFSET);
+  }
+
+  /** Whether a cuda client said it closed its mapping of the stream's device pool. */
+  public static boolean detached(MemorySegment region) {
+    return (long) RELEASED.getAcquire(region, DETACHED_OFFSET) != 0;
+  }
+
+  /** Says this client holds no mapping of the stream's device pool (client side, cuda). */
+  public static void detach(MemorySegment region) {
+    RELEASED.setRelease(region, DETACHED_OFFSET, 1L);
   }
 
   /** Marks every batch up to and including {@code seq} as released (client side). */

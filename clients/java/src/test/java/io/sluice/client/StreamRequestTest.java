@@ -168,5 +168,22 @@ class StreamRequestTest {
                 () -> new CudaSlot("/c", 0, 8 << 20, null, 0, 512, 0, columns.subList(1, 2)))
             .field(),
         "a column outside its batch");
+    assertEquals(
+        "cuda.columns",
+        assertThrows(
+                ProtocolException.class,
+                () -> new CudaSlot("/c", 0, 8 << 20, null, 1 << 20, 1024, 0, columns))
+            .field(),
+        "a column that starts in its batch and runs past its end");
+    assertEquals(
+        "cuda",
+        assertThrows(
+                ProtocolException.class,
+                () ->
+                    new CudaSlot(
+                        "/c", 0, 8 << 20, null, Long.MAX_VALUE - 8, 512, 0, columns.subList(0, 1)))
+            .field(),
+        "offset + length wrapping past Long.MAX_VALUE");
+    assertEquals(-1, new CudaSlot.Column("x", 0, "float32", List.of(4L)).bytes());
   }
 }
