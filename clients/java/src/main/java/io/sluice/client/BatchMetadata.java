@@ -125,17 +125,23 @@ public record BatchMetadata(
     b.append("]}");
   }
 
-  private static CudaSlot parseCuda(JsonNode c) {
-    int version = field(c, "layout_version").intValue();
+  /** Refuses a {@code shm} or {@code cuda} descriptor of another layout version, naming it. */
+  private static void checkLayoutVersion(JsonNode descriptor, String name) {
+    int version = field(descriptor, "layout_version").intValue();
     if (version != ShmLayout.VERSION) {
       throw new ProtocolException(
-          "cuda.layout_version",
-          "cuda layout_version="
+          name + ".layout_version",
+          name
+              + " layout_version="
               + version
               + " is not the one this client reads ("
               + ShmLayout.VERSION
               + ")");
     }
+  }
+
+  private static CudaSlot parseCuda(JsonNode c) {
+    checkLayoutVersion(c, "cuda");
     java.util.List<CudaSlot.Column> columns = new java.util.ArrayList<>();
     for (JsonNode col : field(c, "columns")) {
       java.util.List<Long> shape = new java.util.ArrayList<>();
@@ -167,16 +173,7 @@ public record BatchMetadata(
       JsonNode s = n == null ? null : n.get("shm");
       ShmSlot shm = null;
       if (s != null && !s.isNull()) {
-        int version = field(s, "layout_version").intValue();
-        if (version != ShmLayout.VERSION) {
-          throw new ProtocolException(
-              "shm.layout_version",
-              "shm layout_version="
-                  + version
-                  + " is not the one this client reads ("
-                  + ShmLayout.VERSION
-                  + ")");
-        }
+        checkLayoutVersion(s, "shm");
         shm =
             new ShmSlot(
                 field(s, "region").asText(),
