@@ -953,25 +953,11 @@ public final class DisniTransport implements PeerTransport {
       Staged where = new Staged(0, 0, NO_SLOT);
       try {
         if (slot != NO_SLOT) {
-          MemorySegment into = staging.slot(slot);
-          for (int i = 0; i < count; i++) {
-            HeldSamples.Lease lease = held.lend(fetch.dataset(), fetch.ids()[i]);
-            if (lease == null) {
-              continue;
-            }
-            // The bytes are copied, so the lease ends here rather than at the release.
-            try (lease) {
-              MemorySegment bytes = lease.bytes();
-              long size = bytes.byteSize();
-              if (size != fetch.lengths()[i] || staged + size > SLOT_BYTES) {
-                continue;
-              }
-              MemorySegment.copy(bytes, 0, into, staged, size);
-              lengths[i] = (int) size;
-              staged += size;
-              sent++;
-            }
-          }
+          // The bytes are copied, so each lease ends at its copy rather than at the release.
+          HeldSamples.Copied copied =
+              HeldSamples.copyInto(held, fetch, staging.slot(slot), lengths, "peer disni");
+          staged = copied.bytes();
+          sent = copied.samples();
           if (staged == 0) {
             staging.release(from, fetch.requestId(), slot);
           } else {

@@ -207,66 +207,42 @@ public final class TcpTransport implements PeerTransport {
 
       private void answer(ChannelHandlerContext ctx, PeerWire.Fetch fetch) {
         int n = fetch.ids().length;
-        HeldSamples.Lease[] leases = new HeldSamples.Lease[n];
         int[] lengths = new int[n];
-        long bytes = 0;
-        int sent = 0;
-        try {
-          for (int i = 0; i < n; i++) {
-            HeldSamples.Lease l = held.lend(fetch.dataset(), fetch.ids()[i]);
-            if (l != null && l.bytes().byteSize() != fetch.lengths()[i]) {
-              l.close(); // another length than the asker's index says: not the same object
-              l = null;
-            }
-            leases[i] = l;
-            lengths[i] = l == null ? -1 : fetch.lengths()[i];
-            if (l != null) {
-              bytes += lengths[i];
-              sent++;
-            }
-          }
-        } catch (RuntimeException e) {
-          closeAll(leases);
-          LOG.log(Level.WARNING, "peer tcp: lending samples of dataset=" + fetch.dataset(), e);
-          ctx.writeAndFlush(
-              framed(Unpooled.wrappedBuffer(PeerWire.error(fetch.requestId(), e.toString()))));
-          return;
+        long most = 0;
+        for (int length : fetch.lengths()) {
+          most += Math.max(0, length);
         }
-        // Copied into one buffer of the connection's and the leases ended at once: a peer that
-        // stops reading must not hold this node's cache memory (a job closing waits for loans).
+        // The samples are copied into one buffer of the connection's, each lease ending at its
+        // copy: a peer that stops reading must not hold this node's cache memory (a job closing
+        // waits for loans). The header, whose size is fixed, is written once the lengths are known.
         int headerBytes = PeerWire.answerHeaderBytes(n);
-        ByteBuf out = ctx.alloc().directBuffer(4 + headerBytes + Math.toIntExact(bytes));
+        ByteBuf out = ctx.alloc().directBuffer(4 + headerBytes + Math.toIntExact(most));
+        HeldSamples.Copied copied;
         try {
-          out.writeInt(headerBytes + Math.toIntExact(bytes));
-          ByteBuffer header =
-              out.nioBuffer(out.writerIndex(), headerBytes).order(ByteOrder.LITTLE_ENDIAN);
-          PeerWire.putAnswer(header, fetch.requestId(), lengths);
-          out.writerIndex(out.writerIndex() + headerBytes);
-          for (HeldSamples.Lease l : leases) {
-            if (l != null) {
-              int length = Math.toIntExact(l.bytes().byteSize());
-              MemorySegment.copy(
-                  l.bytes(),
-                  0,
-                  MemorySegment.ofBuffer(out.nioBuffer(out.writerIndex(), length)),
-                  0,
-                  length);
-              out.writerIndex(out.writerIndex() + length);
-            }
-          }
+          copied =
+              HeldSamples.copyInto(
+                  held,
+                  fetch,
+                  MemorySegment.ofBuffer(out.nioBuffer(4 + headerBytes, Math.toIntExact(most))),
+                  lengths,
+                  "peer tcp");
+          out.writeInt(headerBytes + Math.toIntExact(copied.bytes()));
+          PeerWire.putAnswer(
+              out.nioBuffer(4, headerBytes).order(ByteOrder.LITTLE_ENDIAN),
+              fetch.requestId(),
+              lengths);
+          out.writerIndex(4 + headerBytes + Math.toIntExact(copied.bytes()));
         } catch (RuntimeException e) {
           out.release();
-          LOG.log(Level.WARNING, "peer tcp: copying samples of dataset=" + fetch.dataset(), e);
+          LOG.log(Level.WARNING, "peer tcp: answering a fetch of dataset=" + fetch.dataset(), e);
           ctx.writeAndFlush(
               framed(Unpooled.wrappedBuffer(PeerWire.error(fetch.requestId(), e.toString()))));
           return;
-        } finally {
-          closeAll(leases);
         }
         counter.fetches.increment();
-        counter.samplesSent.add(sent);
-        counter.samplesMissed.add(n - sent);
-        counter.bytesSent.add(bytes);
+        counter.samplesSent.add(copied.samples());
+        counter.samplesMissed.add(n - copied.samples());
+        counter.bytesSent.add(copied.bytes());
         ctx.writeAndFlush(out);
       }
 
@@ -274,14 +250,6 @@ public final class TcpTransport implements PeerTransport {
       public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
         LOG.log(Level.FINE, "peer tcp: connection from " + ctx.channel().remoteAddress(), cause);
         ctx.close();
-      }
-    }
-  }
-
-  private static void closeAll(HeldSamples.Lease[] leases) {
-    for (HeldSamples.Lease l : leases) {
-      if (l != null) {
-        l.close();
       }
     }
   }

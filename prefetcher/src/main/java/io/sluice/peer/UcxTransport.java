@@ -437,34 +437,15 @@ public final class UcxTransport implements PeerTransport {
       used.set(start, start + need);
       int n = fetch.ids().length;
       int[] lengths = new int[n];
-      long at = (long) start * SLOT_BYTES;
-      int sent = 0;
-      long bytes = 0;
-      for (int i = 0; i < n; i++) {
-        lengths[i] = -1;
-        HeldSamples.Lease l;
-        try {
-          l = held.lend(fetch.dataset(), fetch.ids()[i]);
-        } catch (RuntimeException e) {
-          l = null;
-          LOG.log(
-              Level.WARNING,
-              "peer ucx: lending sample " + fetch.ids()[i] + " of dataset=" + fetch.dataset(),
-              e);
-        }
-        if (l == null) {
-          continue;
-        }
-        try (HeldSamples.Lease lent = l) {
-          if (lent.bytes().byteSize() == fetch.lengths()[i]) {
-            MemorySegment.copy(lent.bytes(), 0, staging, at, fetch.lengths()[i]);
-            lengths[i] = fetch.lengths()[i];
-            at += lengths[i];
-            sent++;
-            bytes += lengths[i];
-          }
-        }
-      }
+      HeldSamples.Copied copied =
+          HeldSamples.copyInto(
+              held,
+              fetch,
+              staging.asSlice((long) start * SLOT_BYTES, (long) need * SLOT_BYTES),
+              lengths,
+              "peer ucx");
+      int sent = copied.samples();
+      long bytes = copied.bytes();
       counter.fetches.increment();
       counter.samplesSent.add(sent);
       counter.samplesMissed.add(n - sent);

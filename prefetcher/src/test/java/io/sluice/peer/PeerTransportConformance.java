@@ -50,9 +50,13 @@ abstract class PeerTransportConformance {
     final Map<Long, MemorySegment> samples = new ConcurrentHashMap<>();
     final AtomicInteger lent = new AtomicInteger();
     final AtomicInteger returned = new AtomicInteger();
+    final java.util.Set<Long> failing = ConcurrentHashMap.newKeySet();
 
     @Override
     public Lease lend(String dataset, long id) {
+      if (failing.contains(id)) {
+        throw new IllegalStateException("sample " + id + " cannot be pinned (a test's fault)");
+      }
       MemorySegment s = DATASET.equals(dataset) ? samples.get(id) : null;
       if (s == null) {
         return null;
@@ -170,6 +174,24 @@ abstract class PeerTransportConformance {
       assertSample(5, dst[0]);
       assertArrayEquals(new boolean[] {false}, get(ch.fetch("other", new long[] {5}, dsts(64))));
       assertEquals(4, server.stats().samplesMissed());
+      assertLeasesBack();
+    }
+  }
+
+  @Test
+  void aSampleWhoseLendingFailsIsLeftUnfilledAndTheRestArrive() throws Exception {
+    hold(5, 64);
+    hold(6, 96);
+    hold(8, 32);
+    held.failing.add(6L);
+    try (PeerServer server = serve();
+        PeerChannel ch = transport.connect(server.address())) {
+      MemorySegment[] dst = dsts(64, 96, 32);
+      boolean[] filled = get(ch.fetch(DATASET, new long[] {5, 6, 8}, dst));
+      assertArrayEquals(new boolean[] {true, false, true}, filled);
+      assertSample(5, dst[0]);
+      assertSample(8, dst[2]);
+      assertEquals(1, server.stats().samplesMissed());
       assertLeasesBack();
     }
   }
