@@ -18,7 +18,7 @@ import java.lang.invoke.MethodHandle;
  * give their address). Only where {@link Cuda#isAvailable()}. Each call makes the device's primary
  * context current on the calling thread first, so any thread may call.
  */
-public final class CudaDriver implements AutoCloseable {
+public final class CudaDriver implements DeviceMemory, AutoCloseable {
   /** Bytes of a {@code CUipcMemHandle}. */
   public static final int IPC_HANDLE_BYTES = 64;
 
@@ -109,6 +109,7 @@ public final class CudaDriver implements AutoCloseable {
     return new CudaDriver(index);
   }
 
+  @Override
   public int device() {
     return device;
   }
@@ -125,6 +126,7 @@ public final class CudaDriver implements AutoCloseable {
   }
 
   /** {@code bytes} of device memory; its address. */
+  @Override
   public long allocDevice(long bytes) throws CudaException {
     makeCurrent();
     try (Arena a = Arena.ofConfined()) {
@@ -138,6 +140,7 @@ public final class CudaDriver implements AutoCloseable {
     }
   }
 
+  @Override
   public void freeDevice(long pointer) throws CudaException {
     makeCurrent();
     invoke("cuMemFree", () -> (int) memFree.invokeExact(pointer));
@@ -145,6 +148,7 @@ public final class CudaDriver implements AutoCloseable {
 
   /** {@code bytes} of page-locked host memory, as a segment (free it with {@link #freeHost}). */
   @SuppressWarnings("restricted")
+  @Override
   public MemorySegment allocHost(long bytes) throws CudaException {
     makeCurrent();
     try (Arena a = Arena.ofConfined()) {
@@ -158,6 +162,7 @@ public final class CudaDriver implements AutoCloseable {
     }
   }
 
+  @Override
   public void freeHost(MemorySegment host) throws CudaException {
     makeCurrent();
     invoke("cuMemFreeHost", () -> (int) memFreeHost.invokeExact(host));
@@ -174,6 +179,7 @@ public final class CudaDriver implements AutoCloseable {
   }
 
   /** A stream for {@link #copyToDeviceAsync}; destroy it with {@link #destroyStream}. */
+  @Override
   public MemorySegment createStream() throws CudaException {
     makeCurrent();
     try (Arena a = Arena.ofConfined()) {
@@ -188,6 +194,7 @@ public final class CudaDriver implements AutoCloseable {
   }
 
   /** Queues a copy from pinned host memory; {@code src} must stay untouched until synchronized. */
+  @Override
   public void copyToDeviceAsync(long dst, MemorySegment src, long bytes, MemorySegment stream)
       throws CudaException {
     makeCurrent();
@@ -196,11 +203,13 @@ public final class CudaDriver implements AutoCloseable {
         () -> (int) htodAsync.invokeExact(dst, src, bytes, stream));
   }
 
+  @Override
   public void synchronize(MemorySegment stream) throws CudaException {
     makeCurrent();
     invoke("cuStreamSynchronize", () -> (int) streamSynchronize.invokeExact(stream));
   }
 
+  @Override
   public void destroyStream(MemorySegment stream) throws CudaException {
     makeCurrent();
     invoke("cuStreamDestroy", () -> (int) streamDestroy.invokeExact(stream));
@@ -210,6 +219,7 @@ public final class CudaDriver implements AutoCloseable {
    * The CUDA IPC handle of the allocation at {@code pointer} (from {@link #allocDevice}): another
    * process on this host opens it ({@code cudaIpcOpenMemHandle}) to map the same device memory.
    */
+  @Override
   public byte[] ipcHandle(long pointer) throws CudaException {
     makeCurrent();
     try (Arena a = Arena.ofConfined()) {

@@ -3,6 +3,7 @@ package io.sluice.server;
 import io.sluice.nativeio.Cuda;
 import io.sluice.nativeio.CudaDriver;
 import io.sluice.nativeio.CudaException;
+import io.sluice.nativeio.DeviceMemory;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -18,47 +19,69 @@ import java.util.logging.Logger;
 final class CudaDevices implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(CudaDevices.class.getName());
 
-  private final Map<Integer, CudaDriver> open = new HashMap<>();
+  /** Opens a device's driver; tests on hosts without a GPU hand in a stand-in. */
+  @FunctionalInterface
+  interface Opener {
+    DeviceMemory open(int device) throws CudaException;
+  }
+
+  private final Opener opener;
+  private final Map<Integer, DeviceMemory> open = new HashMap<>();
   private final List<long[]> deferred = new ArrayList<>(); // {device, pool}
   private boolean closed;
+
+  CudaDevices() {
+    this(CudaDriver::open);
+  }
+
+  CudaDevices(Opener opener) {
+    this.opener = opener;
+  }
 
   /** GPUs on this host (0 where there is no usable driver). */
   static int count() {
     return Cuda.isAvailable() ? Cuda.devices().size() : 0;
   }
 
-  synchronized CudaDriver driver(int device) throws CudaException {
+  synchronized DeviceMemory driver(int device) throws CudaException {
     if (closed) {
       throw new IllegalStateException("the daemon is stopping");
     }
-    CudaDriver d = open.get(device);
+    DeviceMemory d = open.get(device);
     if (d == null) {
-      d = CudaDriver.open(device);
+      d = opener.open(device);
       open.put(device, d);
     }
     return d;
   }
 
   /** A pool a client may still have mapped: freed at {@link #close()}, before the contexts go. */
-  synchronized void freeAtStop(CudaDriver driver, long pool) {
+  synchronized void freeAtStop(DeviceMemory driver, long pool) {
     deferred.add(new long[] {driver.device(), pool});
+  }
+
+  /** Pools waiting for the daemon's stop (a client that never said it closed its mapping). */
+  synchronized int deferredPools() {
+    return deferred.size();
   }
 
   @Override
   public synchronized void close() {
     closed = true;
     for (long[] d : deferred) {
-      CudaDriver driver = open.get((int) d[0]);
+      DeviceMemory driver = open.get((int) d[0]);
       if (driver != null) {
         DeviceRing.freePool(driver, d[1]);
       }
     }
     deferred.clear();
-    for (CudaDriver d : open.values()) {
-      try {
-        d.close();
-      } catch (CudaException e) {
-        LOG.log(Level.WARNING, "releasing CUDA device " + d.device() + " failed", e);
+    for (DeviceMemory d : open.values()) {
+      if (d instanceof CudaDriver driver) {
+        try {
+          driver.close();
+        } catch (CudaException e) {
+          LOG.log(Level.WARNING, "releasing CUDA device " + d.device() + " failed", e);
+        }
       }
     }
     open.clear();

@@ -1,8 +1,8 @@
 package io.sluice.server;
 
 import io.sluice.client.ShmLayout;
-import io.sluice.nativeio.CudaDriver;
 import io.sluice.nativeio.CudaException;
+import io.sluice.nativeio.DeviceMemory;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -34,7 +34,7 @@ final class DeviceRing implements AutoCloseable {
   private final Arena arena;
   private final MemorySegment header;
   private final BufferAllocator reservation;
-  private final CudaDriver cuda;
+  private final DeviceMemory cuda;
   private final CudaDevices devices;
   private final long pool;
   private final long poolBytes;
@@ -48,7 +48,7 @@ final class DeviceRing implements AutoCloseable {
       Arena arena,
       MemorySegment header,
       BufferAllocator reservation,
-      CudaDriver cuda,
+      DeviceMemory cuda,
       CudaDevices devices,
       long pool,
       long poolBytes,
@@ -92,7 +92,7 @@ final class DeviceRing implements AutoCloseable {
     } catch (OutOfMemoryException e) {
       return null;
     }
-    CudaDriver cuda;
+    DeviceMemory cuda;
     try {
       cuda = devices.driver(device);
     } catch (IOException | RuntimeException e) {
@@ -183,7 +183,7 @@ final class DeviceRing implements AutoCloseable {
   }
 
   /** Frees the staging buffer and the stream, each on its own: one failing leaks not the other. */
-  private static void freeQuietly(CudaDriver cuda, MemorySegment staging, MemorySegment stream) {
+  private static void freeQuietly(DeviceMemory cuda, MemorySegment staging, MemorySegment stream) {
     if (stream != null) {
       try {
         cuda.destroyStream(stream);
@@ -200,7 +200,7 @@ final class DeviceRing implements AutoCloseable {
     }
   }
 
-  static void freePool(CudaDriver cuda, long pool) {
+  static void freePool(DeviceMemory cuda, long pool) {
     try {
       cuda.freeDevice(pool);
     } catch (CudaException e) {
