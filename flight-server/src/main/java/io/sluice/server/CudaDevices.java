@@ -26,21 +26,47 @@ final class CudaDevices implements AutoCloseable {
   }
 
   private final Opener opener;
+  private final int standIns; // -1: the host's GPUs, as Cuda finds them
   private final Map<Integer, DeviceMemory> open = new HashMap<>();
   private final List<long[]> deferred = new ArrayList<>(); // {device, pool}
   private boolean closed;
 
+  /** The host's GPUs, through the CUDA driver. */
   CudaDevices() {
-    this(CudaDriver::open);
+    this.opener = CudaDriver::open;
+    this.standIns = -1;
   }
 
-  CudaDevices(Opener opener) {
+  /** {@code count} GPUs that {@code opener} stands in for (tests on hosts without one). */
+  CudaDevices(Opener opener, int count) {
     this.opener = opener;
+    this.standIns = count;
   }
 
-  /** GPUs on this host (0 where there is no usable driver). */
-  static int count() {
-    return Cuda.isAvailable() ? Cuda.devices().size() : 0;
+  /** Whether there is a GPU to deliver to. */
+  boolean available() {
+    return standIns >= 0 ? standIns > 0 : Cuda.isAvailable();
+  }
+
+  /** Why there is none; null when {@link #available()}. */
+  String unavailabilityCause() {
+    if (available()) {
+      return null;
+    }
+    return standIns >= 0 ? "no GPU stands in" : Cuda.unavailabilityCause().getMessage();
+  }
+
+  /** The GPUs' names, by index. */
+  java.util.List<String> names() {
+    if (standIns >= 0) {
+      return java.util.stream.IntStream.range(0, standIns).mapToObj(i -> "stand-in " + i).toList();
+    }
+    return Cuda.isAvailable() ? Cuda.devices().stream().map(Cuda.Device::name).toList() : List.of();
+  }
+
+  /** GPUs (0 where there is no usable driver). */
+  int count() {
+    return names().size();
   }
 
   synchronized DeviceMemory driver(int device) throws CudaException {

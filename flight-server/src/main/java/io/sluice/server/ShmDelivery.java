@@ -31,9 +31,10 @@ final class ShmDelivery implements AutoCloseable {
   private final byte[] token;
   private final String cause;
   private final AtomicLong regionIds = new AtomicLong();
-  private final CudaDevices cuda = new CudaDevices();
+  private final CudaDevices cuda;
 
-  private ShmDelivery(Path dir, Path probe, byte[] token, String cause) {
+  private ShmDelivery(Path dir, Path probe, byte[] token, String cause, CudaDevices cuda) {
+    this.cuda = cuda;
     this.dir = dir;
     this.probe = probe;
     this.token = token;
@@ -42,8 +43,13 @@ final class ShmDelivery implements AutoCloseable {
 
   /** Sets up under {@code mount} (normally /dev/shm); unavailable, with the reason, on failure. */
   static ShmDelivery open(Path mount) {
+    return open(mount, new CudaDevices());
+  }
+
+  /** As {@link #open(Path)}, delivering to {@code cuda}'s GPUs. */
+  static ShmDelivery open(Path mount, CudaDevices cuda) {
     if (!Files.isDirectory(mount)) {
-      return unavailable("shared-memory folder " + mount + " does not exist");
+      return unavailable("shared-memory folder " + mount + " does not exist", cuda);
     }
     removeStale(mount);
     byte[] token = new byte[16];
@@ -56,16 +62,16 @@ final class ShmDelivery implements AutoCloseable {
       Path probe = dir.resolve("probe");
       Files.writeString(probe, hex, StandardCharsets.US_ASCII);
       Files.setPosixFilePermissions(probe, PosixFilePermissions.fromString("rw-------"));
-      return new ShmDelivery(dir, probe, hex.getBytes(StandardCharsets.US_ASCII), null);
+      return new ShmDelivery(dir, probe, hex.getBytes(StandardCharsets.US_ASCII), null, cuda);
     } catch (IOException | UnsupportedOperationException e) {
       deleteTree(dir);
-      return unavailable("cannot create " + dir + ": " + e);
+      return unavailable("cannot create " + dir + ": " + e, cuda);
     }
   }
 
-  private static ShmDelivery unavailable(String cause) {
+  private static ShmDelivery unavailable(String cause, CudaDevices cuda) {
     LOG.info("shm delivery unavailable (streams use cpu): " + cause);
-    return new ShmDelivery(null, null, null, cause);
+    return new ShmDelivery(null, null, null, cause, cuda);
   }
 
   boolean isAvailable() {

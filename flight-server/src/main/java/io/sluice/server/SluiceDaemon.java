@@ -167,6 +167,12 @@ public final class SluiceDaemon implements AutoCloseable {
    */
   public static SluiceDaemon start(DaemonConfig config, PrefetchOptions prefetch)
       throws IOException {
+    return start(config, prefetch, new CudaDevices());
+  }
+
+  /** As {@link #start(DaemonConfig, PrefetchOptions)}, delivering cuda batches to {@code gpus}. */
+  static SluiceDaemon start(DaemonConfig config, PrefetchOptions prefetch, CudaDevices gpus)
+      throws IOException {
     quietTransportNoise();
     long memoryBudgetBytes = config.memoryBudgetBytes();
     FlightTransport transport = config.transport().resolve();
@@ -199,7 +205,7 @@ public final class SluiceDaemon implements AutoCloseable {
         peers = startPeers(config.peers(), readEngine);
         readEngine.usePeers(peers, config.peers().fetchLocal());
       }
-      shm = ShmDelivery.open(config.shmDir());
+      shm = ShmDelivery.open(config.shmDir(), gpus);
       SluiceProducer producer =
           new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
       Location location =

@@ -8,7 +8,6 @@ import io.sluice.client.ProtocolException;
 import io.sluice.client.ShmLayout;
 import io.sluice.client.StreamRequest;
 import io.sluice.format.DatasetFormatException;
-import io.sluice.nativeio.Cuda;
 import io.sluice.planner.EpochPlan;
 import io.sluice.planner.GlobalSequence;
 import io.sluice.planner.ShuffleMode;
@@ -337,10 +336,11 @@ final class SluiceProducer extends NoOpFlightProducer {
 
   /** Why this daemon cannot put the request's batches on a GPU, or null when it can. */
   private CallStatus cudaRefusal(StreamRequest request, String datasetName, Schema schema) {
-    if (!Cuda.isAvailable()) {
+    CudaDevices gpus = shm.cuda();
+    if (!gpus.available()) {
       return CallStatus.UNAVAILABLE.withDescription(
           "delivery=cuda: no usable GPU on the daemon's host: "
-              + Cuda.unavailabilityCause().getMessage()
+              + gpus.unavailabilityCause()
               + "; use cpu, shm or auto");
     }
     if (!shm.isAvailable()) {
@@ -349,10 +349,9 @@ final class SluiceProducer extends NoOpFlightProducer {
               + shm.unavailabilityCause()
               + "; use cpu or auto");
     }
-    int gpus = CudaDevices.count();
-    if (request.cudaDevice() >= gpus) {
+    if (request.cudaDevice() >= gpus.count()) {
       return CallStatus.INVALID_ARGUMENT.withDescription(
-          "device=" + request.cudaDevice() + ": the daemon's host has " + gpus + " GPU(s)");
+          "device=" + request.cudaDevice() + ": the daemon's host has " + gpus.count() + " GPU(s)");
     }
     if (TokenBatches.tokenShape(schema) == null) {
       return CallStatus.INVALID_ARGUMENT.withDescription(
@@ -367,13 +366,14 @@ final class SluiceProducer extends NoOpFlightProducer {
   }
 
   /** What the shm probe says about cuda delivery: the GPUs, or why there are none. */
-  private static Map<String, Object> cudaProbe() {
+  private Map<String, Object> cudaProbe() {
+    CudaDevices gpus = shm.cuda();
     Map<String, Object> cuda = new LinkedHashMap<>();
-    cuda.put("available", Cuda.isAvailable());
-    if (Cuda.isAvailable()) {
-      cuda.put("devices", Cuda.devices().stream().map(Cuda.Device::name).toList());
+    cuda.put("available", gpus.available());
+    if (gpus.available()) {
+      cuda.put("devices", gpus.names());
     } else {
-      cuda.put("cause", Cuda.unavailabilityCause().getMessage());
+      cuda.put("cause", gpus.unavailabilityCause());
     }
     return cuda;
   }

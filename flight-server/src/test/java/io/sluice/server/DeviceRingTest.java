@@ -40,7 +40,7 @@ class DeviceRingTest {
   void batchesLandInTheirSlotsAndThePoolGoesOnceTheClientDetached() throws Exception {
     HostDeviceMemory gpu = new HostDeviceMemory();
     try (BufferAllocator budget = new RootAllocator(1 << 20);
-        CudaDevices devices = new CudaDevices(d -> gpu);
+        CudaDevices devices = new CudaDevices(d -> gpu, 1);
         Arena client = Arena.ofShared()) {
       Path control = dir.resolve("c1");
       DeviceRing ring = DeviceRing.create(control, devices, 0, 4096, 1024, budget);
@@ -78,7 +78,7 @@ class DeviceRingTest {
   void aClientThatNeverDetachesLeavesItsPoolToTheDaemonsStop() throws Exception {
     HostDeviceMemory gpu = new HostDeviceMemory();
     try (BufferAllocator budget = new RootAllocator(1 << 20)) {
-      CudaDevices devices = new CudaDevices(d -> gpu);
+      CudaDevices devices = new CudaDevices(d -> gpu, 1);
       DeviceRing ring = DeviceRing.create(dir.resolve("c2"), devices, 0, 4096, 1024, budget);
       long t0 = System.nanoTime();
       ring.close(200);
@@ -96,7 +96,7 @@ class DeviceRingTest {
   void aStagingBufferOverTheBudgetOpensNothing() throws Exception {
     HostDeviceMemory gpu = new HostDeviceMemory();
     try (BufferAllocator budget = new RootAllocator(8192);
-        CudaDevices devices = new CudaDevices(d -> gpu)) {
+        CudaDevices devices = new CudaDevices(d -> gpu, 1)) {
       assertNull(DeviceRing.create(dir.resolve("c3"), devices, 0, 1 << 20, 1 << 16, budget));
       assertTrue(gpu.device.isEmpty() && gpu.host.isEmpty());
       assertFalse(Files.exists(dir.resolve("c3")));
