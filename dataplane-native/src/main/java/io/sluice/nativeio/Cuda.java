@@ -76,10 +76,7 @@ public final class Cuda {
    *     unavailable
    */
   public static void ensureAvailability() {
-    Throwable cause = RESULT.cause();
-    if (cause != null) {
-      throw new UnsupportedOperationException("CUDA unavailable: " + cause.getMessage(), cause);
-    }
+    Probes.ensure("CUDA", RESULT.cause());
   }
 
   /** The GPUs, empty when unavailable. */

@@ -76,10 +76,7 @@ public final class Gds {
    *     unavailable
    */
   public static void ensureAvailability() {
-    Throwable cause = RESULT.cause();
-    if (cause != null) {
-      throw new UnsupportedOperationException("GDS unavailable: " + cause.getMessage(), cause);
-    }
+    Probes.ensure("GDS", RESULT.cause());
   }
 
   /** True GDS or compatibility mode; null when unavailable. */

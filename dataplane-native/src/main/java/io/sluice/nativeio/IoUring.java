@@ -47,10 +47,7 @@ public final class IoUring {
    *     unavailable
    */
   public static void ensureAvailability() {
-    if (UNAVAILABILITY_CAUSE != null) {
-      throw new UnsupportedOperationException(
-          "io_uring unavailable: " + UNAVAILABILITY_CAUSE.getMessage(), UNAVAILABILITY_CAUSE);
-    }
+    Probes.ensure("io_uring", UNAVAILABILITY_CAUSE);
   }
 
   /** Fails unless this is Linux x86_64, where {@link NativeFile} and {@link Ring} work. */

@@ -19,4 +19,16 @@ final class Probes {
     }
     return null;
   }
+
+  /**
+   * What every holder's {@code ensureAvailability()} does: nothing when {@code cause} is null, else
+   * an {@link UnsupportedOperationException} saying {@code capability} is unavailable and why,
+   * {@code cause} chained.
+   */
+  static void ensure(String capability, Throwable cause) {
+    if (cause != null) {
+      throw new UnsupportedOperationException(
+          capability + " unavailable: " + cause.getMessage(), cause);
+    }
+  }
 }

@@ -74,10 +74,7 @@ public final class Rdma {
    *     unavailable
    */
   public static void ensureAvailability() {
-    if (UNAVAILABILITY_CAUSE != null) {
-      throw new UnsupportedOperationException(
-          "RDMA unavailable: " + UNAVAILABILITY_CAUSE.getMessage(), UNAVAILABILITY_CAUSE);
-    }
+    Probes.ensure("RDMA", UNAVAILABILITY_CAUSE);
   }
 
   /** The RDMA devices' names ({@code mlx5_0}, {@code rxe0}), sorted; empty where there is none. */

@@ -73,10 +73,7 @@ public final class Ucx {
    *     unavailable
    */
   public static void ensureAvailability() {
-    Throwable cause = RESULT.cause();
-    if (cause != null) {
-      throw new UnsupportedOperationException("UCX unavailable: " + cause.getMessage(), cause);
-    }
+    Probes.ensure("UCX", RESULT.cause());
   }
 
   /**
