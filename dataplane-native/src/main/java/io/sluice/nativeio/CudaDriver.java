@@ -1,12 +1,14 @@
 package io.sluice.nativeio;
 
 import static java.lang.foreign.ValueLayout.ADDRESS;
+import static java.lang.foreign.ValueLayout.JAVA_BYTE;
 import static java.lang.foreign.ValueLayout.JAVA_INT;
 import static java.lang.foreign.ValueLayout.JAVA_LONG;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.invoke.MethodHandle;
@@ -116,28 +118,17 @@ public final class CudaDriver implements DeviceMemory, AutoCloseable {
 
   /** Makes this device's primary context current on the calling thread. */
   public void makeCurrent() throws CudaException {
-    try {
-      check("cuCtxSetCurrent", (int) ctxSetCurrent.invokeExact(context));
-    } catch (CudaException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw new CudaException("cuCtxSetCurrent failed: " + t, 0);
-    }
+    invoke("cuCtxSetCurrent", () -> (int) ctxSetCurrent.invokeExact(context));
   }
 
   /** {@code bytes} of device memory; its address. */
   @Override
   public long allocDevice(long bytes) throws CudaException {
-    makeCurrent();
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment p = a.allocate(JAVA_LONG);
-      check("cuMemAlloc bytes=" + bytes, (int) memAlloc.invokeExact(p, bytes));
-      return p.get(JAVA_LONG, 0);
-    } catch (CudaException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw new CudaException("cuMemAlloc failed: " + t, 0);
-    }
+    return withOut(
+        "cuMemAlloc bytes=" + bytes,
+        JAVA_LONG,
+        p -> (int) memAlloc.invokeExact(p, bytes),
+        p -> p.get(JAVA_LONG, 0));
   }
 
   @Override
@@ -150,16 +141,11 @@ public final class CudaDriver implements DeviceMemory, AutoCloseable {
   @SuppressWarnings("restricted")
   @Override
   public MemorySegment allocHost(long bytes) throws CudaException {
-    makeCurrent();
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment p = a.allocate(ADDRESS);
-      check("cuMemAllocHost bytes=" + bytes, (int) memAllocHost.invokeExact(p, bytes));
-      return p.get(ADDRESS, 0).reinterpret(bytes);
-    } catch (CudaException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw new CudaException("cuMemAllocHost failed: " + t, 0);
-    }
+    return withOut(
+        "cuMemAllocHost bytes=" + bytes,
+        ADDRESS,
+        p -> (int) memAllocHost.invokeExact(p, bytes),
+        p -> p.get(ADDRESS, 0).reinterpret(bytes));
   }
 
   @Override
@@ -181,16 +167,11 @@ public final class CudaDriver implements DeviceMemory, AutoCloseable {
   /** A stream for {@link #copyToDeviceAsync}; destroy it with {@link #destroyStream}. */
   @Override
   public MemorySegment createStream() throws CudaException {
-    makeCurrent();
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment p = a.allocate(ADDRESS);
-      check("cuStreamCreate", (int) streamCreate.invokeExact(p, 1)); // CU_STREAM_NON_BLOCKING
-      return p.get(ADDRESS, 0);
-    } catch (CudaException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw new CudaException("cuStreamCreate failed: " + t, 0);
-    }
+    return withOut(
+        "cuStreamCreate",
+        ADDRESS,
+        p -> (int) streamCreate.invokeExact(p, 1), // CU_STREAM_NON_BLOCKING
+        p -> p.get(ADDRESS, 0));
   }
 
   /** Queues a copy from pinned host memory; {@code src} must stay untouched until synchronized. */
@@ -221,21 +202,39 @@ public final class CudaDriver implements DeviceMemory, AutoCloseable {
    */
   @Override
   public byte[] ipcHandle(long pointer) throws CudaException {
-    makeCurrent();
-    try (Arena a = Arena.ofConfined()) {
-      MemorySegment h = a.allocate(IPC_HANDLE_BYTES);
-      check("cuIpcGetMemHandle", (int) ipcGetMemHandle.invokeExact(h, pointer));
-      return h.toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
-    } catch (CudaException e) {
-      throw e;
-    } catch (Throwable t) {
-      throw new CudaException("cuIpcGetMemHandle failed: " + t, 0);
-    }
+    return withOut(
+        "cuIpcGetMemHandle",
+        MemoryLayout.sequenceLayout(IPC_HANDLE_BYTES, JAVA_BYTE),
+        h -> (int) ipcGetMemHandle.invokeExact(h, pointer),
+        h -> h.toArray(JAVA_BYTE));
   }
 
   @FunctionalInterface
   private interface Call {
     int run() throws Throwable;
+  }
+
+  @FunctionalInterface
+  private interface OutCall {
+    int run(MemorySegment out) throws Throwable;
+  }
+
+  /**
+   * Makes the context current, runs {@code call} with an out-parameter of {@code out}'s layout,
+   * checks its result and returns what {@code read} takes from the out-parameter.
+   */
+  private <T> T withOut(
+      String what,
+      MemoryLayout out,
+      OutCall call,
+      java.util.function.Function<MemorySegment, T> read)
+      throws CudaException {
+    makeCurrent();
+    try (Arena a = Arena.ofConfined()) {
+      MemorySegment p = a.allocate(out);
+      invoke(what, () -> call.run(p));
+      return read.apply(p);
+    }
   }
 
   private static void invoke(String what, Call call) throws CudaException {
