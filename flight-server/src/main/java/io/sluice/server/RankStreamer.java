@@ -30,8 +30,6 @@ import org.apache.arrow.vector.VectorSchemaRoot;
 import org.apache.arrow.vector.VectorUnloader;
 import org.apache.arrow.vector.complex.FixedSizeListVector;
 import org.apache.arrow.vector.ipc.message.ArrowRecordBatch;
-import org.apache.arrow.vector.types.pojo.ArrowType;
-import org.apache.arrow.vector.types.pojo.Field;
 import org.apache.arrow.vector.types.pojo.Schema;
 
 /**
@@ -69,6 +67,7 @@ final class RankStreamer implements Runnable {
   private ShmRing ring;
   private boolean ringRefused;
   private ShmTemplate template; // set after the first shm batch when the schema allows
+  private final TokenBatches.TokenShape tokenShape; // null unless a token schema
   private DeviceRing device; // a cuda stream's pool, from its first batch
   private boolean deviceRefused;
   private boolean templateTried;
@@ -100,6 +99,7 @@ final class RankStreamer implements Runnable {
     this.shm = shm;
     this.metrics = metrics;
     this.resumeCursor = request.startCursor();
+    this.tokenShape = TokenBatches.tokenShape(schema);
   }
 
   String datasetName() {
@@ -375,10 +375,8 @@ final class RankStreamer implements Runnable {
    * goes in the stream, as shm does).
    */
   private Sent toDevice(BatchAssembler assembler, long step, long[] ids, int b) throws Exception {
-    Field tokens = schema.getFields().get(1);
-    int listSize = ((ArrowType.FixedSizeList) tokens.getType()).getListSize();
-    ArrowType.Int value = (ArrowType.Int) tokens.getChildren().get(0).getType();
-    long sampleBytes = (long) listSize * (value.getBitWidth() / 8);
+    TokenBatches.TokenShape tokens = tokenShape; // resolving cuda checked the schema is one
+    long sampleBytes = tokens.sampleBytes();
     long idsBytes = roundUp(8L * b, DEVICE_ALIGNMENT);
     long total = idsBytes + sampleBytes * b;
     // Whole multiples of the alignment, so every slot (placed back to back from 0) starts on it.
@@ -399,7 +397,7 @@ final class RankStreamer implements Runnable {
     MemorySegment.copy(ids, 0, staging, ID_LE, 0, b);
     if (readAhead == null) {
       try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
-        FixedSizeListVector list = (FixedSizeListVector) batch.getVector(tokens.getName());
+        FixedSizeListVector list = (FixedSizeListVector) batch.getVector(tokens.column());
         BaseFixedWidthVector data = (BaseFixedWidthVector) list.getDataVector();
         MemorySegment all =
             MemorySegment.ofBuffer(data.getDataBuffer().nioBuffer(0, (int) (sampleBytes * b)));
@@ -423,7 +421,6 @@ final class RankStreamer implements Runnable {
       }
     }
     device.upload(at, total);
-    String dtype = (value.getIsSigned() ? "int" : "uint") + value.getBitWidth();
     CudaSlot slot =
         new CudaSlot(
             device.controlPath(),
@@ -436,7 +433,10 @@ final class RankStreamer implements Runnable {
             List.of(
                 new CudaSlot.Column(Protocol.SAMPLE_ID_COLUMN, at, "uint64", List.of((long) b)),
                 new CudaSlot.Column(
-                    tokens.getName(), at + idsBytes, dtype, List.of((long) b, (long) listSize))));
+                    tokens.column(),
+                    at + idsBytes,
+                    tokens.dtype(),
+                    List.of((long) b, (long) tokens.listSize()))));
     return new Sent(null, slot, total);
   }
 

@@ -42,14 +42,14 @@ final class ShmTemplate {
    * list of integers.
    */
   static ShmTemplate of(Schema schema, ArrowRecordBatch batch, MemorySegment written, long bodyAt) {
-    long[] shape = TokenBatches.tokenShape(schema);
+    TokenBatches.TokenShape shape = TokenBatches.tokenShape(schema);
     if (shape == null) {
       return null;
     }
     // Body buffers in order: sample_id validity, data; list validity; values validity, data.
     List<ArrowBuffer> layout = batch.getBuffersLayout();
     int rows = batch.getLength();
-    long sample = shape[0] * shape[1];
+    long sample = shape.sampleBytes();
     if (layout.size() != 5
         || layout.get(1).getSize() != 8L * rows
         || layout.get(4).getSize() != sample * rows) {

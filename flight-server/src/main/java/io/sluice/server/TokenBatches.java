@@ -39,8 +39,20 @@ final class TokenBatches implements AutoCloseable {
     this.sampleBytes = sampleBytes;
   }
 
-  /** The list size and value bytes of a token schema, or null when {@code schema} is not one. */
-  static long[] tokenShape(Schema schema) {
+  /** A token schema's data column: its name, values per sample, bytes per value and signedness. */
+  record TokenShape(String column, int listSize, int valueBytes, boolean signed) {
+    long sampleBytes() {
+      return (long) listSize * valueBytes;
+    }
+
+    /** The values' type by numpy's name ({@code uint16}, {@code int32}, ...). */
+    String dtype() {
+      return (signed ? "int" : "uint") + valueBytes * 8;
+    }
+  }
+
+  /** The shape of a token schema, or null when {@code schema} is not one. */
+  static TokenShape tokenShape(Schema schema) {
     List<Field> fields = schema.getFields();
     if (fields.size() != 2
         || !fields.get(0).getName().equals(Protocol.SAMPLE_ID_COLUMN)
@@ -49,13 +61,16 @@ final class TokenBatches implements AutoCloseable {
         || !(fields.get(1).getChildren().get(0).getType() instanceof ArrowType.Int value)) {
       return null;
     }
-    return new long[] {list.getListSize(), value.getBitWidth() / 8};
+    return new TokenShape(
+        fields.get(1).getName(), list.getListSize(), value.getBitWidth() / 8, value.getIsSigned());
   }
 
   /** Batches of {@code schema} from {@code allocator}; null when it is not a token schema. */
   static TokenBatches of(Schema schema, BufferAllocator allocator) {
-    long[] shape = tokenShape(schema);
-    return shape == null ? null : new TokenBatches(allocator, (int) shape[0], shape[0] * shape[1]);
+    TokenShape shape = tokenShape(schema);
+    return shape == null
+        ? null
+        : new TokenBatches(allocator, shape.listSize(), shape.sampleBytes());
   }
 
   /** Whether {@code count} samples of these sizes make a batch here. */
