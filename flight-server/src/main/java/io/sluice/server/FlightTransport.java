@@ -1,12 +1,18 @@
 package io.sluice.server;
 
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
 import io.netty.channel.EventLoopGroup;
+import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioIoHandler;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
 import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringServerSocketChannel;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import java.util.Locale;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -68,29 +74,56 @@ public enum FlightTransport {
     };
   }
 
-  /** Event loops a resolved transport owns; closed with the daemon. */
+  /**
+   * Event loops a resolved transport owns, and the connections they accepted; closed with the
+   * daemon.
+   */
   static final class Loops implements AutoCloseable {
     private final EventLoopGroup boss;
     private final EventLoopGroup workers;
+    private final ChannelGroup connections;
     private final AtomicBoolean closed = new AtomicBoolean();
 
-    private Loops(EventLoopGroup boss, EventLoopGroup workers) {
+    private Loops(EventLoopGroup boss, EventLoopGroup workers, ChannelGroup connections) {
       this.boss = boss;
       this.workers = workers;
+      this.connections = connections;
     }
 
     /**
-     * Shuts the loops down, closing every connection they carry: Netty releases what a closed
-     * channel still held queued (batches for a client that stopped reading). Idempotent.
+     * Closes every connection the loops accepted, then shuts the loops down: each client learns at
+     * once (shut down with a connection open, io_uring loops sometimes left it open, its client
+     * waiting forever), and the shutdown releases what a connection still held queued (batches for
+     * a client that stopped reading). Idempotent.
      */
     @Override
     public void close() {
       if (closed.compareAndSet(false, true)) {
+        connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
         boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
         workers
             .shutdownGracefully(0, 2, TimeUnit.SECONDS)
             .awaitUninterruptibly(5, TimeUnit.SECONDS);
       }
+    }
+  }
+
+  /**
+   * Worker loops that keep each connection they take (gRPC accepts them onto this group) in a
+   * channel group, which drops it once closed; so the daemon can close them itself.
+   */
+  private static final class TrackingLoops extends MultiThreadIoEventLoopGroup {
+    private final ChannelGroup connections;
+
+    TrackingLoops(IoHandlerFactory handlers, ChannelGroup connections) {
+      super(handlers);
+      this.connections = connections;
+    }
+
+    @Override
+    public ChannelFuture register(Channel channel) {
+      connections.add(channel);
+      return super.register(channel);
     }
   }
 
@@ -104,15 +137,16 @@ public enum FlightTransport {
     EventLoopGroup boss =
         new MultiThreadIoEventLoopGroup(
             1, uring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
+    ChannelGroup connections = new DefaultChannelGroup(GlobalEventExecutor.INSTANCE);
     EventLoopGroup workers =
-        new MultiThreadIoEventLoopGroup(
-            uring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory());
+        new TrackingLoops(
+            uring ? IoUringIoHandler.newFactory() : NioIoHandler.newFactory(), connections);
     builder
         .transportHint(
             "netty.channelType",
             uring ? IoUringServerSocketChannel.class : NioServerSocketChannel.class)
         .transportHint("netty.bossEventLoopGroup", boss)
         .transportHint("netty.workerEventLoopGroup", workers);
-    return new Loops(boss, workers);
+    return new Loops(boss, workers, connections);
   }
 }

@@ -72,9 +72,15 @@ final class RankStreamer implements Runnable {
   private boolean deviceRefused;
   private boolean templateTried;
   private volatile long resumeCursor; // the cursor after the last batch sent
-  private final BackpressureStrategy.CallbackBackpressureStrategy flow =
-      new BackpressureStrategy.CallbackBackpressureStrategy();
   private volatile boolean stopRequested;
+  // Flight's strategy goes back to waiting when woken by interruptWait alone; stop() must end it.
+  private final BackpressureStrategy.CallbackBackpressureStrategy flow =
+      new BackpressureStrategy.CallbackBackpressureStrategy() {
+        @Override
+        protected boolean shouldContinueWaiting(ServerStreamListener l, long remainingMillis) {
+          return !stopRequested;
+        }
+      };
   // Counted down once the stream writes no more (ended, failed or stopped), before it drains.
   private final java.util.concurrent.CountDownLatch writesDone =
       new java.util.concurrent.CountDownLatch(1);

@@ -473,8 +473,9 @@ public final class SluiceDaemon implements AutoCloseable {
       if (!server.awaitTermination(STREAMS_END_WAIT_MS, TimeUnit.MILLISECONDS)) {
         // Calls still open: a client that stopped reading cannot take its stream's end, and
         // what was queued for it stays in its connection. Once no stream writes any more (a
-        // write handed to a terminated loop is never released), close the event loops: every
-        // connection goes, and Netty releases what each held, so the streams' drains finish.
+        // write handed to a terminated loop is never released), close every connection and then
+        // the event loops: the clients learn at once, and Netty releases what each connection
+        // held, so the streams' drains finish.
         producer.awaitWritesDone(WRITES_DONE_WAIT_MS);
         loops.close();
       }
