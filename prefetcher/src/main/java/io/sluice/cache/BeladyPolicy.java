@@ -18,8 +18,9 @@ public final class BeladyPolicy implements EvictionPolicy {
     long nextUseStep; // the key in candidates; change it only while the node is out of them
     long lastUseStep = -1;
     boolean pinned;
+    boolean waiting; // in the waiting list: unpinned, not yet keyed into the candidates
     Bucket bucket; // the candidates' bucket holding this node, or null
-    Node prev;
+    Node prev; // links in the bucket's list or in the waiting list
     Node next;
 
     Node(long sampleId, long sizeBytes) {
@@ -53,6 +54,13 @@ public final class BeladyPolicy implements EvictionPolicy {
   private boolean attached;
   private final LongMap<Node> nodes = new LongMap<>();
   private final Candidates candidates = new Candidates();
+  // Samples inserted or unpinned since a victim was last asked for, oldest first. Keying them
+  // (a next-use computation and a bucket look-up each) waits until a victim is needed: a cache
+  // with room never asks, and there that work was a third of a stream's time. A key computed
+  // late is the one an early key would have become by now: uses before the current step are
+  // skipped either way (advanceTo recomputes stale keys).
+  private Node waitingHead;
+  private Node waitingTail;
 
   /**
    * The unpinned nodes, bucketed by next-use step (a step's samples share one), each bucket a
@@ -188,10 +196,8 @@ public final class BeladyPolicy implements EvictionPolicy {
   @Override
   public Object onInsertToken(long sampleId, long sizeBytes) {
     Node n = new Node(sampleId, sizeBytes);
-    // A sample put at step t is typically needed at t (a demand miss) or later (a prefetch).
-    n.nextUseStep = nextUse.nextUseStep(sampleId, currentStep);
     nodes.put(sampleId, n);
-    candidates.add(n);
+    await(n);
     return n;
   }
 
@@ -203,7 +209,11 @@ public final class BeladyPolicy implements EvictionPolicy {
   @Override
   public void onPin(long sampleId, Object token) {
     Node n = (Node) token;
-    candidates.remove(n);
+    if (n.waiting) {
+      stopWaiting(n);
+    } else {
+      candidates.remove(n);
+    }
     n.pinned = true;
   }
 
@@ -226,30 +236,80 @@ public final class BeladyPolicy implements EvictionPolicy {
   public void onUnpin(long sampleId, Object token) {
     Node n = (Node) token;
     n.pinned = false;
-    // It was used at lastUseStep; its next use is after that one, and not in the past.
-    n.nextUseStep = nextUse.nextUseStep(sampleId, Math.max(currentStep, n.lastUseStep + 1));
-    candidates.add(n);
+    await(n);
   }
 
   @Override
   public void onRemove(long sampleId) {
-    candidates.remove(nodes.remove(sampleId));
+    Node n = nodes.get(sampleId);
+    if (n != null) {
+      onRemove(sampleId, n);
+    }
   }
 
   @Override
   public void onRemove(long sampleId, Object token) {
     nodes.remove(sampleId);
-    candidates.remove((Node) token);
+    Node n = (Node) token;
+    if (n.waiting) {
+      stopWaiting(n);
+    } else {
+      candidates.remove(n);
+    }
   }
 
   @Override
   public long victim() {
+    keyWaiting();
     return candidates.isEmpty() ? NO_VICTIM : candidates.last().sampleId;
   }
 
   @Override
   public long victimNextUse() {
+    keyWaiting();
     return candidates.isEmpty() ? NextUse.NEVER : candidates.last().nextUseStep;
+  }
+
+  /** Puts an unpinned node at the end of the waiting list. */
+  private void await(Node n) {
+    n.waiting = true;
+    n.prev = waitingTail;
+    n.next = null;
+    if (waitingTail != null) {
+      waitingTail.next = n;
+    } else {
+      waitingHead = n;
+    }
+    waitingTail = n;
+  }
+
+  private void stopWaiting(Node n) {
+    if (n.prev != null) {
+      n.prev.next = n.next;
+    } else {
+      waitingHead = n.next;
+    }
+    if (n.next != null) {
+      n.next.prev = n.prev;
+    } else {
+      waitingTail = n.prev;
+    }
+    n.prev = n.next = null;
+    n.waiting = false;
+  }
+
+  /** Keys every waiting node into the candidates, oldest first (as each became one). */
+  private void keyWaiting() {
+    Node n = waitingHead;
+    waitingHead = waitingTail = null;
+    while (n != null) {
+      Node next = n.next;
+      n.waiting = false;
+      // It was used at lastUseStep (-1: never yet); its next use is after that, not in the past.
+      n.nextUseStep = nextUse.nextUseStep(n.sampleId, Math.max(currentStep, n.lastUseStep + 1));
+      candidates.add(n); // sets n's links anew
+      n = next;
+    }
   }
 
   @Override
@@ -272,8 +332,10 @@ public final class BeladyPolicy implements EvictionPolicy {
     this.nextUse = nextUse;
     this.currentStep = currentStep;
     candidates.clear();
+    waitingHead = waitingTail = null;
     nodes.forEachValue(
         n -> {
+          n.waiting = false;
           n.lastUseStep = -1;
           if (!n.pinned) {
             n.nextUseStep = nextUse.nextUseStep(n.sampleId, currentStep);
@@ -284,6 +346,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   /** The next-use step the policy holds for a candidate, or -1 when it is not one. For tests. */
   long nextUseOf(long sampleId) {
+    keyWaiting();
     Node n = nodes.get(sampleId);
     return n == null || n.pinned ? -1 : n.nextUseStep;
   }

@@ -194,6 +194,97 @@ class SampleCachePolicyTest {
     assertEquals(9, p.victim(), "an unpinned sample is a candidate again, the newest");
   }
 
+  /**
+   * Keys are computed only when a victim is asked for; whenever one is, the victim is what eager
+   * keying would give: the unpinned sample with the farthest next use counted from its last use and
+   * the current step, of the largest size class among those. Random operations on a random plan,
+   * checked against that definition computed from scratch.
+   */
+  @Test
+  void aVictimIsTheFarthestNextUseHoweverLongKeyingWaited() {
+    SplittableRandom rnd = new SplittableRandom(7);
+    for (int round = 0; round < 20; round++) {
+      int samples = 40;
+      int steps = 60;
+      long[][] uses = new long[samples][];
+      for (int id = 0; id < samples; id++) {
+        uses[id] = rnd.longs(rnd.nextInt(4), 0, steps).sorted().toArray();
+      }
+      NextUse plan =
+          (id, step) -> {
+            for (long u : uses[(int) id]) {
+              if (u >= step) {
+                return u;
+              }
+            }
+            return NextUse.NEVER;
+          };
+      BeladyPolicy p = new BeladyPolicy(plan);
+      p.attach(1 << 20);
+      Map<Long, long[]> live = new HashMap<>(); // id -> {size, pinned, lastUse}
+      long step = 0;
+      for (int op = 0; op < 400; op++) {
+        long id = rnd.nextInt(samples);
+        long[] s = live.get(id);
+        switch (rnd.nextInt(6)) {
+          case 0 -> {
+            if (s == null) {
+              long size = 1L << rnd.nextInt(4, 8);
+              p.onInsert(id, size);
+              live.put(id, new long[] {size, 0, -1});
+            }
+          }
+          case 1 -> {
+            if (s != null && s[1] == 0) {
+              p.onPin(id);
+              p.onHit(id);
+              s[1] = 1;
+              s[2] = step;
+            }
+          }
+          case 2 -> {
+            if (s != null && s[1] == 1) {
+              p.onUnpin(id);
+              s[1] = 0;
+            }
+          }
+          case 3 -> {
+            if (s != null && s[1] == 0) {
+              p.onRemove(id);
+              live.remove(id);
+            }
+          }
+          case 4 -> p.advanceTo(step += rnd.nextInt(3));
+          default -> {
+            long best = -1;
+            int bestClass = -1;
+            for (var e : live.entrySet()) {
+              long[] v = e.getValue();
+              if (v[1] == 0) {
+                long key = plan.nextUseStep(e.getKey(), Math.max(step, v[2] + 1));
+                int sizeClass = 63 - Long.numberOfLeadingZeros(v[0]);
+                if (key > best || (key == best && sizeClass > bestClass)) {
+                  best = key;
+                  bestClass = sizeClass;
+                }
+              }
+            }
+            long victim = p.victim();
+            if (best < 0) {
+              assertEquals(EvictionPolicy.NO_VICTIM, victim);
+              continue;
+            }
+            long[] v = live.get(victim);
+            assertEquals(0, v[1], "victim " + victim + " is pinned");
+            assertEquals(best, p.victimNextUse(), "round " + round + " op " + op);
+            assertEquals(best, plan.nextUseStep(victim, Math.max(step, v[2] + 1)));
+            assertEquals(bestClass, 63 - Long.numberOfLeadingZeros(v[0]));
+          }
+        }
+      }
+    }
+  }
+
   @Test
   void keysFollowUsesAndStepsThatPass() {
     // Sample 1 is needed at steps 2 and 10, sample 2 at step 5.
