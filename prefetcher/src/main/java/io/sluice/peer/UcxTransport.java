@@ -20,6 +20,7 @@ import java.util.concurrent.atomic.AtomicLong;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.openucx.jucx.UcxCallback;
+import org.openucx.jucx.UcxException;
 import org.openucx.jucx.UcxUtils;
 import org.openucx.jucx.ucp.UcpAmData;
 import org.openucx.jucx.ucp.UcpConstants;
@@ -359,12 +360,21 @@ public final class UcxTransport implements PeerTransport {
     }
 
     private void accept(org.openucx.jucx.ucp.UcpConnectionRequest request) {
-      UcpEndpoint ep =
-          worker.newEndpoint(
-              new UcpEndpointParams()
-                  .setConnectionRequest(request)
-                  .setPeerErrorHandlingMode()
-                  .setErrorHandler((e, status, message) -> dropped(e)));
+      UcpEndpoint ep;
+      try {
+        ep =
+            worker.newEndpoint(
+                new UcpEndpointParams()
+                    .setConnectionRequest(request)
+                    .setPeerErrorHandlingMode()
+                    .setErrorHandler((e, status, message) -> dropped(e)));
+      } catch (UcxException e) {
+        // The client left before its connection was accepted (UCX: "Connection reset by remote
+        // peer"). Thrown out of this callback it would leave the progress loop and stop the
+        // transport for every other peer.
+        LOG.log(Level.INFO, "peer ucx: a client left before it was accepted: " + e.getMessage());
+        return;
+      }
       serverOfEp.put(ep.getNativeId(), this);
     }
 
