@@ -28,6 +28,9 @@ final class LibC {
   static final int PROT_READ = 0x1;
   static final int PROT_WRITE = 0x2;
   static final int MAP_SHARED = 0x01;
+  static final int MAP_PRIVATE = 0x02;
+  static final int MAP_ANONYMOUS = 0x20;
+  static final int MADV_HUGEPAGE = 14;
   static final int MAP_POPULATE = 0x8000;
   static final int EFD_CLOEXEC = 0x80000;
   static final int AT_FDCWD = -100;
@@ -71,6 +74,9 @@ final class LibC {
           ERRNO_OPTION);
   private static final MethodHandle MUNMAP =
       downcall("munmap", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG), ERRNO_OPTION);
+  private static final MethodHandle MADVISE =
+      downcall(
+          "madvise", FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT), ERRNO_OPTION);
   private static final MethodHandle EVENTFD =
       downcall("eventfd", FunctionDescriptor.of(JAVA_INT, JAVA_INT, JAVA_INT), ERRNO_OPTION);
   // write(2) without errno capture: used by any thread to wake a ring thread, where a shared
@@ -140,6 +146,14 @@ final class LibC {
   static int munmap(MemorySegment callState, long address, long length) {
     try {
       return (int) MUNMAP.invokeExact(callState, MemorySegment.ofAddress(address), length);
+    } catch (Throwable t) {
+      throw rethrow(t);
+    }
+  }
+
+  static int madvise(MemorySegment callState, long address, long length, int advice) {
+    try {
+      return (int) MADVISE.invokeExact(callState, MemorySegment.ofAddress(address), length, advice);
     } catch (Throwable t) {
       throw rethrow(t);
     }

@@ -1,5 +1,6 @@
 package io.sluice.cache;
 
+import io.sluice.nativeio.HugePageMemory;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -133,9 +134,8 @@ public final class SampleCache implements AutoCloseable {
     long budget = roundDown(budgetBytes, alignmentBytes);
     long slabLength = roundDown(slab, alignmentBytes);
     this.allocator =
-        backing == null
-            ? new SlabAllocator(arena, budget, slabLength)
-            : new SlabAllocator(
+        backing != null
+            ? new SlabAllocator(
                 (offset, length) -> {
                   try {
                     return backing.map(FileChannel.MapMode.READ_WRITE, offset, length, arena);
@@ -145,7 +145,11 @@ public final class SampleCache implements AutoCloseable {
                   }
                 },
                 budget,
-                slabLength);
+                slabLength)
+            : HugePageMemory.isAvailable()
+                ? new SlabAllocator(
+                    (offset, length) -> HugePageMemory.map(length, arena), budget, slabLength)
+                : new SlabAllocator(arena, budget, slabLength);
     if (b.preallocate) {
       try {
         allocator.takeAllSlabs();
