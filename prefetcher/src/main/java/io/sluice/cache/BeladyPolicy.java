@@ -333,13 +333,14 @@ public final class BeladyPolicy implements EvictionPolicy {
     this.currentStep = currentStep;
     candidates.clear();
     waitingHead = waitingTail = null;
+    // Every unpinned sample waits to be keyed under the new plan, like one just unpinned.
     nodes.forEachValue(
         n -> {
-          n.waiting = false;
           n.lastUseStep = -1;
           if (!n.pinned) {
-            n.nextUseStep = nextUse.nextUseStep(n.sampleId, currentStep);
-            candidates.add(n);
+            await(n);
+          } else {
+            n.waiting = false;
           }
         });
   }
