@@ -165,13 +165,20 @@ final class ReadEngine implements AutoCloseable {
     }
     long cacheBytes = room - Prefetcher.scratchBytes(options);
     if (cacheBytes < MIN_JOB_CACHE_BYTES) {
+      long free = room;
       LOG.info(
           () ->
               "dataset="
                   + key.dataset()
-                  + ": no cache memory left for another job (its share "
+                  + ": no cache memory left for another job ("
+                  + Math.max(0, free)
+                  + " bytes free of the dataset's share "
                   + perDataset
-                  + " bytes is in use); this stream reads on demand");
+                  + " and the cache's "
+                  + cacheBudget
+                  + "; a job needs "
+                  + (MIN_JOB_CACHE_BYTES + Prefetcher.scratchBytes(options))
+                  + "); this stream reads on demand");
       return null;
     }
     Map<Long, EpochPlan> plans = new ConcurrentHashMap<>();
