@@ -10,6 +10,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.logging.Level;
 import java.util.logging.Logger;
+import java.util.stream.IntStream;
 
 /**
  * The daemon's CUDA drivers, one per device a {@code cuda} stream used, opened on first use and
@@ -57,9 +58,9 @@ final class CudaDevices implements AutoCloseable {
   }
 
   /** The GPUs' names, by index. */
-  java.util.List<String> names() {
+  List<String> names() {
     if (standIns >= 0) {
-      return java.util.stream.IntStream.range(0, standIns).mapToObj(i -> "stand-in " + i).toList();
+      return IntStream.range(0, standIns).mapToObj(i -> "stand-in " + i).toList();
     }
     return Cuda.isAvailable() ? Cuda.devices().stream().map(Cuda.Device::name).toList() : List.of();
   }

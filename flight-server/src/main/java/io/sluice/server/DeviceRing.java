@@ -9,7 +9,6 @@ import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
-import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -220,12 +219,8 @@ final class DeviceRing implements AutoCloseable {
     try {
       freeQuietly(cuda, staging, stream);
       long deadline = System.nanoTime() + detachWaitMs * 1_000_000;
-      long park = 100_000;
-      while (!ShmLayout.detached(header) && System.nanoTime() < deadline) {
-        LockSupport.parkNanos(park);
-        park = Math.min(park * 2, 20_000_000);
-      }
-      if (ShmLayout.detached(header)) {
+      if (SlotRing.awaitClient(
+          () -> ShmLayout.detached(header), () -> System.nanoTime() >= deadline)) {
         freePool(cuda, pool);
       } else {
         LOG.warning(

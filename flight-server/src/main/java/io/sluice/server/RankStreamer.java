@@ -13,8 +13,6 @@ import io.sluice.planner.EpochPlan;
 import io.sluice.prefetch.Prefetcher;
 import io.sluice.prefetch.StreamStats;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.List;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -51,9 +49,6 @@ final class RankStreamer implements Runnable {
 
   /** Where a cuda batch's tokens start after its ids: device arrays stay 256-byte aligned. */
   static final int DEVICE_ALIGNMENT = 256;
-
-  private static final ValueLayout.OfLong ID_LE =
-      ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private final ServedDataset dataset;
   private final StreamRequest request;
@@ -400,7 +395,7 @@ final class RankStreamer implements Runnable {
       return null;
     }
     MemorySegment staging = device.staging();
-    MemorySegment.copy(ids, 0, staging, ID_LE, 0, b);
+    MemorySegment.copy(ids, 0, staging, TokenBatches.SAMPLE_ID, 0, b);
     if (readAhead == null) {
       try (VectorSchemaRoot batch = assembler.assemble(ids, b)) {
         FixedSizeListVector list = (FixedSizeListVector) batch.getVector(tokens.column());
@@ -412,18 +407,17 @@ final class RankStreamer implements Runnable {
     } else {
       try (Prefetcher.Batch samples = readAhead.take(step, ids, b)) {
         MemorySegment[] bytes = samples.bytes();
-        for (int i = 0; i < b; i++) {
-          if (bytes[i].byteSize() != sampleBytes) {
-            throw new IllegalStateException(
-                "sample_id="
-                    + ids[i]
-                    + " came with "
-                    + bytes[i].byteSize()
-                    + " bytes, not "
-                    + sampleBytes);
-          }
-          MemorySegment.copy(bytes[i], 0, staging, idsBytes + i * sampleBytes, sampleBytes);
+        int bad = TokenBatches.firstOfOtherSize(bytes, b, sampleBytes);
+        if (bad >= 0) {
+          throw new IllegalStateException(
+              "sample_id="
+                  + ids[bad]
+                  + " came with "
+                  + bytes[bad].byteSize()
+                  + " bytes, not "
+                  + sampleBytes);
         }
+        TokenBatches.gather(bytes, b, sampleBytes, staging, idsBytes);
       }
     }
     device.upload(at, total);

@@ -2,7 +2,6 @@ package io.sluice.server;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.List;
 import org.apache.arrow.vector.ipc.message.ArrowBuffer;
 import org.apache.arrow.vector.ipc.message.ArrowRecordBatch;
@@ -18,9 +17,6 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * cache to the ring.
  */
 final class ShmTemplate {
-  private static final ValueLayout.OfLong ID =
-      ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-
   private final MemorySegment message; // a complete message of `rows` rows, as first written
   private final int rows;
   private final long idsAt;
@@ -67,15 +63,7 @@ final class ShmTemplate {
 
   /** Whether a batch of {@code count} samples of these sizes can be written through it. */
   boolean fits(int count, MemorySegment[] samples) {
-    if (count != rows) {
-      return false;
-    }
-    for (int i = 0; i < count; i++) {
-      if (samples[i].byteSize() != sampleBytes) {
-        return false;
-      }
-    }
-    return true;
+    return count == rows && TokenBatches.firstOfOtherSize(samples, count, sampleBytes) < 0;
   }
 
   /**
@@ -85,11 +73,9 @@ final class ShmTemplate {
     long idsEnd = idsAt + 8L * rows;
     long tokensEnd = tokensAt + sampleBytes * rows;
     MemorySegment.copy(message, 0, region, at, idsAt);
-    MemorySegment.copy(ids, 0, region, ID, at + idsAt, rows);
+    MemorySegment.copy(ids, 0, region, TokenBatches.SAMPLE_ID, at + idsAt, rows);
     MemorySegment.copy(message, idsEnd, region, at + idsEnd, tokensAt - idsEnd);
-    for (int i = 0; i < rows; i++) {
-      MemorySegment.copy(samples[i], 0, region, at + tokensAt + i * sampleBytes, sampleBytes);
-    }
+    TokenBatches.gather(samples, rows, sampleBytes, region, at + tokensAt);
     MemorySegment.copy(message, tokensEnd, region, at + tokensEnd, message.byteSize() - tokensEnd);
   }
 }

@@ -86,7 +86,7 @@ final class SlotRing {
    * it holds (true) or {@code stop} does (false): the client says what it released only through the
    * region, so there is nothing to be woken by.
    */
-  private static boolean awaitClient(BooleanSupplier done, BooleanSupplier stop) {
+  static boolean awaitClient(BooleanSupplier done, BooleanSupplier stop) {
     long park = 20_000;
     while (!done.getAsBoolean()) {
       if (stop.getAsBoolean()) {

@@ -25,7 +25,8 @@ import org.apache.arrow.vector.types.pojo.Schema;
  * wire hold their own references to the bitmaps).
  */
 final class TokenBatches implements AutoCloseable {
-  private static final ValueLayout.OfLong ID =
+  /** A {@code sample_id} as Arrow lays it out: a little-endian uint64. */
+  static final ValueLayout.OfLong SAMPLE_ID =
       ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
   private final BufferAllocator allocator;
@@ -75,12 +76,28 @@ final class TokenBatches implements AutoCloseable {
 
   /** Whether {@code count} samples of these sizes make a batch here. */
   boolean fits(int count, MemorySegment[] samples) {
+    return firstOfOtherSize(samples, count, sampleBytes) < 0;
+  }
+
+  /** The index of the first of {@code samples[0..count)} not {@code sampleBytes} long, or -1. */
+  static int firstOfOtherSize(MemorySegment[] samples, int count, long sampleBytes) {
     for (int i = 0; i < count; i++) {
       if (samples[i].byteSize() != sampleBytes) {
-        return false;
+        return i;
       }
     }
-    return true;
+    return -1;
+  }
+
+  /**
+   * Copies {@code samples[0..count)}, each {@code sampleBytes} long, back to back into {@code dst}
+   * from {@code at}: a batch's token values.
+   */
+  static void gather(
+      MemorySegment[] samples, int count, long sampleBytes, MemorySegment dst, long at) {
+    for (int i = 0; i < count; i++) {
+      MemorySegment.copy(samples[i], 0, dst, at + i * sampleBytes, sampleBytes);
+    }
   }
 
   /**
@@ -96,13 +113,11 @@ final class TokenBatches implements AutoCloseable {
       ArrowBuf tokenBuf = allocator.buffer(sampleBytes * count);
       try {
         MemorySegment idDst = MemorySegment.ofBuffer(idBuf.nioBuffer(0, 8 * count));
-        MemorySegment.copy(ids, 0, idDst, ID, 0, count);
+        MemorySegment.copy(ids, 0, idDst, SAMPLE_ID, 0, count);
         if (count > 0) {
           MemorySegment tokenDst =
               MemorySegment.ofBuffer(tokenBuf.nioBuffer(0, (int) (sampleBytes * count)));
-          for (int i = 0; i < count; i++) {
-            MemorySegment.copy(samples[i], 0, tokenDst, i * sampleBytes, sampleBytes);
-          }
+          gather(samples, count, sampleBytes, tokenDst, 0);
         }
         idBuf.writerIndex(8L * count);
         tokenBuf.writerIndex(sampleBytes * count);
