@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * The app_metadata JSON of one batch.
@@ -142,9 +144,9 @@ public record BatchMetadata(
 
   private static CudaSlot parseCuda(JsonNode c) {
     checkLayoutVersion(c, "cuda");
-    java.util.List<CudaSlot.Column> columns = new java.util.ArrayList<>();
+    List<CudaSlot.Column> columns = new ArrayList<>();
     for (JsonNode col : field(c, "columns")) {
-      java.util.List<Long> shape = new java.util.ArrayList<>();
+      List<Long> shape = new ArrayList<>();
       for (JsonNode d : field(col, "shape")) {
         shape.add(d.longValue());
       }

@@ -3,9 +3,6 @@ package io.sluice.client;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import org.apache.arrow.flight.FlightStream;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -84,14 +81,8 @@ public final class RankStream implements AutoCloseable {
 
   private void mapControl(String path) {
     Arena arena = Arena.ofShared();
-    try (FileChannel ch =
-        FileChannel.open(Path.of(path), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      MemorySegment header =
-          ch.map(
-              FileChannel.MapMode.READ_WRITE,
-              0,
-              Math.min(ch.size(), ShmLayout.HEADER_BYTES),
-              arena);
+    try {
+      MemorySegment header = ShmLayout.mapShared(path, ShmLayout.HEADER_BYTES, arena);
       ShmLayout.checkHeader(header, path);
       ShmLayout.detach(header); // this client never maps the device pool
       controlArena = arena;

@@ -3,10 +3,7 @@ package io.sluice.client;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.nio.channels.FileChannel;
 import java.nio.channels.ReadableByteChannel;
-import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.arrow.memory.ArrowBuf;
@@ -127,9 +124,8 @@ public final class ShmImporter implements AutoCloseable {
 
   private static Region map(String path) {
     Arena arena = Arena.ofShared();
-    try (FileChannel ch =
-        FileChannel.open(Path.of(path), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-      MemorySegment segment = ch.map(FileChannel.MapMode.READ_WRITE, 0, ch.size(), arena);
+    try {
+      MemorySegment segment = ShmLayout.mapShared(path, Long.MAX_VALUE, arena);
       long capacity = ShmLayout.checkHeader(segment, path);
       return new Region(arena, segment, capacity);
     } catch (IOException e) {

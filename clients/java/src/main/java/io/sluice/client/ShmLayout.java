@@ -1,9 +1,14 @@
 package io.sluice.client;
 
+import java.io.IOException;
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 /**
  * The layout of a {@code shm} delivery region: one file per stream under the daemon's shared-memory
@@ -58,6 +63,17 @@ public final class ShmLayout {
     region.set(LONG, CAPACITY_OFFSET, capacity);
     RELEASED.setRelease(region, RELEASED_OFFSET, 0L);
     RELEASED.setRelease(region, DETACHED_OFFSET, 0L);
+  }
+
+  /**
+   * Maps the daemon's file at {@code path} read-write in {@code arena} (a client moves its release
+   * and detach marks there), at most {@code maxBytes} of it.
+   */
+  static MemorySegment mapShared(String path, long maxBytes, Arena arena) throws IOException {
+    try (FileChannel ch =
+        FileChannel.open(Path.of(path), StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+      return ch.map(FileChannel.MapMode.READ_WRITE, 0, Math.min(ch.size(), maxBytes), arena);
+    }
   }
 
   /**
