@@ -11,6 +11,7 @@ import io.sluice.client.StreamRequest;
 import io.sluice.demo.DemoDataset;
 import io.sluice.server.TokenStreams.Seen;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -445,19 +446,55 @@ class DaemonIT {
       awaitParked(d); // until the stream waits on the client's flow control
       d.close(); // throws if a batch buffer leaked
       assertEquals(0, d.allocatedBytes());
-      FlightRuntimeException e =
-          assertThrows(
-              FlightRuntimeException.class,
-              () -> {
-                while (s.next()) {
-                  // drain what was already sent
-                }
-              });
+      // This drain hung in CI, rarely, on both transports; if it does again, say what was open.
+      Thread report = Thread.ofPlatform().daemon().start(() -> reportIfStill(60_000));
+      FlightRuntimeException e;
+      try {
+        e =
+            assertThrows(
+                FlightRuntimeException.class,
+                () -> {
+                  while (s.next()) {
+                    // drain what was already sent
+                  }
+                });
+      } finally {
+        report.interrupt();
+      }
       assertTrue(
           e.status().code() == FlightStatusCode.UNAVAILABLE
               || e.status().code() == FlightStatusCode.CANCELLED,
           e.getMessage());
     }
+  }
+
+  /**
+   * After {@code millis} unless interrupted: prints every thread's stack and the host's TCP sockets
+   * to stderr, for a hang the test's timeout would otherwise report without a cause.
+   */
+  private static void reportIfStill(long millis) {
+    try {
+      Thread.sleep(millis);
+    } catch (InterruptedException done) {
+      return;
+    }
+    StringBuilder b = new StringBuilder("DaemonIT hang report: threads\n");
+    Thread.getAllStackTraces()
+        .forEach(
+            (t, stack) -> {
+              b.append(t).append('\n');
+              for (StackTraceElement f : stack) {
+                b.append("    at ").append(f).append('\n');
+              }
+            });
+    try {
+      b.append("sockets (/proc/net/tcp6, /proc/net/tcp)\n")
+          .append(Files.readString(Path.of("/proc/net/tcp6")))
+          .append(Files.readString(Path.of("/proc/net/tcp")));
+    } catch (java.io.IOException e) {
+      b.append("sockets unreadable: ").append(e).append('\n');
+    }
+    System.err.print(b);
   }
 
   /** Waits until the daemon's batch memory holds still for half a second: its streams wait. */
