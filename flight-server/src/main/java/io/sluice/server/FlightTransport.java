@@ -13,7 +13,10 @@ import io.netty.channel.uring.IoUring;
 import io.netty.channel.uring.IoUringIoHandler;
 import io.netty.channel.uring.IoUringServerSocketChannel;
 import io.netty.util.concurrent.GlobalEventExecutor;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.logging.Level;
@@ -92,18 +95,39 @@ public enum FlightTransport {
 
     /**
      * Closes every connection the loops accepted, then shuts the loops down: each client learns at
-     * once (shut down with a connection open, io_uring loops sometimes left it open, its client
-     * waiting forever), and the shutdown releases what a connection still held queued (batches for
-     * a client that stopped reading). Idempotent.
+     * once, and what a connection still held queued (batches for a client that stopped reading) is
+     * released. Idempotent.
      */
     @Override
     public void close() {
       if (closed.compareAndSet(false, true)) {
-        connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+        closeConnections();
         boss.shutdownGracefully(0, 2, TimeUnit.SECONDS).awaitUninterruptibly(5, TimeUnit.SECONDS);
         workers
             .shutdownGracefully(0, 2, TimeUnit.SECONDS)
             .awaitUninterruptibly(5, TimeUnit.SECONDS);
+      }
+    }
+
+    /**
+     * Closes the sockets of every connection now, whatever its streams are doing, and waits (up to
+     * 5 s) until each is closed. Not {@code Channel.close()}: that goes through gRPC's handler,
+     * which starts a graceful GOAWAY and reports the close done at once while a stream still waits
+     * on a client that stopped reading, the socket left open. The socket's close ends every stream
+     * on it (the client sees UNAVAILABLE) and releases the frames they had queued.
+     */
+    void closeConnections() {
+      List<ChannelFuture> closing = new ArrayList<>();
+      for (Channel c : connections) {
+        closing.add(c.closeFuture());
+        try {
+          c.eventLoop().execute(() -> c.unsafe().close(c.unsafe().voidPromise()));
+        } catch (RejectedExecutionException loopGone) {
+          // Its loop has shut down, which closed the socket.
+        }
+      }
+      for (ChannelFuture f : closing) {
+        f.awaitUninterruptibly(5, TimeUnit.SECONDS);
       }
     }
   }

@@ -460,6 +460,11 @@ public final class SluiceDaemon implements AutoCloseable {
     }
   }
 
+  /** The event loops under the Flight server, and the connections they accepted. */
+  FlightTransport.Loops loops() {
+    return loops;
+  }
+
   @Override
   public void close() throws IOException {
     if (!closed.compareAndSet(false, true)) {
@@ -472,12 +477,11 @@ public final class SluiceDaemon implements AutoCloseable {
       producer.stopStreams();
       if (!server.awaitTermination(STREAMS_END_WAIT_MS, TimeUnit.MILLISECONDS)) {
         // Calls still open: a client that stopped reading cannot take its stream's end, and
-        // what was queued for it stays in its connection. Once no stream writes any more (a
-        // write handed to a terminated loop is never released), close every connection and then
-        // the event loops: the clients learn at once, and Netty releases what each connection
-        // held, so the streams' drains finish.
+        // what was queued for it stays in its connection. Once no stream writes any more, close
+        // every connection's socket: the clients learn at once, and Netty releases what each
+        // connection held, so the streams' drains finish and the server terminates.
         producer.awaitWritesDone(WRITES_DONE_WAIT_MS);
-        loops.close();
+        loops.closeConnections();
       }
       streams.shutdown();
       if (!streams.awaitTermination(STREAM_THREADS_WAIT_MS, TimeUnit.MILLISECONDS)) {

@@ -469,6 +469,50 @@ class DaemonIT {
   }
 
   /**
+   * The daemon's way of ending a stream whose client stopped reading, without stopping: closing the
+   * connections ends that stream at once (the client sees UNAVAILABLE), what was queued for it
+   * comes back, and a new client is served. gRPC's own close of such a connection is a graceful
+   * GOAWAY that reports success at once and then waits for the stalled stream, forever.
+   */
+  @ParameterizedTest
+  @EnumSource(
+      value = FlightTransport.class,
+      names = {"NIO", "AUTO"})
+  @Timeout(60) // a hang guard, not a performance bound
+  void closingTheConnectionsEndsAStalledStreamAndTheDaemonServesOn(
+      FlightTransport transport, @TempDir Path own) throws Exception {
+    DemoDataset.ensure(own, 2, 4000, 512); // 1 KiB samples, 8000 in all
+    try (SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own), transport, "auto");
+        BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE)) {
+      try (SluiceClient client = SluiceClient.connect(d.uri(), alloc);
+          RankStream s = client.open(StreamRequest.of("c", 0, 1, 256))) {
+        assertTrue(s.next());
+        awaitParked(d);
+        assertTrue(d.allocatedBytes() > 0, "batches wait for the stalled client");
+        d.loops().closeConnections();
+        FlightRuntimeException e =
+            assertThrows(
+                FlightRuntimeException.class,
+                () -> {
+                  while (s.next()) {
+                    // drain what was already sent
+                  }
+                });
+        assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
+      }
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (d.allocatedBytes() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(0, d.allocatedBytes(), "daemon buffers after its connections closed");
+      List<Seen> epoch =
+          TokenStreams.read(d.uri(), alloc, StreamRequest.of("c", 0, 1, 256), 1000, 512);
+      assertEquals(32, epoch.size(), "a new client reads the whole epoch (8000 samples / 256)");
+      assertEquals(32L * 256, epoch.getLast().meta().cursor());
+    }
+  }
+
+  /**
    * After {@code millis} unless interrupted: prints every thread's stack and the host's TCP sockets
    * to stderr, for a hang the test's timeout would otherwise report without a cause.
    */
