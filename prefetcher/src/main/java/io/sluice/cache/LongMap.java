@@ -13,7 +13,7 @@ import java.util.function.Consumer;
  * than the CPU's caches misses on one key line and one value, not on both arrays at every step. Not
  * thread-safe.
  */
-final class LongMap<V> {
+public class LongMap<V> {
   private static final int MIN_CAPACITY = 16;
 
   /** The key of an empty slot; refused as a key. */
@@ -25,26 +25,26 @@ final class LongMap<V> {
   private int mask;
   private int shift; // 64 - log2(capacity): the slot is the top bits of the mixed key
 
-  LongMap() {
+  public LongMap() {
     allocate(MIN_CAPACITY);
   }
 
-  int size() {
+  public int size() {
     return size;
   }
 
   @SuppressWarnings("unchecked")
-  V get(long key) {
+  public V get(long key) {
     return (V) values[find(key)]; // null at an empty slot
   }
 
-  boolean containsKey(long key) {
+  public boolean containsKey(long key) {
     return get(key) != null;
   }
 
   /** Maps {@code key} to {@code value}; returns the value it replaces, or null. */
   @SuppressWarnings("unchecked")
-  V put(long key, V value) {
+  public V put(long key, V value) {
     if (value == null) {
       throw new IllegalArgumentException("value=null for key=" + key + " must be non-null");
     }
@@ -60,7 +60,7 @@ final class LongMap<V> {
 
   /** Removes {@code key}; returns its value, or null when it was absent. */
   @SuppressWarnings("unchecked")
-  V remove(long key) {
+  public V remove(long key) {
     int i = find(key);
     Object v = values[i];
     if (v != null) {

@@ -25,7 +25,6 @@ import java.util.Map;
 import java.util.TreeSet;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -112,8 +111,7 @@ public final class Prefetcher implements AutoCloseable {
   private final InFlightLimit limit;
   private final PrefetchStats stats = new PrefetchStats();
 
-  private final ConcurrentHashMap<Long, CompletableFuture<Void>> loading =
-      new ConcurrentHashMap<>();
+  private final LoadingSamples loading = new LoadingSamples();
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition changed = lock.newCondition();
   private final Thread thread;
