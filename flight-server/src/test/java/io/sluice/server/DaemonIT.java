@@ -428,7 +428,8 @@ class DaemonIT {
    * Regression: closing the daemon while a stream waited on a client that neither read nor
    * cancelled used to wait out the stream and then leak the batch it had queued on a closed event
    * loop; later, shutting the io_uring loops down sometimes left that client's connection open, so
-   * it waited forever. The daemon now stops its streams itself and cancels the calls left.
+   * it waited forever. The daemon now stops its streams itself and closes the sockets of the calls
+   * left, before the loops go.
    */
   @ParameterizedTest
   @EnumSource(
@@ -450,14 +451,7 @@ class DaemonIT {
       Thread report = Thread.ofPlatform().daemon().start(() -> reportIfStill(60_000));
       FlightRuntimeException e;
       try {
-        e =
-            assertThrows(
-                FlightRuntimeException.class,
-                () -> {
-                  while (s.next()) {
-                    // drain what was already sent
-                  }
-                });
+        e = drainToError(s);
       } finally {
         report.interrupt();
       }
@@ -490,14 +484,7 @@ class DaemonIT {
         awaitParked(d);
         assertTrue(d.allocatedBytes() > 0, "batches wait for the stalled client");
         d.loops().closeConnections();
-        FlightRuntimeException e =
-            assertThrows(
-                FlightRuntimeException.class,
-                () -> {
-                  while (s.next()) {
-                    // drain what was already sent
-                  }
-                });
+        FlightRuntimeException e = drainToError(s);
         assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
       }
       long deadline = System.nanoTime() + 10_000_000_000L;
@@ -510,6 +497,17 @@ class DaemonIT {
       assertEquals(32, epoch.size(), "a new client reads the whole epoch (8000 samples / 256)");
       assertEquals(32L * 256, epoch.getLast().meta().cursor());
     }
+  }
+
+  /** Reads what was already sent until the stream fails, and returns that failure. */
+  private static FlightRuntimeException drainToError(RankStream s) {
+    return assertThrows(
+        FlightRuntimeException.class,
+        () -> {
+          while (s.next()) {
+            // drain what was already sent
+          }
+        });
   }
 
   /**
