@@ -3,13 +3,16 @@
 Each iteration opens one Flight stream (GetFlightInfo + DoGet) for this rank at the dataset's
 position (epoch, cursor) and yields one dict of tensors per step. The position advances with every
 batch yielded, so ``state_dict()`` taken after batch k and loaded into a fresh Dataset makes its
-first batch batch k+1, for this or for another world size with the same global batch.
+first batch batch k+1, for this or for another world size with the same global batch. A stream
+that breaks off (the daemon restarted, the connection closed) is opened again at that position.
 """
 
+import logging
 import operator
 import os
 import queue
 import threading
+import time
 import warnings
 
 import pyarrow.flight as flight
@@ -26,6 +29,9 @@ except ImportError:  # torch is optional: a plain iterable then
         pass
 
 STATE_VERSION = 1
+RECONNECT_TIMEOUT_S = 60.0
+
+_LOG = logging.getLogger("sluice")
 
 
 class Dataset(_Base):
@@ -62,6 +68,13 @@ class Dataset(_Base):
             that sign the daemon's certificate (default: the file ``SLUICE_TLS_CA`` names, else the
             system's roots).
 
+        reconnect_timeout: seconds to keep trying when the stream breaks off with UNAVAILABLE (the
+            daemon restarted or stopped, the connection closed): the stream is opened again at
+            the position, so the next batch is the one after the last handed out, as after
+            ``load_state_dict``. Each break is logged (logger ``sluice``) and counted in
+            ``reconnects``. A stream that fails again at the same position right after opening
+            (bad data, not a restart) raises at once; 0 raises on the first break.
+
     Each batch is a dict keyed by column: integer lists (``tokens``) as int64 ``[B, L]`` tensors,
     numbers as tensors (numpy arrays when torch is not installed), binary and strings as lists.
     Use it directly (``for batch in ds``) or in ``DataLoader(ds, batch_size=None)`` with
@@ -70,7 +83,8 @@ class Dataset(_Base):
 
     def __init__(self, url, dataset, batch_size, rank=None, world_size=None, seed=0, epoch=0,
                  shuffle="global", drop_last=False, delivery="auto", columns=None, token=None,
-                 tls_root_certs=None, prefetch=2, device=None):
+                 tls_root_certs=None, prefetch=2, device=None,
+                 reconnect_timeout=RECONNECT_TIMEOUT_S):
         self.url = _protocol.normalize_location(url)
         self._security = _protocol.Security.resolve(token, tls_root_certs, os.environ)
         self.dataset = dataset
@@ -87,6 +101,12 @@ class Dataset(_Base):
         self.prefetch = _integer("prefetch", prefetch)
         if self.prefetch < 0:
             raise ValueError("prefetch=%d must be >= 0" % self.prefetch)
+        if isinstance(reconnect_timeout, bool) or not isinstance(reconnect_timeout, (int, float)) \
+                or not reconnect_timeout >= 0:
+            raise ValueError("reconnect_timeout=%r must be a number of seconds >= 0"
+                             % (reconnect_timeout,))
+        self.reconnect_timeout = float(reconnect_timeout)
+        self.reconnects = 0
         # The position: the next batch is the one after global cursor `_cursor` of `_epoch`.
         # `_epoch_done` marks an epoch read to its end: the next iteration starts the one after,
         # unless set_epoch() named this epoch since (`_epoch_pinned`), which then has nothing left.
@@ -112,37 +132,64 @@ class Dataset(_Base):
         return self._batches(may_start_next_epoch=not pinned)
 
     def _batches(self, may_start_next_epoch):
-        client = self._security.client(self.url)
+        link = _Link(self._security, self.url)
         try:
-            self._probe_shm(client)
             resumed_at_end = self._cursor > 0 and may_start_next_epoch
-            yielded = yield from self._read_epoch(client)
+            yielded = yield from self._read_epoch(link)
             if yielded == 0 and resumed_at_end:
                 # The position was the end of the epoch (a checkpoint taken after its last batch
                 # that does not say so): go on with the next epoch, as an uninterrupted run would.
                 self._epoch, self._cursor = self._epoch + 1, 0
-                yield from self._read_epoch(client)
+                yield from self._read_epoch(link)
             self._epoch_done = True
         finally:
-            client.close()
+            link.close()
 
-    def _read_epoch(self, client):
+    def _read_epoch(self, link):
         """Yields this rank's batches from the position to the end of the epoch, moving the
-        position past each batch before handing it out; returns how many it yielded."""
+        position past each batch before handing it out; returns how many it yielded. A stream
+        that breaks off with UNAVAILABLE is opened again at the position (see
+        ``reconnect_timeout``): batches read ahead and not handed out are read again."""
         count = 0
-        source = self._stream(client) if self.prefetch == 0 else _Ahead(
-            lambda cancel: self._stream(client, cancel), self.prefetch)
-        try:
-            for batch, meta in source:
-                if "cursor" in meta:
-                    self._cursor = int(meta["cursor"])
-                self._epoch_done = _protocol.is_last_step(meta)
-                self.last_metadata = meta
-                count += 1
-                yield batch
-        finally:
-            source.close()
-        return count
+        retry = _Reconnect(self.reconnect_timeout)
+        while True:
+            opened = []
+            try:
+                client = link.client()
+                self._probe_shm(client)  # once per stream: a restarted daemon has a new token
+                source = self._stream(client, opened.append) if self.prefetch == 0 else _Ahead(
+                    lambda cancel: self._stream(client, _both(opened.append, cancel)),
+                    self.prefetch)
+                try:
+                    for batch, meta in source:
+                        if "cursor" in meta:
+                            self._cursor = int(meta["cursor"])
+                        self._epoch_done = _protocol.is_last_step(meta)
+                        self.last_metadata = meta
+                        count += 1
+                        retry.progressed()
+                        yield batch
+                finally:
+                    source.close()
+                return count
+            except flight.FlightUnavailableError as e:
+                link.reset()
+                where = "dataset=%r rank=%d epoch=%d cursor=%d" % (
+                    self.dataset, self.rank, self._epoch, self._cursor)
+                if not retry.again((self._epoch, self._cursor), bool(opened)):
+                    note = "sluice: the stream from %s broke off at %s; %s" % (
+                        self.url, where, retry.why_not)
+                    if hasattr(e, "add_note"):  # Python 3.11+
+                        e.add_note(note)
+                    else:
+                        _LOG.error("%s", note)
+                    raise
+                if retry.first_attempt:
+                    self.reconnects += 1
+                    _LOG.warning("sluice: the stream from %s broke off at %s (%s); opening it "
+                                 "again there for up to %.0f s", self.url, where,
+                                 str(e).splitlines()[0] if str(e) else type(e).__name__,
+                                 self.reconnect_timeout)
 
     def _probe_shm(self, client):
         # Once per stream: a daemon restarted since the last one has a new token.
@@ -346,6 +393,77 @@ def _check_worker():
     warnings.warn(
         "sluice.Dataset in a DataLoader worker: state_dict() in the main process will not see "
         "the worker's progress. Use num_workers=0.", RuntimeWarning, stacklevel=3)
+
+
+def _both(first, second):
+    """A callback calling ``first`` then ``second``."""
+    def call(value):
+        first(value)
+        second(value)
+    return call
+
+
+class _Link(object):
+    """The Flight client of one iteration, connected anew after a broken stream."""
+
+    def __init__(self, security, url):
+        self._security = security
+        self._url = url
+        self._client = None
+
+    def client(self):
+        if self._client is None:
+            self._client = self._security.client(self._url)
+        return self._client
+
+    def reset(self):
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # a broken connection may fail its own close
+                pass
+
+    close = reset
+
+
+class _Reconnect(object):
+    """When to open a broken stream again: until ``timeout_s`` has passed since the first break
+    without a batch in between, waiting a little longer each time (0.1 s to 2 s), but never
+    twice at one position once a stream opened there and broke again (the same failure, not a
+    restart). ``again`` sleeps before saying yes; ``why_not`` says why it said no."""
+
+    def __init__(self, timeout_s):
+        self.timeout_s = timeout_s
+        self.why_not = None
+        self.first_attempt = False
+        self.progressed()
+
+    def progressed(self):
+        self._deadline = None
+        self._opened_at = None
+        self._delay = 0.1
+
+    def again(self, position, opened):
+        if self.timeout_s <= 0:
+            self.why_not = "reconnect_timeout=0: not opened again"
+            return False
+        now = time.monotonic()
+        self.first_attempt = self._deadline is None
+        if self.first_attempt:
+            self._deadline = now + self.timeout_s
+        if opened:
+            if self._opened_at == position:
+                self.why_not = ("opened again there, it broke off again before a batch: "
+                                "not a restart, given up")
+                return False
+            self._opened_at = position
+        if now + self._delay > self._deadline:
+            self.why_not = "could not open it again in reconnect_timeout=%g s" % self.timeout_s
+            return False
+        time.sleep(self._delay)
+        self._delay = min(2.0, self._delay * 2)
+        return True
 
 
 class _Ahead(object):

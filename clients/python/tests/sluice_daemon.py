@@ -46,8 +46,8 @@ class Daemon(object):
     """``sluice serve`` in its own process group; its output is drained on a thread (so a full
     pipe never blocks it) and the serving line parsed for the port."""
 
-    def __init__(self, datasets, args=(), env=None):
-        self.cmd = [launcher(), "serve", "--host", "127.0.0.1", "--port", "0"]
+    def __init__(self, datasets, args=(), env=None, port=0):
+        self.cmd = [launcher(), "serve", "--host", "127.0.0.1", "--port", str(port)]
         for name, path in datasets.items():
             self.cmd += ["--dataset", "%s=%s" % (name, path)]
         self.cmd += list(args)

@@ -7,6 +7,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -102,7 +103,7 @@ def test_sigterm_mid_epoch_exits_0_in_time_and_a_restart_resumes_at_the_exact_sa
         its = []
         for rank, take in ((0, 3), (1, 5)):
             ds = sluice.Dataset(d.url, "tok16", batch, rank=rank, world_size=world,
-                                delivery="auto")
+                                delivery="auto", reconnect_timeout=0)
             it = iter(ds)
             for _ in range(take):
                 seen.extend(_check_rows(served, next(it)).tolist())
@@ -133,6 +134,68 @@ def test_sigterm_mid_epoch_exits_0_in_time_and_a_restart_resumes_at_the_exact_sa
     padded = (-served.n) % (world * batch)
     assert counts.min() == 1, "every sample at least once"
     assert counts.sum() == served.n + padded, "nothing delivered twice beyond the padding"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served):
+    batch, seed, port = 16, 5, _free_port()
+    uninterrupted = [b["sample_id"].numpy().tolist()
+                     for b in sluice.Dataset(served.url, "tok16", batch, rank=0, world_size=1,
+                                             seed=seed, delivery="cpu")]
+    first = Daemon({"tok16": served.dataset_dir}, port=port)
+    second = []
+    try:
+        first.wait_ready()
+        ds = sluice.Dataset(first.url, "tok16", batch, rank=0, world_size=1, seed=seed,
+                            delivery="auto", reconnect_timeout=120)
+        it = iter(ds)
+        got = [_check_rows(served, next(it)).tolist() for _ in range(5)]
+        os.kill(first.proc.pid, signal.SIGTERM)
+        assert first.proc.wait(timeout=30) == 0
+        first.stop()
+
+        def restart():  # while the client tries again
+            time.sleep(1)
+            second.append(Daemon({"tok16": served.dataset_dir}, port=port))
+
+        starter = threading.Thread(target=restart)
+        starter.start()
+        got += [_check_rows(served, b).tolist() for b in it]
+        starter.join()
+    finally:
+        first.stop()
+        for d in second:
+            d.stop()
+    assert got == uninterrupted, "the same batches in the same order, none lost or repeated"
+    assert ds.reconnects == 1
+    assert ds.last_metadata["delivery"] in ("shm", "cpu")
+
+
+def test_a_daemon_that_stays_down_is_given_up_after_reconnect_timeout(served):
+    d = Daemon({"tok16": served.dataset_dir})
+    try:
+        d.wait_ready()
+        ds = sluice.Dataset(d.url, "tok16", 16, rank=0, world_size=1, reconnect_timeout=1.5)
+        it = iter(ds)
+        next(it)
+        os.kill(d.proc.pid, signal.SIGTERM)
+        assert d.proc.wait(timeout=30) == 0
+    finally:
+        d.stop()
+    t0 = time.monotonic()
+    with pytest.raises(flight.FlightUnavailableError) as raised:
+        for _ in it:
+            pass
+    assert time.monotonic() - t0 < 15
+    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    assert "could not open it again in reconnect_timeout=1.5 s" in notes, notes
+    assert "cursor=%d" % ds.cursor in notes, notes
+    assert ds.reconnects == 1
 
 
 @pytest.fixture(scope="module")

@@ -166,3 +166,38 @@ def test_read_ahead_hands_out_items_then_the_error_in_order_and_closes_early():
     assert [next(ahead) for _ in range(3)] == [0, 1, 2]
     ahead.close()
     assert cleaned == [True] and not ahead._thread.is_alive()
+
+
+def test_reconnect_tries_until_its_timeout_while_the_daemon_is_unreachable(monkeypatch):
+    from sluice import dataset
+    clock = [100.0]
+    monkeypatch.setattr(dataset.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(dataset.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    r = dataset._Reconnect(5.0)
+    tries = 0
+    while r.again((0, 32), opened=False):
+        tries += 1
+    assert 4 <= tries <= 8  # 0.1, 0.2, 0.4, 0.8, 1.6, 2 s ... until 5 s have passed
+    assert clock[0] <= 105.0
+    assert "reconnect_timeout=5 s" in r.why_not
+
+
+def test_reconnect_gives_up_when_a_reopened_stream_breaks_again_at_the_same_position(
+        monkeypatch):
+    from sluice import dataset
+    monkeypatch.setattr(dataset.time, "sleep", lambda s: None)
+    r = dataset._Reconnect(60.0)
+    assert r.again((0, 32), opened=True)  # broke off mid-stream: the daemon may be restarting
+    assert r.again((0, 32), opened=False)  # refused while it starts
+    assert not r.again((0, 32), opened=True)  # opened there and broke again: not a restart
+    assert "not a restart" in r.why_not
+    r.progressed()  # a batch came in between
+    assert r.again((0, 48), opened=True)
+    assert r.again((0, 64), opened=True)  # a later position is a new break
+
+
+def test_reconnect_timeout_zero_never_reconnects():
+    from sluice import dataset
+    r = dataset._Reconnect(0)
+    assert not r.again((0, 0), opened=False)
+    assert "reconnect_timeout=0" in r.why_not
