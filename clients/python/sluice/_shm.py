@@ -28,6 +28,8 @@ def probe(client, options=None, answer_out=None):
     dict, gets the daemon's whole answer (it also says whether the daemon has a GPU)."""
     try:
         results = list(client.do_action(flight.Action("shm_probe", b""), options))
+    except flight.FlightUnavailableError:
+        raise  # no daemon there (or it is stopping): the caller decides
     except flight.FlightError as e:
         return None, "the daemon does not answer the shm probe: %s" % (e,)
     if not results:

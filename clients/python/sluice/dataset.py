@@ -153,10 +153,11 @@ class Dataset(_Base):
         count = 0
         retry = _Reconnect(self.reconnect_timeout)
         while True:
-            opened = []
+            answered, opened = [], []
             try:
                 client = link.client()
-                self._probe_shm(client)  # once per stream: a restarted daemon has a new token
+                self._probe_shm(client, retry.reconnecting)
+                answered.append(True)
                 source = self._stream(client, opened.append) if self.prefetch == 0 else _Ahead(
                     lambda cancel: self._stream(client, _both(opened.append, cancel)),
                     self.prefetch)
@@ -174,9 +175,15 @@ class Dataset(_Base):
                 return count
             except flight.FlightUnavailableError as e:
                 link.reset()
+                if not (retry.saw_a_stream or opened):
+                    raise  # the stream never opened: nothing broke off
                 where = "dataset=%r rank=%d epoch=%d cursor=%d" % (
                     self.dataset, self.rank, self._epoch, self._cursor)
-                if not retry.again((self._epoch, self._cursor), bool(opened)):
+                # An answer, then UNAVAILABLE before the stream opened: the daemon is up and
+                # refuses the stream (a dataset rewritten, delivery no longer possible), unless
+                # it is stopping again.
+                refused = bool(answered) and not opened and "shutting down" not in str(e)
+                if not retry.again((self._epoch, self._cursor), bool(opened), refused):
                     note = "sluice: the stream from %s broke off at %s; %s" % (
                         self.url, where, retry.why_not)
                     if hasattr(e, "add_note"):  # Python 3.11+
@@ -191,9 +198,12 @@ class Dataset(_Base):
                                  str(e).splitlines()[0] if str(e) else type(e).__name__,
                                  self.reconnect_timeout)
 
-    def _probe_shm(self, client):
-        # Once per stream: a daemon restarted since the last one has a new token.
+    def _probe_shm(self, client, reconnecting=False):
+        # Once per stream: a restarted daemon has a new token. Reconnecting, cpu streams ask too:
+        # the answer tells a daemon that is up from one that is not (FlightUnavailableError).
         if self.delivery not in ("shm", "auto", "cuda"):
+            if reconnecting:
+                _shm.probe(client, self._security.options)
             return
         answer = {}
         self._shm_token, self.shm_unavailable_cause = _shm.probe(
@@ -429,24 +439,39 @@ class _Link(object):
 
 class _Reconnect(object):
     """When to open a broken stream again: until ``timeout_s`` has passed since the first break
-    without a batch in between, waiting a little longer each time (0.1 s to 2 s), but never
-    twice at one position once a stream opened there and broke again (the same failure, not a
-    restart). ``again`` sleeps before saying yes; ``why_not`` says why it said no."""
+    without a batch in between, waiting a little longer each time (0.1 s to 2 s), but not when
+    the daemon answered and refused the stream, and never twice at one position once a stream
+    opened there and broke again (the same failure, not a restart). ``again`` sleeps before
+    saying yes; ``why_not`` says why it said no."""
 
     def __init__(self, timeout_s):
         self.timeout_s = timeout_s
         self.why_not = None
         self.first_attempt = False
-        self.progressed()
+        self.saw_a_stream = False  # a stream of this iteration opened once
+        self._reset()
+
+    @property
+    def reconnecting(self):
+        return self._deadline is not None
 
     def progressed(self):
+        """A batch came: the next break starts afresh."""
+        self.saw_a_stream = True
+        self._reset()
+
+    def _reset(self):
         self._deadline = None
         self._opened_at = None
         self._delay = 0.1
 
-    def again(self, position, opened):
+    def again(self, position, opened, refused=False):
+        self.saw_a_stream = self.saw_a_stream or opened
         if self.timeout_s <= 0:
             self.why_not = "reconnect_timeout=0: not opened again"
+            return False
+        if refused:
+            self.why_not = "the daemon answered and refused the stream: given up"
             return False
         now = time.monotonic()
         self.first_attempt = self._deadline is None
@@ -458,10 +483,11 @@ class _Reconnect(object):
                                 "not a restart, given up")
                 return False
             self._opened_at = position
-        if now + self._delay > self._deadline:
+        left = self._deadline - now
+        if left <= 0:
             self.why_not = "could not open it again in reconnect_timeout=%g s" % self.timeout_s
             return False
-        time.sleep(self._delay)
+        time.sleep(min(self._delay, left))
         self._delay = min(2.0, self._delay * 2)
         return True
 

@@ -142,7 +142,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served):
+@pytest.mark.parametrize("delivery", ["shm", "cpu"])
+def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, delivery):
     batch, seed, port = 16, 5, _free_port()
     uninterrupted = [b["sample_id"].numpy().tolist()
                      for b in sluice.Dataset(served.url, "tok16", batch, rank=0, world_size=1,
@@ -152,7 +153,7 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served):
     try:
         first.wait_ready()
         ds = sluice.Dataset(first.url, "tok16", batch, rank=0, world_size=1, seed=seed,
-                            delivery="auto", reconnect_timeout=120)
+                            delivery=delivery, reconnect_timeout=120)
         it = iter(ds)
         got = [_check_rows(served, next(it)).tolist() for _ in range(5)]
         os.kill(first.proc.pid, signal.SIGTERM)
@@ -173,10 +174,20 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served):
             d.stop()
     assert got == uninterrupted, "the same batches in the same order, none lost or repeated"
     assert ds.reconnects == 1
-    assert ds.last_metadata["delivery"] in ("shm", "cpu")
+    assert ds.last_metadata["delivery"] == delivery
 
 
-def test_a_daemon_that_stays_down_is_given_up_after_reconnect_timeout(served):
+def test_a_daemon_that_is_not_there_at_the_start_fails_at_once(served):
+    ds = sluice.Dataset("grpc://127.0.0.1:%d" % _free_port(), "tok16", 16, rank=0, world_size=1,
+                        delivery="cpu", reconnect_timeout=60)
+    t0 = time.monotonic()
+    with pytest.raises(flight.FlightUnavailableError):
+        next(iter(ds))
+    assert time.monotonic() - t0 < 10, "no reconnecting before a stream ever opened"
+    assert ds.reconnects == 0
+
+
+def test_a_daemon_that_stays_down_is_given_up_after_reconnect_timeout(served, caplog):
     d = Daemon({"tok16": served.dataset_dir})
     try:
         d.wait_ready()
@@ -192,7 +203,8 @@ def test_a_daemon_that_stays_down_is_given_up_after_reconnect_timeout(served):
         for _ in it:
             pass
     assert time.monotonic() - t0 < 15
-    notes = "\n".join(getattr(raised.value, "__notes__", []))
+    # The note is on the exception (Python 3.11+), else logged.
+    notes = "\n".join(getattr(raised.value, "__notes__", [])) or caplog.text
     assert "could not open it again in reconnect_timeout=1.5 s" in notes, notes
     assert "cursor=%d" % ds.cursor in notes, notes
     assert ds.reconnects == 1

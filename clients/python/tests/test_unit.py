@@ -178,7 +178,7 @@ def test_reconnect_tries_until_its_timeout_while_the_daemon_is_unreachable(monke
     while r.again((0, 32), opened=False):
         tries += 1
     assert 4 <= tries <= 8  # 0.1, 0.2, 0.4, 0.8, 1.6, 2 s ... until 5 s have passed
-    assert clock[0] <= 105.0
+    assert clock[0] <= 105.0 + 1e-9
     assert "reconnect_timeout=5 s" in r.why_not
 
 
@@ -201,3 +201,12 @@ def test_reconnect_timeout_zero_never_reconnects():
     r = dataset._Reconnect(0)
     assert not r.again((0, 0), opened=False)
     assert "reconnect_timeout=0" in r.why_not
+
+
+def test_reconnect_gives_up_when_the_daemon_answers_and_refuses_the_stream(monkeypatch):
+    from sluice import dataset
+    monkeypatch.setattr(dataset.time, "sleep", lambda s: None)
+    r = dataset._Reconnect(60.0)
+    assert r.again((0, 32), opened=True)  # broke off
+    assert not r.again((0, 32), opened=False, refused=True)  # the restarted daemon says no
+    assert "refused" in r.why_not

@@ -110,11 +110,11 @@ public enum FlightTransport {
     }
 
     /**
-     * Closes the sockets of every connection now, whatever its streams are doing, and waits (up to
-     * 5 s) until each is closed. Not {@code Channel.close()}: that goes through gRPC's handler,
-     * which starts a graceful GOAWAY and reports the close done at once while a stream still waits
-     * on a client that stopped reading, the socket left open. The socket's close ends every stream
-     * on it (the client sees UNAVAILABLE) and releases the frames they had queued.
+     * Closes the sockets of every connection now, whatever its streams are doing, and waits (5 s at
+     * most in all) until they are closed. Not {@code Channel.close()}: that goes through gRPC's
+     * handler, which starts a graceful GOAWAY and reports the close done at once while a stream
+     * still waits on a client that stopped reading, the socket left open. The socket's close ends
+     * every stream on it (the client sees UNAVAILABLE) and releases the frames they had queued.
      */
     void closeConnections() {
       List<ChannelFuture> closing = new ArrayList<>();
@@ -123,11 +123,12 @@ public enum FlightTransport {
         try {
           c.eventLoop().execute(() -> c.unsafe().close(c.unsafe().voidPromise()));
         } catch (RejectedExecutionException loopGone) {
-          // Its loop has shut down, which closed the socket.
+          LOG.fine(() -> "connection " + c + ": its event loop is shut down; not closed here");
         }
       }
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
       for (ChannelFuture f : closing) {
-        f.awaitUninterruptibly(5, TimeUnit.SECONDS);
+        f.awaitUninterruptibly(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
       }
     }
   }
@@ -146,8 +147,9 @@ public enum FlightTransport {
 
     @Override
     public ChannelFuture register(Channel channel) {
+      ChannelFuture registered = super.register(channel); // gives the channel its event loop
       connections.add(channel);
-      return super.register(channel);
+      return registered;
     }
   }
 
