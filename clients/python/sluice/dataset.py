@@ -72,8 +72,9 @@ class Dataset(_Base):
             daemon restarted or stopped, the connection closed): the stream is opened again at
             the position, so the next batch is the one after the last handed out, as after
             ``load_state_dict``. Each break is logged (logger ``sluice``) and counted in
-            ``reconnects``. A stream that fails again at the same position right after opening
-            (bad data, not a restart) raises at once; 0 raises on the first break.
+            ``reconnects``. It raises at once when the stream never opened, when the daemon
+            answers and refuses it, or when it breaks again at the same position right after
+            opening (bad data, not a restart); 0 raises on the first break.
 
     Each batch is a dict keyed by column: integer lists (``tokens``) as int64 ``[B, L]`` tensors,
     numbers as tensors (numpy arrays when torch is not installed), binary and strings as lists.
