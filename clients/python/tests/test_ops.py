@@ -166,8 +166,10 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, del
 
         starter = threading.Thread(target=restart)
         starter.start()
-        got += [_check_rows(served, b).tolist() for b in it]
-        starter.join()
+        try:
+            got += [_check_rows(served, b).tolist() for b in it]
+        finally:
+            starter.join()  # a failure above must not leave the second daemon running
     finally:
         first.stop()
         for d in second:
