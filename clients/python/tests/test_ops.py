@@ -142,8 +142,8 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("delivery", ["shm", "cpu"])
-def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, delivery):
+@pytest.mark.parametrize("delivery,prefetch", [("shm", 2), ("cpu", 0)])
+def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, delivery, prefetch):
     batch, seed, port = 16, 5, _free_port()
     uninterrupted = [b["sample_id"].numpy().tolist()
                      for b in sluice.Dataset(served.url, "tok16", batch, rank=0, world_size=1,
@@ -153,7 +153,7 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, del
     try:
         first.wait_ready()
         ds = sluice.Dataset(first.url, "tok16", batch, rank=0, world_size=1, seed=seed,
-                            delivery=delivery, reconnect_timeout=120)
+                            delivery=delivery, prefetch=prefetch, reconnect_timeout=120)
         it = iter(ds)
         got = [_check_rows(served, next(it)).tolist() for _ in range(5)]
         os.kill(first.proc.pid, signal.SIGTERM)
