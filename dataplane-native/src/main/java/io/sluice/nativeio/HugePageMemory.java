@@ -82,7 +82,6 @@ public final class HugePageMemory {
    * @throws UnsupportedOperationException when unavailable
    * @throws OutOfMemoryError when the kernel refuses the mapping
    */
-  @SuppressWarnings("restricted") // the module's purpose; run with --enable-native-access
   public static MemorySegment map(long lengthBytes, Arena arena) {
     ensureAvailability();
     if (lengthBytes <= 0) {
@@ -119,15 +118,6 @@ public final class HugePageMemory {
             () -> "madvise(MADV_HUGEPAGE) refused, plain pages: " + Errno.describe(errno));
       }
     }
-    long unmapBase = base;
-    return MemorySegment.ofAddress(start)
-        .reinterpret(
-            lengthBytes,
-            arena,
-            segment -> {
-              try (Arena call = Arena.ofConfined()) {
-                LibC.munmap(LibC.newCallState(call), unmapBase, mapped);
-              }
-            });
+    return LibC.unmappedWith(arena, start, lengthBytes, base, mapped);
   }
 }

@@ -151,6 +151,25 @@ final class LibC {
     }
   }
 
+  /**
+   * The {@code length} bytes at {@code address}, which lie in the mapping of {@code mappedLength}
+   * bytes at {@code mappedAddress}, as a segment of {@code arena}: closing the arena unmaps the
+   * whole mapping, and later accesses fail instead of faulting.
+   */
+  @SuppressWarnings("restricted") // sizing memory the kernel just mapped
+  static MemorySegment unmappedWith(
+      Arena arena, long address, long length, long mappedAddress, long mappedLength) {
+    return MemorySegment.ofAddress(address)
+        .reinterpret(
+            length,
+            arena,
+            segment -> {
+              try (Arena call = Arena.ofConfined()) {
+                munmap(newCallState(call), mappedAddress, mappedLength);
+              }
+            });
+  }
+
   static int madvise(MemorySegment callState, long address, long length, int advice) {
     try {
       return (int) MADVISE.invokeExact(callState, MemorySegment.ofAddress(address), length, advice);

@@ -136,7 +136,6 @@ public final class Ring implements AutoCloseable {
     }
   }
 
-  @SuppressWarnings("restricted") // sizing memory the kernel just mapped
   private MemorySegment map(long bytes, long offset) throws NativeIoException {
     long address =
         LibC.mmap(
@@ -151,16 +150,8 @@ public final class Ring implements AutoCloseable {
           "mmap io_uring ring offset=0x" + Long.toHexString(offset) + " bytes=" + bytes,
           LibC.errno(callState));
     }
-    // Tied to the arena: closing the ring unmaps it, and later accesses fail instead of faulting.
-    return MemorySegment.ofAddress(address)
-        .reinterpret(
-            bytes,
-            arena,
-            s -> {
-              try (Arena a = Arena.ofConfined()) {
-                LibC.munmap(LibC.newCallState(a), s.address(), s.byteSize());
-              }
-            });
+    // Tied to the arena: closing the ring unmaps it.
+    return LibC.unmappedWith(arena, address, bytes, address, bytes);
   }
 
   /** SQ entries the kernel granted (a power of two, at least what was asked). */
