@@ -13,7 +13,7 @@ import java.util.function.Consumer;
  * than the CPU's caches misses on one key line and one value, not on both arrays at every step. Not
  * thread-safe.
  */
-public class LongMap<V> {
+public final class LongMap<V> {
   private static final int MIN_CAPACITY = 16;
 
   /** The key of an empty slot; refused as a key. */
