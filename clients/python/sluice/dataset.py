@@ -154,11 +154,11 @@ class Dataset(_Base):
         count = 0
         retry = _Reconnect(self.reconnect_timeout)
         while True:
-            answered, opened = [], []
+            answered, opened = False, []
             try:
                 client = link.client()
                 self._probe_shm(client, retry.reconnecting)
-                answered.append(True)
+                answered = True
                 source = self._stream(client, opened.append) if self.prefetch == 0 else _Ahead(
                     lambda cancel: self._stream(client, _both(opened.append, cancel)),
                     self.prefetch)
@@ -183,7 +183,7 @@ class Dataset(_Base):
                 # An answer, then UNAVAILABLE before the stream opened: the daemon is up and
                 # refuses the stream (a dataset rewritten, delivery no longer possible), unless
                 # it is stopping again.
-                refused = bool(answered) and not opened and "shutting down" not in str(e)
+                refused = answered and not opened and "shutting down" not in str(e)
                 if not retry.again((self._epoch, self._cursor), bool(opened), refused):
                     note = "sluice: the stream from %s broke off at %s; %s" % (
                         self.url, where, retry.why_not)
