@@ -16,7 +16,8 @@ public final class BeladyPolicy implements EvictionPolicy {
     final long sizeBytes;
     final int sizeClass;
     long nextUseStep; // the key in candidates; change it only while the node is out of them
-    long lastUseStep = -1;
+    long lastUseStep = -1; // valid while lastUsePlan is the policy's plan, else -1
+    int lastUsePlan;
     boolean pinned;
     boolean waiting; // in the waiting list: unpinned, not yet keyed into the candidates
     Bucket bucket; // the candidates' bucket holding this node, or null
@@ -50,9 +51,13 @@ public final class BeladyPolicy implements EvictionPolicy {
   }
 
   private NextUse nextUse;
+  private int plan; // counts replans: a last use recorded under an older plan means nothing now
   private long currentStep;
   private boolean attached;
-  private final LongMap<Node> nodes = new LongMap<>();
+  // The nodes of samples inserted by id (onInsert), for the calls that name a sample by id. The
+  // cache passes tokens instead, and its nodes are not indexed: a map insertion and removal per
+  // sample read were a third of the cache's work on a miss.
+  private LongMap<Node> byId;
   private final Candidates candidates = new Candidates();
   // Samples inserted or unpinned since a victim was last asked for, oldest first. Keying them
   // (a next-use computation and a bucket look-up each) waits until a victim is needed: a cache
@@ -155,6 +160,18 @@ public final class BeladyPolicy implements EvictionPolicy {
       return n;
     }
 
+    /** Calls {@code action} with every candidate node. */
+    void forEachNode(java.util.function.Consumer<Node> action) {
+      byStep.forEachValue(
+          b -> {
+            for (Node head : b.heads) {
+              for (Node n = head; n != null; n = n.next) {
+                action.accept(n);
+              }
+            }
+          });
+    }
+
     /**
      * Forgets every bucket. The nodes' links need no reset: a pinned node left the candidates when
      * it was pinned (its links are null) and {@link #add} overwrites an unpinned one's.
@@ -190,20 +207,32 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onInsert(long sampleId, long sizeBytes) {
-    onInsertToken(sampleId, sizeBytes);
+    if (byId == null) {
+      byId = new LongMap<>();
+    }
+    byId.put(sampleId, (Node) onInsertToken(sampleId, sizeBytes));
   }
 
   @Override
   public Object onInsertToken(long sampleId, long sizeBytes) {
     Node n = new Node(sampleId, sizeBytes);
-    nodes.put(sampleId, n);
     await(n);
+    return n;
+  }
+
+  /** The node of a sample inserted by id; throws naming it when there is none. */
+  private Node byId(long sampleId) {
+    Node n = byId == null ? null : byId.get(sampleId);
+    if (n == null) {
+      throw new IllegalArgumentException(
+          "sampleId=" + sampleId + " was not inserted by id (onInsert) or was removed");
+    }
     return n;
   }
 
   @Override
   public void onPin(long sampleId) {
-    onPin(sampleId, nodes.get(sampleId));
+    onPin(sampleId, byId(sampleId));
   }
 
   @Override
@@ -219,17 +248,19 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onHit(long sampleId) {
-    onHit(sampleId, nodes.get(sampleId));
+    onHit(sampleId, byId(sampleId));
   }
 
   @Override
   public void onHit(long sampleId, Object token) {
-    ((Node) token).lastUseStep = currentStep;
+    Node n = (Node) token;
+    n.lastUseStep = currentStep;
+    n.lastUsePlan = plan;
   }
 
   @Override
   public void onUnpin(long sampleId) {
-    onUnpin(sampleId, nodes.get(sampleId));
+    onUnpin(sampleId, byId(sampleId));
   }
 
   @Override
@@ -241,7 +272,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onRemove(long sampleId) {
-    Node n = nodes.get(sampleId);
+    Node n = byId == null ? null : byId.get(sampleId);
     if (n != null) {
       onRemove(sampleId, n);
     }
@@ -249,7 +280,9 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onRemove(long sampleId, Object token) {
-    nodes.remove(sampleId);
+    if (byId != null) {
+      byId.remove(sampleId);
+    }
     Node n = (Node) token;
     if (n.waiting) {
       stopWaiting(n);
@@ -305,8 +338,10 @@ public final class BeladyPolicy implements EvictionPolicy {
     while (n != null) {
       Node next = n.next;
       n.waiting = false;
-      // It was used at lastUseStep (-1: never yet); its next use is after that, not in the past.
-      n.nextUseStep = nextUse.nextUseStep(n.sampleId, Math.max(currentStep, n.lastUseStep + 1));
+      // It was used at lastUseStep (-1: not under this plan); its next use is after that, not in
+      // the past.
+      long lastUse = n.lastUsePlan == plan ? n.lastUseStep : -1;
+      n.nextUseStep = nextUse.nextUseStep(n.sampleId, Math.max(currentStep, lastUse + 1));
       candidates.add(n); // sets n's links anew
       n = next;
     }
@@ -331,24 +366,27 @@ public final class BeladyPolicy implements EvictionPolicy {
   public void replan(NextUse nextUse, long currentStep) {
     this.nextUse = nextUse;
     this.currentStep = currentStep;
+    plan++; // every last use recorded so far was a step of the old plan
+    // Every candidate waits to be keyed under the new plan, like one just unpinned, after those
+    // waiting already.
+    List<Node> keyed = new ArrayList<>(candidates.size);
+    candidates.forEachNode(keyed::add);
     candidates.clear();
-    waitingHead = waitingTail = null;
-    // Every unpinned sample waits to be keyed under the new plan, like one just unpinned.
-    nodes.forEachValue(
-        n -> {
-          n.lastUseStep = -1;
-          if (!n.pinned) {
-            await(n);
-          } else {
-            n.waiting = false;
-          }
-        });
+    for (Node n : keyed) {
+      await(n);
+    }
   }
 
   /** The next-use step the policy holds for a candidate, or -1 when it is not one. For tests. */
   long nextUseOf(long sampleId) {
     keyWaiting();
-    Node n = nodes.get(sampleId);
-    return n == null || n.pinned ? -1 : n.nextUseStep;
+    long[] found = {-1};
+    candidates.forEachNode(
+        n -> {
+          if (n.sampleId == sampleId) {
+            found[0] = n.nextUseStep;
+          }
+        });
+    return found[0];
   }
 }

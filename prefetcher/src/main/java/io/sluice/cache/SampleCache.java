@@ -586,15 +586,13 @@ public final class SampleCache implements AutoCloseable {
     }
     // Evicting the victim frees a contiguous extent of its size; only when that is too small does
     // it take a look at where the unmovable extents leave room (a walk of the slabs).
-    long first = policy.victim();
-    Entry firstVictim = first == EvictionPolicy.NO_VICTIM ? null : entries.get(first);
-    if ((firstVictim == null || firstVictim.allocatedBytes < need)
+    Entry victim = victimEntry();
+    if ((victim == null || victim.allocatedBytes < need)
         && !allocator.couldFitWithout(stuckExtents(), need)) {
       return -1;
     }
     while (true) {
-      long victim = policy.victim();
-      if (victim == EvictionPolicy.NO_VICTIM) {
+      if (victim == null) {
         throw new IllegalStateException(
             "policy="
                 + policy.name()
@@ -609,17 +607,31 @@ public final class SampleCache implements AutoCloseable {
       if (address >= 0) {
         return address;
       }
+      victim = victimEntry();
     }
   }
 
-  private void evict(long sampleId) {
-    Entry e = entries.get(sampleId);
-    if (e == null || !e.committed || e.pins != 0) {
-      throw new IllegalStateException(
-          "policy=" + policy.name() + " chose sampleId=" + sampleId + ", not an unpinned sample");
+  /** The entry of the policy's victim, or null when the policy has none. */
+  private Entry victimEntry() {
+    long id = policy.victim();
+    if (id == EvictionPolicy.NO_VICTIM) {
+      return null;
     }
-    entries.remove(sampleId);
-    policy.onRemove(sampleId, e.policyToken);
+    Entry e = entries.get(id);
+    if (e == null) {
+      throw new IllegalStateException(
+          "policy=" + policy.name() + " chose sampleId=" + id + ", not a cached sample");
+    }
+    return e;
+  }
+
+  private void evict(Entry e) {
+    if (!e.committed || e.pins != 0) {
+      throw new IllegalStateException(
+          "policy=" + policy.name() + " chose sampleId=" + e.sampleId + ", not an unpinned sample");
+    }
+    entries.remove(e.sampleId);
+    policy.onRemove(e.sampleId, e.policyToken);
     allocator.free(e.address, e.allocatedBytes);
     usedBytes -= e.allocatedBytes;
     committedEntries--;

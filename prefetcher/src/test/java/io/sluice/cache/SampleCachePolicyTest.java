@@ -197,8 +197,8 @@ class SampleCachePolicyTest {
   /**
    * Keys are computed only when a victim is asked for; whenever one is, the victim is what eager
    * keying would give: the unpinned sample with the farthest next use counted from its last use and
-   * the current step, of the largest size class among those. Random operations on a random plan,
-   * checked against that definition computed from scratch.
+   * the current step, of the largest size class among those. Random operations (new epochs too) on
+   * a random plan, checked against that definition computed from scratch.
    */
   @Test
   void aVictimIsTheFarthestNextUseHoweverLongKeyingWaited() {
@@ -226,7 +226,7 @@ class SampleCachePolicyTest {
       for (int op = 0; op < 400; op++) {
         long id = rnd.nextInt(samples);
         long[] s = live.get(id);
-        switch (rnd.nextInt(6)) {
+        switch (rnd.nextInt(7)) {
           case 0 -> {
             if (s == null) {
               long size = 1L << rnd.nextInt(4, 8);
@@ -255,6 +255,13 @@ class SampleCachePolicyTest {
             }
           }
           case 4 -> p.advanceTo(step += rnd.nextInt(3));
+          case 5 -> {
+            if (rnd.nextInt(8) == 0) { // a new epoch: steps renumbered, last uses forgotten
+              step = rnd.nextInt(steps / 2);
+              p.replan(plan, step);
+              live.values().forEach(v -> v[2] = -1);
+            }
+          }
           default -> {
             long best = -1;
             int bestClass = -1;
