@@ -3,6 +3,7 @@ package io.sluice.cache;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
@@ -13,6 +14,14 @@ import java.util.TreeSet;
  * more than the budget in all. Free extents coalesce with their neighbours on free. Owned by {@link
  * SampleCache} and called under its lock.
  *
+ * <p>A full cache frees a victim's extent and at once allocates one for the sample replacing it,
+ * mostly of the same length (datasets of fixed-length samples). A freed extent therefore first goes
+ * to a quick list of its exact length, as malloc's fast bins do, where the next allocation of that
+ * length takes it without touching the trees (each tree update allocates and walks nodes that miss
+ * the CPU's caches: a quarter of the cache's work on a miss). Quick extents do not coalesce; there
+ * are at most {@link #QUICK_MAX} of them, and an allocation the trees cannot serve returns them all
+ * to the trees first, so no allocation fails that coalescing would have served.
+ *
  * <p>An extent is named by an address: {@code slabIndex << SLAB_SHIFT | offsetInSlab}. A slab is
  * shorter than {@code 1 << SLAB_SHIFT}, so extents of different slabs are never adjacent in address
  * space and never coalesce.
@@ -22,6 +31,7 @@ final class SlabAllocator {
   static final long MAX_SLAB_BYTES = (1L << SLAB_SHIFT) - 4096;
   private static final long OFFSET_MASK = (1L << SLAB_SHIFT) - 1;
   private static final int SLAB_ALIGNMENT = 4096;
+  static final int QUICK_MAX = 1024;
 
   private record Extent(long lengthBytes, long address) implements Comparable<Extent> {
     @Override
@@ -45,7 +55,16 @@ final class SlabAllocator {
   private final TreeMap<Long, Long> freeByAddress = new TreeMap<>();
   private final TreeSet<Extent> freeBySize = new TreeSet<>();
   private long slabBytesTaken;
-  private long freeBytes;
+  private long freeBytes; // in the trees
+  // Freed extents not in the trees, by exact length: a stack of addresses per length.
+  private final LongMap<QuickList> quick = new LongMap<>();
+  private int quickExtents;
+  private long quickBytes;
+
+  private static final class QuickList {
+    long[] addresses = new long[8];
+    int count;
+  }
 
   /**
    * {@code budgetBytes} and {@code slabBytes} are multiples of the alignment (the cache checks).
@@ -76,7 +95,17 @@ final class SlabAllocator {
    * extent is long enough and the budget allows no new slab that would be.
    */
   long allocate(long lengthBytes) {
+    QuickList q = quick.get(lengthBytes);
+    if (q != null && q.count > 0) {
+      quickExtents--;
+      quickBytes -= lengthBytes;
+      return q.addresses[--q.count];
+    }
     Extent e = freeBySize.ceiling(new Extent(lengthBytes, -1));
+    if (e == null && quickExtents > 0) {
+      flushQuick();
+      e = freeBySize.ceiling(new Extent(lengthBytes, -1));
+    }
     if (e == null) {
       if (nextSlabBytes() < lengthBytes) {
         return -1;
@@ -91,8 +120,38 @@ final class SlabAllocator {
     return e.address;
   }
 
-  /** Returns an extent {@link #allocate} handed out, merging it with free neighbours. */
+  /** Returns an extent {@link #allocate} handed out (to a quick list, or merged into the trees). */
   void free(long address, long lengthBytes) {
+    if (quickExtents == QUICK_MAX) {
+      coalesce(address, lengthBytes);
+      return;
+    }
+    QuickList q = quick.get(lengthBytes);
+    if (q == null) {
+      q = new QuickList();
+      quick.put(lengthBytes, q);
+    } else if (q.count == q.addresses.length) {
+      q.addresses = Arrays.copyOf(q.addresses, q.count * 2);
+    }
+    q.addresses[q.count++] = address;
+    quickExtents++;
+    quickBytes += lengthBytes;
+  }
+
+  /** Returns every quick extent to the trees, merging neighbours. */
+  private void flushQuick() {
+    quick.forEachEntry(
+        (length, q) -> {
+          for (int i = 0; i < q.count; i++) {
+            coalesce(q.addresses[i], length);
+          }
+          q.count = 0;
+        });
+    quickExtents = 0;
+    quickBytes = 0;
+  }
+
+  private void coalesce(long address, long lengthBytes) {
     long start = address;
     long length = lengthBytes;
     Map.Entry<Long, Long> before = freeByAddress.floorEntry(address);
@@ -179,13 +238,42 @@ final class SlabAllocator {
       previousEnd = address + length;
       sum += length;
     }
-    if (sum != freeBytes || freeBytes + allocatedBytes != slabBytesTaken) {
+    long[] quickSum = {0, 0};
+    quick.forEachEntry(
+        (length, q) -> {
+          quickSum[0] += q.count;
+          quickSum[1] += q.count * length;
+          for (int i = 0; i < q.count; i++) {
+            long address = q.addresses[i];
+            Map.Entry<Long, Long> before = freeByAddress.floorEntry(address);
+            Long after = freeByAddress.ceilingKey(address);
+            if ((before != null && before.getKey() + before.getValue() > address)
+                || (after != null && after < address + length)) {
+              throw new AssertionError(
+                  "quick extent address=" + address + " length=" + length + " overlaps a free one");
+            }
+          }
+        });
+    if (quickSum[0] != quickExtents || quickSum[1] != quickBytes) {
+      throw new AssertionError(
+          "quick extents: counted "
+              + quickSum[0]
+              + " of "
+              + quickSum[1]
+              + " bytes, recorded "
+              + quickExtents
+              + " of "
+              + quickBytes);
+    }
+    if (sum != freeBytes || freeBytes + quickBytes + allocatedBytes != slabBytesTaken) {
       throw new AssertionError(
           "free="
               + sum
               + " (counted "
               + freeBytes
-              + ") + allocated="
+              + ") + quick="
+              + quickBytes
+              + " + allocated="
               + allocatedBytes
               + " != slabBytes="
               + slabBytesTaken);
