@@ -20,10 +20,10 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * The cache work of a daemon whose cache holds half the dataset (the shape of {@code ./sluice bench
- * delivery}): each step's batch of 64 samples, taken from a plan that scatters every sample over
- * the epoch, the ones not cached reserved and committed (each evicting Belady's victim), then the
- * batch pinned and released, as the read-ahead scheduler, the read completions and a stream do.
- * Scores are samples/s (ops are samples).
+ * delivery}): each step's batch of 64 samples, taken from a plan that shuffles every epoch anew,
+ * the ones not cached reserved and committed (each evicting Belady's victim), then the batch pinned
+ * and released, as the read-ahead scheduler, the read completions and a stream do. Scores are
+ * samples/s (ops are samples).
  *
  * <p>Run like {@link PinBenchmark}: {@code ./sluice bench micro EvictBenchmark}.
  */
@@ -42,8 +42,8 @@ public class EvictBenchmark {
   private final long[] ids = new long[BATCH];
   private final long[] missing = new long[BATCH];
   private final Handle[] handles = new Handle[BATCH];
+  private long samples;
   private long stepsPerEpoch;
-  private long inverse;
   private long step;
 
   @Setup(Level.Trial)
@@ -51,20 +51,13 @@ public class EvictBenchmark {
     if (Integer.bitCount(cached) != 1 || cached < BATCH) {
       throw new IllegalArgumentException("cached=" + cached + " must be a power of two >= 64");
     }
-    long samples = 2L * cached;
+    samples = 2L * cached;
     stepsPerEpoch = samples / BATCH;
-    // Sample s is used at step (s * 40503) mod steps of each epoch: scattered, as a shuffle is.
-    // Step t's batch is then the samples congruent to t * 40503^-1 modulo the steps.
-    inverse = 1;
-    for (int i = 0; i < 64; i++) {
-      inverse *= 2 - 40503L * inverse; // Newton's iteration: the inverse modulo 2^64
-    }
     NextUse nextUse =
         (id, from) -> {
-          long at = (id * 40503L) % stepsPerEpoch;
           long epoch = from / stepsPerEpoch;
-          long s = epoch * stepsPerEpoch + at;
-          return s >= from ? s : s + stepsPerEpoch;
+          long s = epoch * stepsPerEpoch + position(id, epoch) / BATCH;
+          return s >= from ? s : (epoch + 1) * stepsPerEpoch + position(id, epoch + 1) / BATCH;
         };
     cache =
         SampleCache.builder()
@@ -84,13 +77,36 @@ public class EvictBenchmark {
     cache.close();
   }
 
+  // Each epoch is its own permutation of the samples (an affine map modulo the power of two
+  // `samples`): a batch's samples are scattered over the next epoch, as in a global shuffle.
+  private static final long[] MULTIPLIERS = {40503L, 0x9E3779B97F4A7C15L};
+  private static final long[] INVERSES = {inverse(MULTIPLIERS[0]), inverse(MULTIPLIERS[1])};
+
+  private long position(long id, long epoch) {
+    return (id * MULTIPLIERS[(int) (epoch & 1)] + epoch * 12345) & (samples - 1);
+  }
+
+  private long sampleAt(long position, long epoch) {
+    return ((position - epoch * 12345) * INVERSES[(int) (epoch & 1)]) & (samples - 1);
+  }
+
+  /** The inverse of odd {@code a} modulo 2^64 (Newton's iteration). */
+  private static long inverse(long a) {
+    long x = 1;
+    for (int i = 0; i < 6; i++) {
+      x *= 2 - a * x;
+    }
+    return x;
+  }
+
   /** One step: 64 samples, about half of them read into the cache, then pinned and released. */
   @Benchmark
   @OperationsPerInvocation(BATCH)
   public int step() {
-    long first = (step * inverse) & (stepsPerEpoch - 1);
+    long epoch = step / stepsPerEpoch;
+    long first = (step % stepsPerEpoch) * BATCH;
     for (int i = 0; i < BATCH; i++) {
-      ids[i] = first + i * stepsPerEpoch;
+      ids[i] = sampleAt(first + i, epoch);
       missing[i] = ids[i];
       handles[i] = null;
     }
