@@ -31,22 +31,47 @@ public final class BeladyPolicy implements EvictionPolicy {
     }
   }
 
-  /** The candidates of one next-use step: a list per size class, newest first. */
+  /**
+   * The candidates of one next-use step: a list per size class, newest first. Most buckets only
+   * ever hold one class (and with Belady about one bucket opens per sample read: a consumed sample
+   * needed later than every other candidate is the next victim), so the 64 heads are allocated only
+   * when a second class arrives.
+   */
   private static final class Bucket {
     final long step;
-    final Node[] heads = new Node[64];
-    long classes; // bit c set when heads[c] is non-null
+    long classes; // bit c set when class c has nodes
+    Node[] heads; // by size class; null while one class at most has been here
+    int onlyClass = -1; // while heads is null: the class of only
+    Node only;
 
     Bucket(long step) {
       this.step = step;
     }
 
+    Node head(int sizeClass) {
+      return heads != null ? heads[sizeClass] : sizeClass == onlyClass ? only : null;
+    }
+
+    void setHead(int sizeClass, Node n) {
+      if (heads == null) {
+        if (only == null || onlyClass == sizeClass) {
+          onlyClass = sizeClass;
+          only = n;
+          return;
+        }
+        heads = new Node[64];
+        heads[onlyClass] = only;
+        only = null;
+      }
+      heads[sizeClass] = n;
+    }
+
     Node largestNewest() {
-      return heads[63 - Long.numberOfLeadingZeros(classes)];
+      return head(63 - Long.numberOfLeadingZeros(classes));
     }
 
     Node smallestNewest() {
-      return heads[Long.numberOfTrailingZeros(classes)];
+      return head(Long.numberOfTrailingZeros(classes));
     }
   }
 
@@ -96,13 +121,13 @@ public final class BeladyPolicy implements EvictionPolicy {
           lastBucket = b;
         }
       }
-      Node head = b.heads[n.sizeClass];
+      Node head = b.head(n.sizeClass);
       n.prev = null;
       n.next = head;
       if (head != null) {
         head.prev = n;
       }
-      b.heads[n.sizeClass] = n;
+      b.setHead(n.sizeClass, n);
       b.classes |= 1L << n.sizeClass;
       n.bucket = b;
       size++;
@@ -116,7 +141,7 @@ public final class BeladyPolicy implements EvictionPolicy {
       if (n.prev != null) {
         n.prev.next = n.next;
       } else {
-        b.heads[n.sizeClass] = n.next;
+        b.setHead(n.sizeClass, n.next);
         if (n.next == null) {
           b.classes &= ~(1L << n.sizeClass);
         }
@@ -164,8 +189,8 @@ public final class BeladyPolicy implements EvictionPolicy {
     void forEachNode(java.util.function.Consumer<Node> action) {
       byStep.forEachValue(
           b -> {
-            for (Node head : b.heads) {
-              for (Node n = head; n != null; n = n.next) {
+            for (long cs = b.classes; cs != 0; cs &= cs - 1) {
+              for (Node n = b.head(Long.numberOfTrailingZeros(cs)); n != null; n = n.next) {
                 action.accept(n);
               }
             }
