@@ -281,7 +281,7 @@ public final class SampleCache implements AutoCloseable {
         policy.onPin(e.sampleId, e.policyToken);
       }
       openHandles++;
-      return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+      return new Handle(this, e, allocator.readOnlySegment(e.address, e.lengthBytes));
     } finally {
       lock.unlock();
     }
@@ -297,7 +297,7 @@ public final class SampleCache implements AutoCloseable {
     }
     policy.onHit(e.sampleId, e.policyToken);
     openHandles++;
-    return new Handle(this, e, allocator.segment(e.address, e.lengthBytes).asReadOnly());
+    return new Handle(this, e, allocator.readOnlySegment(e.address, e.lengthBytes));
   }
 
   /**

@@ -52,6 +52,7 @@ final class SlabAllocator {
   private final long budgetBytes;
   private final long slabBytes;
   private final List<MemorySegment> slabs = new ArrayList<>();
+  private final List<MemorySegment> readOnlySlabs = new ArrayList<>(); // slabs.get(i).asReadOnly()
   private final TreeMap<Long, Long> freeByAddress = new TreeMap<>();
   private final TreeSet<Extent> freeBySize = new TreeSet<>();
   private long slabBytesTaken;
@@ -173,6 +174,13 @@ final class SlabAllocator {
     return slabs.get((int) (address >>> SLAB_SHIFT)).asSlice(address & OFFSET_MASK, lengthBytes);
   }
 
+  /** {@link #segment} read-only, in one slice (a pin per sample delivered takes one). */
+  MemorySegment readOnlySegment(long address, long lengthBytes) {
+    return readOnlySlabs
+        .get((int) (address >>> SLAB_SHIFT))
+        .asSlice(address & OFFSET_MASK, lengthBytes);
+  }
+
   /**
    * Whether {@code lengthBytes} could be allocated once every allocated extent except {@code stuck}
    * ({address, length} pairs sorted by address: pinned samples and open reservations) were freed:
@@ -292,6 +300,7 @@ final class SlabAllocator {
     MemorySegment slab = source.take(slabBytesTaken, length);
     long address = (long) slabs.size() << SLAB_SHIFT;
     slabs.add(slab);
+    readOnlySlabs.add(slab.asReadOnly());
     slabBytesTaken += length;
     addFree(address, length);
   }
