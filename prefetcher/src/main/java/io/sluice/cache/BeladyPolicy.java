@@ -11,66 +11,46 @@ import java.util.TreeMap;
  * Not thread-safe: the cache calls it under its lock.
  */
 public final class BeladyPolicy implements EvictionPolicy {
-  private static final class Node {
-    final long sampleId;
-    final long sizeBytes;
-    final int sizeClass;
-    long nextUseStep; // the key in candidates; change it only while the node is out of them
-    long lastUseStep = -1; // valid while lastUsePlan is the policy's plan, else -1
-    int lastUsePlan;
-    boolean pinned;
-    boolean waiting; // in the waiting list: unpinned, not yet keyed into the candidates
-    Bucket bucket; // the candidates' bucket holding this node, or null
-    Node prev; // links in the bucket's list or in the waiting list
-    Node next;
-
-    Node(long sampleId, long sizeBytes) {
-      this.sampleId = sampleId;
-      this.sizeBytes = sizeBytes;
-      this.sizeClass = 63 - Long.numberOfLeadingZeros(Math.max(1, sizeBytes));
-    }
-  }
-
   /**
    * The candidates of one next-use step: a list per size class, newest first. Most buckets only
    * ever hold one class (and with Belady about one bucket opens per sample read: a consumed sample
    * needed later than every other candidate is the next victim), so the 64 heads are allocated only
    * when a second class arrives.
    */
-  private static final class Bucket {
+  static final class Bucket {
     final long step;
     long classes; // bit c set when class c has nodes
-    Node[] heads; // by size class; null while one class at most has been here
+    PolicyNode[] heads; // by size class; null while one class at most has been here
     int onlyClass = -1; // while heads is null: the class of only
-    Node only;
+    PolicyNode only;
 
     Bucket(long step) {
       this.step = step;
     }
 
-    Node head(int sizeClass) {
+    PolicyNode head(int sizeClass) {
       return heads != null ? heads[sizeClass] : sizeClass == onlyClass ? only : null;
     }
 
-    void setHead(int sizeClass, Node n) {
+    void setHead(int sizeClass, PolicyNode n) {
       if (heads == null) {
         if (only == null || onlyClass == sizeClass) {
           onlyClass = sizeClass;
           only = n;
           return;
         }
-        heads = new Node[64];
+        heads = new PolicyNode[64];
         heads[onlyClass] = only;
         only = null;
       }
       heads[sizeClass] = n;
     }
 
-    Node largestNewest() {
+    PolicyNode largestNewest() {
       return head(63 - Long.numberOfLeadingZeros(classes));
     }
 
-    Node smallestNewest() {
+    PolicyNode smallestNewest() {
       return head(Long.numberOfTrailingZeros(classes));
     }
   }
@@ -82,15 +62,15 @@ public final class BeladyPolicy implements EvictionPolicy {
   // The nodes of samples inserted by id (onInsert), for the calls that name a sample by id. The
   // cache passes tokens instead, and its nodes are not indexed: a map insertion and removal per
   // sample read were a third of the cache's work on a miss.
-  private LongMap<Node> byId;
+  private LongMap<PolicyNode> byId;
   private final Candidates candidates = new Candidates();
   // Samples inserted or unpinned since a victim was last asked for, oldest first. Keying them
   // (a next-use computation and a bucket look-up each) waits until a victim is needed: a cache
   // with room never asks, and there that work was a third of a stream's time. A key computed
   // late is the one an early key would have become by now: uses before the current step are
   // skipped either way (advanceTo recomputes stale keys).
-  private Node waitingHead;
-  private Node waitingTail;
+  private PolicyNode waitingHead;
+  private PolicyNode waitingTail;
 
   /**
    * The unpinned nodes, bucketed by next-use step (a step's samples share one), each bucket a
@@ -108,7 +88,7 @@ public final class BeladyPolicy implements EvictionPolicy {
     private Bucket lastBucket;
     private int size;
 
-    void add(Node n) {
+    void add(PolicyNode n) {
       Bucket b = byStep.get(n.nextUseStep);
       if (b == null) {
         b = new Bucket(n.nextUseStep);
@@ -121,7 +101,7 @@ public final class BeladyPolicy implements EvictionPolicy {
           lastBucket = b;
         }
       }
-      Node head = b.head(n.sizeClass);
+      PolicyNode head = b.head(n.sizeClass);
       n.prev = null;
       n.next = head;
       if (head != null) {
@@ -133,7 +113,7 @@ public final class BeladyPolicy implements EvictionPolicy {
       size++;
     }
 
-    void remove(Node n) {
+    void remove(PolicyNode n) {
       if (n == null || n.bucket == null) {
         return;
       }
@@ -171,26 +151,26 @@ public final class BeladyPolicy implements EvictionPolicy {
       return size == 0;
     }
 
-    Node first() {
+    PolicyNode first() {
       return firstBucket.smallestNewest();
     }
 
-    Node last() {
+    PolicyNode last() {
       return lastBucket.largestNewest();
     }
 
-    Node pollFirst() {
-      Node n = first();
+    PolicyNode pollFirst() {
+      PolicyNode n = first();
       remove(n);
       return n;
     }
 
     /** Calls {@code action} with every candidate node. */
-    void forEachNode(java.util.function.Consumer<Node> action) {
+    void forEachNode(java.util.function.Consumer<PolicyNode> action) {
       byStep.forEachValue(
           b -> {
             for (long cs = b.classes; cs != 0; cs &= cs - 1) {
-              for (Node n = b.head(Long.numberOfTrailingZeros(cs)); n != null; n = n.next) {
+              for (PolicyNode n = b.head(Long.numberOfTrailingZeros(cs)); n != null; n = n.next) {
                 action.accept(n);
               }
             }
@@ -235,19 +215,24 @@ public final class BeladyPolicy implements EvictionPolicy {
     if (byId == null) {
       byId = new LongMap<>();
     }
-    byId.put(sampleId, (Node) onInsertToken(sampleId, sizeBytes));
+    byId.put(sampleId, (PolicyNode) onInsertToken(sampleId, sizeBytes));
   }
 
   @Override
   public Object onInsertToken(long sampleId, long sizeBytes) {
-    Node n = new Node(sampleId, sizeBytes);
-    await(n);
-    return n;
+    return onInsertNode(new PolicyNode(sampleId), sizeBytes);
+  }
+
+  @Override
+  public Object onInsertNode(PolicyNode node, long sizeBytes) {
+    node.sizeClass = 63 - Long.numberOfLeadingZeros(Math.max(1, sizeBytes));
+    await(node);
+    return node;
   }
 
   /** The node of a sample inserted by id; throws naming it when there is none. */
-  private Node byId(long sampleId) {
-    Node n = byId == null ? null : byId.get(sampleId);
+  private PolicyNode byId(long sampleId) {
+    PolicyNode n = byId == null ? null : byId.get(sampleId);
     if (n == null) {
       throw new IllegalArgumentException(
           "sampleId=" + sampleId + " was not inserted by id (onInsert) or was removed");
@@ -262,7 +247,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onPin(long sampleId, Object token) {
-    Node n = (Node) token;
+    PolicyNode n = (PolicyNode) token;
     if (n.waiting) {
       stopWaiting(n);
     } else {
@@ -278,7 +263,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onHit(long sampleId, Object token) {
-    Node n = (Node) token;
+    PolicyNode n = (PolicyNode) token;
     n.lastUseStep = currentStep;
     n.lastUsePlan = plan;
   }
@@ -290,14 +275,14 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onUnpin(long sampleId, Object token) {
-    Node n = (Node) token;
+    PolicyNode n = (PolicyNode) token;
     n.pinned = false;
     await(n);
   }
 
   @Override
   public void onRemove(long sampleId) {
-    Node n = byId == null ? null : byId.get(sampleId);
+    PolicyNode n = byId == null ? null : byId.get(sampleId);
     if (n != null) {
       onRemove(sampleId, n);
     }
@@ -308,7 +293,7 @@ public final class BeladyPolicy implements EvictionPolicy {
     if (byId != null) {
       byId.remove(sampleId);
     }
-    Node n = (Node) token;
+    PolicyNode n = (PolicyNode) token;
     if (n.waiting) {
       stopWaiting(n);
     } else {
@@ -329,7 +314,7 @@ public final class BeladyPolicy implements EvictionPolicy {
   }
 
   /** Puts an unpinned node at the end of the waiting list. */
-  private void await(Node n) {
+  private void await(PolicyNode n) {
     n.waiting = true;
     n.prev = waitingTail;
     n.next = null;
@@ -341,7 +326,7 @@ public final class BeladyPolicy implements EvictionPolicy {
     waitingTail = n;
   }
 
-  private void stopWaiting(Node n) {
+  private void stopWaiting(PolicyNode n) {
     if (n.prev != null) {
       n.prev.next = n.next;
     } else {
@@ -358,10 +343,10 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   /** Keys every waiting node into the candidates, oldest first (as each became one). */
   private void keyWaiting() {
-    Node n = waitingHead;
+    PolicyNode n = waitingHead;
     waitingHead = waitingTail = null;
     while (n != null) {
-      Node next = n.next;
+      PolicyNode next = n.next;
       n.waiting = false;
       // It was used at lastUseStep (-1: not under this plan); its next use is after that, not in
       // the past.
@@ -377,11 +362,11 @@ public final class BeladyPolicy implements EvictionPolicy {
     currentStep = step;
     // Keys before the current step are uses that did not happen through this cache (the sample
     // was read around it, or the step was skipped): recompute them, smallest first.
-    List<Node> stale = new ArrayList<>();
+    List<PolicyNode> stale = new ArrayList<>();
     while (!candidates.isEmpty() && candidates.first().nextUseStep < step) {
       stale.add(candidates.pollFirst());
     }
-    for (Node n : stale) {
+    for (PolicyNode n : stale) {
       n.nextUseStep = nextUse.nextUseStep(n.sampleId, step);
       candidates.add(n);
     }
@@ -394,10 +379,10 @@ public final class BeladyPolicy implements EvictionPolicy {
     plan++; // every last use recorded so far was a step of the old plan
     // Every candidate waits to be keyed under the new plan, like one just unpinned, after those
     // waiting already.
-    List<Node> keyed = new ArrayList<>(candidates.size);
+    List<PolicyNode> keyed = new ArrayList<>(candidates.size);
     candidates.forEachNode(keyed::add);
     candidates.clear();
-    for (Node n : keyed) {
+    for (PolicyNode n : keyed) {
       await(n);
     }
   }

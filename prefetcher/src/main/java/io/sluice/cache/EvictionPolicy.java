@@ -70,6 +70,15 @@ public interface EvictionPolicy {
     return null;
   }
 
+  /**
+   * As {@link #onInsertToken} for a sample whose cache record is {@code node}: a policy that keeps
+   * per-sample state may keep it in the node's fields and return the node as the token ({@link
+   * BeladyPolicy} does). The default ignores the node.
+   */
+  default Object onInsertNode(PolicyNode node, long sizeBytes) {
+    return onInsertToken(node.sampleId, sizeBytes);
+  }
+
   /** {@link #onPin} with the token from {@link #onInsertToken}. */
   default void onPin(long sampleId, Object token) {
     onPin(sampleId);

@@ -77,8 +77,7 @@ public final class SampleCache implements AutoCloseable {
   /** The default allocation granularity: a cache line. */
   public static final int DEFAULT_ALIGNMENT_BYTES = 64;
 
-  static final class Entry {
-    final long sampleId;
+  static final class Entry extends PolicyNode {
     final long address;
     final long lengthBytes;
     final long allocatedBytes;
@@ -90,7 +89,7 @@ public final class SampleCache implements AutoCloseable {
     Entry stuckNext;
 
     Entry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
-      this.sampleId = sampleId;
+      super(sampleId);
       this.address = address;
       this.lengthBytes = lengthBytes;
       this.allocatedBytes = allocatedBytes;
@@ -535,7 +534,7 @@ public final class SampleCache implements AutoCloseable {
       }
       Entry e = r.entry;
       try {
-        e.policyToken = policy.onInsertToken(e.sampleId, e.allocatedBytes);
+        e.policyToken = policy.onInsertNode(e, e.allocatedBytes);
       } catch (RuntimeException ex) {
         abortLocked(r);
         throw ex;
