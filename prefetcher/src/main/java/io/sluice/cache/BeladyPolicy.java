@@ -308,6 +308,12 @@ public final class BeladyPolicy implements EvictionPolicy {
   }
 
   @Override
+  public PolicyNode victimNode() {
+    keyWaiting();
+    return candidates.isEmpty() ? null : candidates.last();
+  }
+
+  @Override
   public long victimNextUse() {
     keyWaiting();
     return candidates.isEmpty() ? NextUse.NEVER : candidates.last().nextUseStep;

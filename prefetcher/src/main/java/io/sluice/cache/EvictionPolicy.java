@@ -51,6 +51,15 @@ public interface EvictionPolicy {
   long victim();
 
   /**
+   * The node of {@link #victim()} when the policy keeps its candidates as the nodes the cache
+   * inserted ({@link #onInsertNode}), so the cache finds the victim's entry without a look-up; null
+   * otherwise, or when there is no victim.
+   */
+  default PolicyNode victimNode() {
+    return null;
+  }
+
+  /**
    * The step at which {@link #victim()} is next needed, for policies that know it (Belady), so that
    * a read-ahead never evicts a sample needed sooner than the one it brings; {@link NextUse#NEVER}
    * for policies that do not know (LRU, Caffeine), whose victims are always fair game. Undefined

@@ -612,6 +612,9 @@ public final class SampleCache implements AutoCloseable {
 
   /** The entry of the policy's victim, or null when the policy has none. */
   private Entry victimEntry() {
+    if (policy.victimNode() instanceof Entry e) {
+      return e; // the policy keeps this cache's entries as its nodes (attach: one cache only)
+    }
     long id = policy.victim();
     if (id == EvictionPolicy.NO_VICTIM) {
       return null;

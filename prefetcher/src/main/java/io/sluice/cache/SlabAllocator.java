@@ -102,7 +102,8 @@ final class SlabAllocator {
       quickBytes -= lengthBytes;
       return q.addresses[--q.count];
     }
-    Extent e = freeBySize.ceiling(new Extent(lengthBytes, -1));
+    // A full cache asks before every eviction: with too few free bytes in all, skip the walk.
+    Extent e = freeBytes < lengthBytes ? null : freeBySize.ceiling(new Extent(lengthBytes, -1));
     if (e == null && quickExtents > 0) {
       flushQuick();
       e = freeBySize.ceiling(new Extent(lengthBytes, -1));
