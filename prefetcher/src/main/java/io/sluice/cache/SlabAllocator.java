@@ -62,9 +62,27 @@ final class SlabAllocator {
   private int quickExtents;
   private long quickBytes;
 
+  private QuickList lastQuick; // the list last used: most datasets have one sample length
+
   private static final class QuickList {
+    final long lengthBytes;
     long[] addresses = new long[8];
     int count;
+
+    QuickList(long lengthBytes) {
+      this.lengthBytes = lengthBytes;
+    }
+  }
+
+  private QuickList quickList(long lengthBytes) {
+    QuickList q = lastQuick;
+    if (q == null || q.lengthBytes != lengthBytes) {
+      q = quick.get(lengthBytes);
+      if (q != null) {
+        lastQuick = q;
+      }
+    }
+    return q;
   }
 
   /**
@@ -96,7 +114,7 @@ final class SlabAllocator {
    * extent is long enough and the budget allows no new slab that would be.
    */
   long allocate(long lengthBytes) {
-    QuickList q = quick.get(lengthBytes);
+    QuickList q = quickList(lengthBytes);
     if (q != null && q.count > 0) {
       quickExtents--;
       quickBytes -= lengthBytes;
@@ -128,9 +146,9 @@ final class SlabAllocator {
       coalesce(address, lengthBytes);
       return;
     }
-    QuickList q = quick.get(lengthBytes);
+    QuickList q = quickList(lengthBytes);
     if (q == null) {
-      q = new QuickList();
+      q = new QuickList(lengthBytes);
       quick.put(lengthBytes, q);
     } else if (q.count == q.addresses.length) {
       q.addresses = Arrays.copyOf(q.addresses, q.count * 2);
