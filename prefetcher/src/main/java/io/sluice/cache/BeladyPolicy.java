@@ -322,6 +322,7 @@ public final class BeladyPolicy implements EvictionPolicy {
   /** Puts an unpinned node at the end of the waiting list. */
   private void await(PolicyNode n) {
     n.waiting = true;
+    n.bucket = null; // after a replan it names a dropped bucket: let that go
     n.prev = waitingTail;
     n.next = null;
     if (waitingTail != null) {

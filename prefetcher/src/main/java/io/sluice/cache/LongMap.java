@@ -109,22 +109,6 @@ public final class LongMap<V> {
     }
   }
 
-  /** Calls {@code action} with every key and its value. */
-  @SuppressWarnings("unchecked")
-  void forEachEntry(EntryConsumer<? super V> action) {
-    for (int i = 0; i < values.length; i++) {
-      if (values[i] != null) {
-        action.accept(keys[i], (V) values[i]);
-      }
-    }
-  }
-
-  /** A consumer of a {@code long} key and its value. */
-  @FunctionalInterface
-  interface EntryConsumer<V> {
-    void accept(long key, V value);
-  }
-
   /** Empties slot {@code gap}, moving later entries of its probe run back into it as they allow. */
   private void shiftBack(int gap) {
     int i = gap;

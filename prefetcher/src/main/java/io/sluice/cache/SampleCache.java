@@ -56,10 +56,10 @@ public final class SampleCache implements AutoCloseable {
    * Memory. One shared Arena; slabs of slabBytes (4096-aligned) are taken lazily until the budget
    * is reached and never returned before close(), so the budget is a hard limit on off-heap bytes,
    * not a target. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
-   * alignmentBytes, coalescing on free. A sample lives in one contiguous extent (a pinned view is
-   * one MemorySegment), so variable sizes fragment the slabs; the cache then evicts more than one
-   * victim for a put. Metadata (an Entry per sample, the policy's nodes) is on the heap; sample
-   * bytes never are.
+   * alignmentBytes, coalescing free extents (after a stop in a quick list for the common length). A
+   * sample lives in one contiguous extent (a pinned view is one MemorySegment), so variable sizes
+   * fragment the slabs; the cache then evicts more than one victim for a put. Metadata (an Entry
+   * per sample, which is also Belady's node for it) is on the heap; sample bytes never are.
    *
    * Concurrency. One ReentrantLock guards all metadata: the entry map, the allocator, the policy
    * and the counters. The critical sections are a hash lookup, a tree update and an oracle call
@@ -83,7 +83,7 @@ public final class SampleCache implements AutoCloseable {
     final long allocatedBytes;
     int pins;
     boolean committed;
-    Object policyToken; // the policy's record of this sample, from onInsertToken
+    Object policyToken; // the policy's record of this sample, from onInsertNode
     // Links in the list of stuck entries (pinned or reserved); both null while not stuck.
     Entry stuckPrev;
     Entry stuckNext;

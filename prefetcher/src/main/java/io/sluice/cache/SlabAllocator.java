@@ -11,16 +11,17 @@ import java.util.TreeSet;
 
 /**
  * Best-fit allocation of aligned extents from off-heap slabs taken lazily from one arena, never
- * more than the budget in all. Free extents coalesce with their neighbours on free. Owned by {@link
- * SampleCache} and called under its lock.
+ * more than the budget in all. Free extents in the trees coalesce with their neighbours. Owned by
+ * {@link SampleCache} and called under its lock.
  *
  * <p>A full cache frees a victim's extent and at once allocates one for the sample replacing it,
- * mostly of the same length (datasets of fixed-length samples). A freed extent therefore first goes
- * to a quick list of its exact length, as malloc's fast bins do, where the next allocation of that
- * length takes it without touching the trees (each tree update allocates and walks nodes that miss
- * the CPU's caches: a quarter of the cache's work on a miss). Quick extents do not coalesce; there
- * are at most {@link #QUICK_MAX} of them, and an allocation the trees cannot serve returns them all
- * to the trees first, so no allocation fails that coalescing would have served.
+ * mostly of the same length (datasets of fixed-length samples). A freed extent of the length last
+ * asked for therefore first goes to a quick list, as malloc's fast bins do, where the next
+ * allocation of that length takes it without touching the trees (each tree update allocates and
+ * walks nodes that miss the CPU's caches: a quarter of the cache's work on a miss). Other lengths
+ * go to the trees at once, so datasets of varied lengths pay nothing for the list. Quick extents do
+ * not coalesce; there are at most {@link #QUICK_MAX} of them, and an allocation the trees cannot
+ * serve returns them to the trees first, so no allocation fails that coalescing would have served.
  *
  * <p>An extent is named by an address: {@code slabIndex << SLAB_SHIFT | offsetInSlab}. A slab is
  * shorter than {@code 1 << SLAB_SHIFT}, so extents of different slabs are never adjacent in address
@@ -57,33 +58,11 @@ final class SlabAllocator {
   private final TreeSet<Extent> freeBySize = new TreeSet<>();
   private long slabBytesTaken;
   private long freeBytes; // in the trees
-  // Freed extents not in the trees, by exact length: a stack of addresses per length.
-  private final LongMap<QuickList> quick = new LongMap<>();
-  private int quickExtents;
-  private long quickBytes;
-
-  private QuickList lastQuick; // the list last used: most datasets have one sample length
-
-  private static final class QuickList {
-    final long lengthBytes;
-    long[] addresses = new long[8];
-    int count;
-
-    QuickList(long lengthBytes) {
-      this.lengthBytes = lengthBytes;
-    }
-  }
-
-  private QuickList quickList(long lengthBytes) {
-    QuickList q = lastQuick;
-    if (q == null || q.lengthBytes != lengthBytes) {
-      q = quick.get(lengthBytes);
-      if (q != null) {
-        lastQuick = q;
-      }
-    }
-    return q;
-  }
+  // Freed extents of quickLength not in the trees: a stack of addresses. quickLength follows the
+  // allocations asked for, changing only while the stack is empty.
+  private long quickLength = -1;
+  private long[] quickAddresses = new long[16];
+  private int quickCount;
 
   /**
    * {@code budgetBytes} and {@code slabBytes} are multiples of the alignment (the cache checks).
@@ -114,15 +93,16 @@ final class SlabAllocator {
    * extent is long enough and the budget allows no new slab that would be.
    */
   long allocate(long lengthBytes) {
-    QuickList q = quickList(lengthBytes);
-    if (q != null && q.count > 0) {
-      quickExtents--;
-      quickBytes -= lengthBytes;
-      return q.addresses[--q.count];
+    if (lengthBytes == quickLength) {
+      if (quickCount > 0) {
+        return quickAddresses[--quickCount];
+      }
+    } else if (quickCount == 0) {
+      quickLength = lengthBytes;
     }
     // A full cache asks before every eviction: with too few free bytes in all, skip the walk.
     Extent e = freeBytes < lengthBytes ? null : freeBySize.ceiling(new Extent(lengthBytes, -1));
-    if (e == null && quickExtents > 0) {
+    if (e == null && quickCount > 0) {
       flushQuick();
       e = freeBySize.ceiling(new Extent(lengthBytes, -1));
     }
@@ -140,35 +120,27 @@ final class SlabAllocator {
     return e.address;
   }
 
-  /** Returns an extent {@link #allocate} handed out (to a quick list, or merged into the trees). */
+  /**
+   * Returns an extent {@link #allocate} handed out: to the quick list when it has the length last
+   * asked for, else merged into the trees.
+   */
   void free(long address, long lengthBytes) {
-    if (quickExtents == QUICK_MAX) {
+    if (lengthBytes != quickLength || quickCount == QUICK_MAX) {
       coalesce(address, lengthBytes);
       return;
     }
-    QuickList q = quickList(lengthBytes);
-    if (q == null) {
-      q = new QuickList(lengthBytes);
-      quick.put(lengthBytes, q);
-    } else if (q.count == q.addresses.length) {
-      q.addresses = Arrays.copyOf(q.addresses, q.count * 2);
+    if (quickCount == quickAddresses.length) {
+      quickAddresses = Arrays.copyOf(quickAddresses, quickCount * 2);
     }
-    q.addresses[q.count++] = address;
-    quickExtents++;
-    quickBytes += lengthBytes;
+    quickAddresses[quickCount++] = address;
   }
 
   /** Returns every quick extent to the trees, merging neighbours. */
   private void flushQuick() {
-    quick.forEachEntry(
-        (length, q) -> {
-          for (int i = 0; i < q.count; i++) {
-            coalesce(q.addresses[i], length);
-          }
-          q.count = 0;
-        });
-    quickExtents = 0;
-    quickBytes = 0;
+    for (int i = 0; i < quickCount; i++) {
+      coalesce(quickAddresses[i], quickLength);
+    }
+    quickCount = 0;
   }
 
   private void coalesce(long address, long lengthBytes) {
@@ -265,32 +237,26 @@ final class SlabAllocator {
       previousEnd = address + length;
       sum += length;
     }
-    long[] quickSum = {0, 0};
-    quick.forEachEntry(
-        (length, q) -> {
-          quickSum[0] += q.count;
-          quickSum[1] += q.count * length;
-          for (int i = 0; i < q.count; i++) {
-            long address = q.addresses[i];
-            Map.Entry<Long, Long> before = freeByAddress.floorEntry(address);
-            Long after = freeByAddress.ceilingKey(address);
-            if ((before != null && before.getKey() + before.getValue() > address)
-                || (after != null && after < address + length)) {
-              throw new AssertionError(
-                  "quick extent address=" + address + " length=" + length + " overlaps a free one");
-            }
-          }
-        });
-    if (quickSum[0] != quickExtents || quickSum[1] != quickBytes) {
-      throw new AssertionError(
-          "quick extents: counted "
-              + quickSum[0]
-              + " of "
-              + quickSum[1]
-              + " bytes, recorded "
-              + quickExtents
-              + " of "
-              + quickBytes);
+    long quickBytes = quickCount * quickLength;
+    long[] quick = Arrays.copyOf(quickAddresses, quickCount);
+    Arrays.sort(quick);
+    for (int i = 0; i < quick.length; i++) {
+      long address = quick[i];
+      Map.Entry<Long, Long> before = freeByAddress.floorEntry(address);
+      Long after = freeByAddress.ceilingKey(address);
+      int slab = (int) (address >>> SLAB_SHIFT);
+      if ((before != null && before.getKey() + before.getValue() > address)
+          || (after != null && after < address + quickLength)
+          || (i > 0 && quick[i - 1] + quickLength > address)
+          || slab >= slabs.size()
+          || (address & OFFSET_MASK) + quickLength > slabs.get(slab).byteSize()) {
+        throw new AssertionError(
+            "quick extent address="
+                + address
+                + " length="
+                + quickLength
+                + " overlaps another free extent or leaves its slab");
+      }
     }
     if (sum != freeBytes || freeBytes + quickBytes + allocatedBytes != slabBytesTaken) {
       throw new AssertionError(

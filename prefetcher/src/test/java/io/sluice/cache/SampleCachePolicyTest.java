@@ -292,6 +292,21 @@ class SampleCachePolicyTest {
     }
   }
 
+  /** The cache's entries are Belady's nodes: a replan forgets a use made under the old plan. */
+  @Test
+  void aReplanForgetsTheLastUseOfASampleStillPinned() {
+    BeladyPolicy p = new BeladyPolicy((id, step) -> step <= 10 ? 10 : NextUse.NEVER);
+    try (SampleCache c = SampleCache.builder().budgetBytes(1 << 16).policy(p).build();
+        Arena arena = Arena.ofConfined()) {
+      c.put(1, arena.allocate(64));
+      c.advanceTo(10);
+      Handle h = c.pin(1); // used at step 10 of the old plan
+      c.replan((id, step) -> step <= 3 ? 3 : NextUse.NEVER, 0);
+      h.close();
+      assertEquals(3, p.nextUseOf(1), "its old use at step 10 says nothing in the new numbering");
+    }
+  }
+
   @Test
   void keysFollowUsesAndStepsThatPass() {
     // Sample 1 is needed at steps 2 and 10, sample 2 at step 5.
