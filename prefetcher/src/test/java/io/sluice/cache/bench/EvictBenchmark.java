@@ -38,6 +38,13 @@ public class EvictBenchmark {
   @Param({"262144"})
   public int cached;
 
+  /**
+   * {@code fixed}: every sample 4096 bytes (a token dataset); {@code varied}: 2048 to 6080 bytes by
+   * id (variable-length records: fragmentation, several victims per miss now and then).
+   */
+  @Param({"fixed", "varied"})
+  public String lengths;
+
   private SampleCache cache;
   private final long[] ids = new long[BATCH];
   private final long[] missing = new long[BATCH];
@@ -62,12 +69,15 @@ public class EvictBenchmark {
     cache =
         SampleCache.builder()
             .budgetBytes(cached * SAMPLE_BYTES)
+            .slabBytes(64L << 20)
             .policy(new BeladyPolicy(nextUse))
             .preallocate(true)
             .build();
     for (long id = 0; id < cached; id++) {
-      try (Reservation r = cache.reserve(id * 2, SAMPLE_BYTES)) {
-        r.commit();
+      try (Reservation r = cache.reserve(id * 2, lengthOf(id * 2))) {
+        if (r != null) {
+          r.commit();
+        }
       }
     }
   }
@@ -88,6 +98,10 @@ public class EvictBenchmark {
 
   private long sampleAt(long position, long epoch) {
     return ((position - epoch * 12345) * INVERSES[(int) (epoch & 1)]) & (samples - 1);
+  }
+
+  private long lengthOf(long id) {
+    return lengths.equals("fixed") ? SAMPLE_BYTES : 64 * (32 + (id * 7919) % 64);
   }
 
   /** The inverse of odd {@code a} modulo 2^64 (Newton's iteration). */
@@ -112,7 +126,7 @@ public class EvictBenchmark {
     }
     int n = cache.retainUncached(missing, BATCH);
     for (int i = 0; i < n; i++) {
-      try (Reservation r = cache.reserve(missing[i], SAMPLE_BYTES)) {
+      try (Reservation r = cache.reserve(missing[i], lengthOf(missing[i]))) {
         if (r != null) {
           r.commit();
         }
