@@ -247,13 +247,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onPin(long sampleId, Object token) {
-    PolicyNode n = (PolicyNode) token;
-    if (n.waiting) {
-      stopWaiting(n);
-    } else {
-      candidates.remove(n);
-    }
-    n.pinned = true;
+    leaveCandidates((PolicyNode) token);
   }
 
   @Override
@@ -275,9 +269,7 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public void onUnpin(long sampleId, Object token) {
-    PolicyNode n = (PolicyNode) token;
-    n.pinned = false;
-    await(n);
+    await((PolicyNode) token);
   }
 
   @Override
@@ -293,18 +285,13 @@ public final class BeladyPolicy implements EvictionPolicy {
     if (byId != null) {
       byId.remove(sampleId);
     }
-    PolicyNode n = (PolicyNode) token;
-    if (n.waiting) {
-      stopWaiting(n);
-    } else {
-      candidates.remove(n);
-    }
+    leaveCandidates((PolicyNode) token);
   }
 
   @Override
   public long victim() {
-    keyWaiting();
-    return candidates.isEmpty() ? NO_VICTIM : candidates.last().sampleId;
+    PolicyNode n = victimNode();
+    return n == null ? NO_VICTIM : n.sampleId;
   }
 
   @Override
@@ -315,8 +302,17 @@ public final class BeladyPolicy implements EvictionPolicy {
 
   @Override
   public long victimNextUse() {
-    keyWaiting();
-    return candidates.isEmpty() ? NextUse.NEVER : candidates.last().nextUseStep;
+    PolicyNode n = victimNode();
+    return n == null ? NextUse.NEVER : n.nextUseStep;
+  }
+
+  /** Takes a node out of the waiting list or the candidates, wherever it is. */
+  private void leaveCandidates(PolicyNode n) {
+    if (n.waiting) {
+      stopWaiting(n);
+    } else {
+      candidates.remove(n);
+    }
   }
 
   /** Puts an unpinned node at the end of the waiting list. */

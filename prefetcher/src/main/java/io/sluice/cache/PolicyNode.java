@@ -14,7 +14,6 @@ class PolicyNode {
   long nextUseStep; // the key in the candidates; change it only while the node is out of them
   long lastUseStep = -1; // valid while lastUsePlan is the policy's plan, else -1
   int lastUsePlan;
-  boolean pinned;
   boolean waiting; // in the waiting list: unpinned, not yet keyed into the candidates
   BeladyPolicy.Bucket bucket; // the candidates' bucket holding this node, or null
   PolicyNode prev; // links in the bucket's list or in the waiting list
