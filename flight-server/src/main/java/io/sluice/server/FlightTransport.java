@@ -1,10 +1,13 @@
 package io.sluice.server;
 
+import io.grpc.netty.NettyServerBuilder;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.IoHandlerFactory;
 import io.netty.channel.MultiThreadIoEventLoopGroup;
+import io.netty.channel.WriteBufferWaterMark;
 import io.netty.channel.group.ChannelGroup;
 import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.channel.nio.NioIoHandler;
@@ -19,6 +22,7 @@ import java.util.Locale;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.Consumer;
 import java.util.logging.Level;
 import java.util.logging.Logger;
 import org.apache.arrow.flight.FlightServer;
@@ -35,6 +39,23 @@ public enum FlightTransport {
 
   private static final Logger LOG = Logger.getLogger(FlightTransport.class.getName());
   private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
+
+  /**
+   * Bytes a connection may have queued for its socket before Netty calls it unwritable, and the
+   * level it must drain to before it is writable again. HTTP/2 hands the socket only what fits
+   * below the high mark; at Netty's default (64 KiB) a 256 KiB batch went out in four or more
+   * writes, each a wake-up of the transport thread and of the client. A megabyte lets a batch go
+   * out in one. The bytes are the batches' own buffers, already within the memory budget.
+   */
+  static final int WRITE_HIGH_WATER = 1 << 20;
+
+  static final int WRITE_LOW_WATER = WRITE_HIGH_WATER / 2;
+
+  private static final Consumer<NettyServerBuilder> WRITE_BUFFER =
+      b ->
+          b.withChildOption(
+              ChannelOption.WRITE_BUFFER_WATER_MARK,
+              new WriteBufferWaterMark(WRITE_LOW_WATER, WRITE_HIGH_WATER));
 
   public String wireName() {
     return name().toLowerCase(Locale.ROOT);
@@ -93,6 +114,11 @@ public enum FlightTransport {
       this.connections = connections;
     }
 
+    /** The connections open now. */
+    List<Channel> connections() {
+      return new ArrayList<>(connections);
+    }
+
     /**
      * Closes every connection the loops accepted, then shuts the loops down: each client learns at
      * once, and what a connection still held queued (batches for a client that stopped reading) is
@@ -135,7 +161,8 @@ public enum FlightTransport {
 
   /**
    * Worker loops that keep each connection they take (gRPC accepts them onto this group) in a
-   * channel group, which drops it once closed; so the daemon can close them itself.
+   * channel group, which drops it once closed, so the daemon can close them itself; and that put
+   * {@link DirectFrames} next to each connection's socket.
    */
   private static final class TrackingLoops extends MultiThreadIoEventLoopGroup {
     private final ChannelGroup connections;
@@ -149,6 +176,7 @@ public enum FlightTransport {
     public ChannelFuture register(Channel channel) {
       ChannelFuture registered = super.register(channel); // gives the channel its event loop
       connections.add(channel);
+      channel.pipeline().addFirst(DirectFrames.NAME, new DirectFrames());
       return registered;
     }
   }
@@ -172,7 +200,8 @@ public enum FlightTransport {
             "netty.channelType",
             uring ? IoUringServerSocketChannel.class : NioServerSocketChannel.class)
         .transportHint("netty.bossEventLoopGroup", boss)
-        .transportHint("netty.workerEventLoopGroup", workers);
+        .transportHint("netty.workerEventLoopGroup", workers)
+        .transportHint("grpc.builderConsumer", WRITE_BUFFER);
     return new Loops(boss, workers, connections);
   }
 }

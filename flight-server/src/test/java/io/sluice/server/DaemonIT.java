@@ -23,7 +23,6 @@ import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.memory.RootAllocator;
-import org.apache.arrow.vector.UInt8Vector;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -360,8 +359,11 @@ class DaemonIT {
 
   @Test
   void bothTransportsServeTheSameBatches(@TempDir Path own) throws Exception {
-    DemoDataset.ensure(own, 2, 40, 8);
-    List<long[]> firsts = new ArrayList<>();
+    // 4 KiB samples, 64 KiB batches: HTTP/2 DATA frames large enough for DirectFrames to hand
+    // the batches' buffers to the socket in place; every token is checked on arrival.
+    int seqLen = 2048;
+    DemoDataset.ensure(own, 2, 40, seqLen);
+    List<List<Seen>> epochs = new ArrayList<>();
     for (FlightTransport t : new FlightTransport[] {FlightTransport.NIO, FlightTransport.AUTO}) {
       try (SluiceDaemon d =
               SluiceDaemon.start(
@@ -371,14 +373,18 @@ class DaemonIT {
                   t,
                   t == FlightTransport.NIO ? "posix" : "auto");
           BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-          SluiceClient client = SluiceClient.connect(d.uri(), alloc);
-          RankStream s = client.open(StreamRequest.of("c", 0, 1, 16).withSeed(9))) {
-        assertTrue(s.next());
-        long[] ids = new long[16];
-        for (int i = 0; i < 16; i++) {
-          ids[i] = ((UInt8Vector) s.root().getVector("sample_id")).get(i);
+          SluiceClient client = SluiceClient.connect(d.uri(), alloc)) {
+        StreamRequest req = StreamRequest.of("c", 0, 1, 16).withSeed(9);
+        epochs.add(TokenStreams.read(client, req, Integer.MAX_VALUE, seqLen));
+        List<io.netty.channel.Channel> open = d.loops().connections();
+        assertFalse(open.isEmpty());
+        for (io.netty.channel.Channel c : open) {
+          DirectFrames h = (DirectFrames) c.pipeline().get(DirectFrames.NAME);
+          assertTrue(
+              c.eventLoop().submit(h::rewritten).get() > 0,
+              "no frame was handed over in place on " + c);
+          assertEquals(FlightTransport.WRITE_HIGH_WATER, c.config().getWriteBufferHighWaterMark());
         }
-        firsts.add(ids);
         if (t == FlightTransport.NIO) {
           assertEquals(FlightTransport.NIO, d.transport());
         } else {
@@ -391,7 +397,12 @@ class DaemonIT {
         }
       }
     }
-    assertTrue(java.util.Arrays.equals(firsts.get(0), firsts.get(1)));
+    assertEquals(5, epochs.get(0).size());
+    for (int b = 0; b < 5; b++) {
+      assertTrue(
+          java.util.Arrays.equals(epochs.get(0).get(b).ids(), epochs.get(1).get(b).ids()),
+          "batch " + b);
+    }
   }
 
   @Test
