@@ -38,6 +38,17 @@ public final class LongMap<V> {
     return (V) values[find(key)]; // null at an empty slot
   }
 
+  /**
+   * {@code out[i] = get(keys[i])} for {@code i < count}. The look-ups do not depend on each other,
+   * so in a map larger than the CPU's caches their misses overlap, where look-ups interleaved with
+   * other work wait for each miss in turn.
+   */
+  public void getAll(long[] keys, int count, Object[] out) {
+    for (int i = 0; i < count; i++) {
+      out[i] = values[find(keys[i])];
+    }
+  }
+
   public boolean containsKey(long key) {
     return get(key) != null;
   }

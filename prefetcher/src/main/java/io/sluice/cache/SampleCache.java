@@ -104,6 +104,7 @@ public final class SampleCache implements AutoCloseable {
   private final SlabAllocator allocator;
   private final EvictionPolicy policy;
   private final LongMap<Entry> entries = new LongMap<>();
+  private final Object[] lookups = new Object[256]; // pinCached's look-ups, under the lock
   // Extents that must not move (pinned samples and open reservations), linked through their
   // entries: joining and leaving are O(1) on every pin, unpin, reserve and commit, and only the
   // rare allocation that needs to know where they lie sorts them.
@@ -308,10 +309,19 @@ public final class SampleCache implements AutoCloseable {
     lock.lock();
     try {
       ensureOpen();
+      // Every id looked up first, then pinned: see LongMap.getAll.
+      Object[] found = count <= lookups.length ? lookups : new Object[count];
+      entries.getAll(ids, count, found);
+      for (int i = 0; i < count; i++) {
+        if (found[i] instanceof Entry e && !e.committed) {
+          found[i] = null; // reads each entry: those misses overlap too
+        }
+      }
       int pinned = 0;
       for (int i = 0; i < count; i++) {
-        Entry e = entries.get(ids[i]);
-        if (e == null || !e.committed) {
+        Entry e = (Entry) found[i];
+        found[i] = null;
+        if (e == null) {
           continue;
         }
         out[i] = pinLocked(e);

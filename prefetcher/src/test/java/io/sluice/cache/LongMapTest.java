@@ -13,6 +13,28 @@ import org.junit.jupiter.api.Test;
 class LongMapTest {
 
   @Test
+  void getAllAnswersEachKeyAsGetDoes() {
+    Random rnd = new Random(11);
+    LongMap<String> map = new LongMap<>();
+    for (int i = 0; i < 5_000; i++) {
+      long key = rnd.nextInt(20_000) * 4096L; // multiples of a power of two: probe chains
+      map.put(key, "v" + key);
+    }
+    long[] keys = new long[300];
+    for (int i = 0; i < keys.length; i++) {
+      keys[i] = rnd.nextInt(20_000) * 4096L; // about a quarter present
+    }
+    Object[] out = new Object[keys.length + 1];
+    out[keys.length - 1] = "stale";
+    out[keys.length] = "beyond";
+    map.getAll(keys, keys.length, out);
+    for (int i = 0; i < keys.length; i++) {
+      assertEquals(map.get(keys[i]), out[i], "key " + keys[i]);
+    }
+    assertEquals("beyond", out[keys.length], "only count keys are written");
+  }
+
+  @Test
   void agreesWithHashMapOverRandomPutsAndRemoves() {
     Random rnd = new Random(7);
     LongMap<String> map = new LongMap<>();
