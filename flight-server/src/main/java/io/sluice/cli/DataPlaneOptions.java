@@ -19,7 +19,8 @@ final class DataPlaneOptions {
       defaultValue = "auto",
       description =
           "Read backend: auto (io_uring where available, else posix), posix, io_uring,"
-              + " io_uring+direct (O_DIRECT: cold data without the page cache's copy)"
+              + " io_uring+direct (O_DIRECT: cold data without the page cache's copy),"
+              + " mmap (copies from mapped shards: for data the page cache holds)"
               + " (default: ${DEFAULT-VALUE}).")
   String backend;
 

@@ -75,6 +75,9 @@ class PrefetcherTest {
           IoUring.isAvailable(), () -> "io_uring: " + IoUring.unavailabilityCause());
       return new IoUringReadBackend();
     }
+    if (name.equals("mmap")) {
+      return new io.sluice.read.MmapReadBackend();
+    }
     return new PosixReadBackend();
   }
 
@@ -148,7 +151,7 @@ class PrefetcherTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"posix", "io_uring"})
+  @ValueSource(strings = {"posix", "io_uring", "mmap"})
   void deliversEverySampleOnceWithTheRightBytes(String backendName) throws IOException {
     writeDataset();
     try (ReadBackend backend = backend(backendName);

@@ -20,14 +20,18 @@ class ReadBackendsTest {
   void unknownChoicesNameTheValueAndTheChoices() {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> ReadBackends.select("x"));
-    assertEquals("backend=x must be one of auto, posix, io_uring, io_uring+direct", e.getMessage());
+    assertEquals(
+        "backend=x must be one of auto, posix, io_uring, io_uring+direct, mmap", e.getMessage());
     assertThrows(IllegalArgumentException.class, () -> ReadBackends.select(null));
   }
 
   @Test
-  void posixIsAlwaysThere() {
+  void posixAndMmapAreAlwaysThere() {
     try (ReadBackend b = ReadBackends.select("posix")) {
       assertInstanceOf(PosixReadBackend.class, b);
+    }
+    try (ReadBackend b = ReadBackends.select("mmap")) {
+      assertInstanceOf(MmapReadBackend.class, b);
     }
   }
 
