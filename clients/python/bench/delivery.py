@@ -6,7 +6,10 @@ Rows, each an epoch of the same shuffled token dataset (warm page cache, one ran
   in memory, read by a plain pyarrow client: the ceiling for a Flight stream on this machine.
 * ``sluice cpu`` / ``sluice shm``: the daemon streaming the epoch, read by plain pyarrow
   (cpu) or in place from shared memory (shm), into Arrow record batches.
-* ``sluice.Dataset cpu`` / ``shm``: the Python client yielding torch tensors (int64 tokens).
+* ``sluice.Dataset cpu`` / ``shm``: the Python client yielding torch tensors (int64 tokens), as
+  constructed by default (``prefetch=2``: read and converted ahead on a background thread, for
+  overlap with a training step), and with ``prefetch=0`` (read on the consuming thread: no
+  hand-off between threads, the most a loop that does nothing else can take).
 * ``DataLoader 0w`` / ``2w``: PyTorch's DataLoader over a map-style Dataset reading each sample
   from the shard files, seeded shuffle, default collate, int64 tokens, 0 and 2 workers.
 
@@ -199,10 +202,10 @@ def read_sluice_shm(url, batch, epoch, token):
     return rows
 
 
-def read_dataset(url, batch, epoch, delivery):
+def read_dataset(url, batch, epoch, delivery, prefetch=2):
     import sluice
     ds = sluice.Dataset(url, "bench", batch, rank=0, world_size=1, seed=0, epoch=epoch,
-                        delivery=delivery)
+                        delivery=delivery, prefetch=prefetch)
     rows = 0
     for b in ds:
         rows += b["tokens"].shape[0]
@@ -298,6 +301,8 @@ def main(argv=None):
         "sluice shm -> pyarrow": (lambda s: read_sluice_shm(daemon.url, b, s, token)) if token else None,
         "sluice.Dataset cpu -> torch": lambda s: read_dataset(daemon.url, b, s, "cpu"),
         "sluice.Dataset shm -> torch": (lambda s: read_dataset(daemon.url, b, s, "shm")) if token else None,
+        "sluice.Dataset cpu, prefetch=0": lambda s: read_dataset(daemon.url, b, s, "cpu", 0),
+        "sluice.Dataset shm, prefetch=0": (lambda s: read_dataset(daemon.url, b, s, "shm", 0)) if token else None,
         "DataLoader 0 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 0),
         "DataLoader 2 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 2),
     }
@@ -356,6 +361,8 @@ def main(argv=None):
         "shm vs cpu, into torch": rate("sluice.Dataset shm -> torch") / rate("sluice.Dataset cpu -> torch"),
         "Dataset cpu vs best DataLoader (goal >= 3)": rate("sluice.Dataset cpu -> torch") / dl_best,
         "Dataset shm vs best DataLoader (goal >= 5)": rate("sluice.Dataset shm -> torch") / dl_best,
+        "Dataset cpu, prefetch=0 vs best DataLoader": rate("sluice.Dataset cpu, prefetch=0") / dl_best,
+        "Dataset shm, prefetch=0 vs best DataLoader": rate("sluice.Dataset shm, prefetch=0") / dl_best,
     }
     print()
     for k, v in goals.items():
