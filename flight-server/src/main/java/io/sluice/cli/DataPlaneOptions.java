@@ -19,8 +19,7 @@ final class DataPlaneOptions {
       defaultValue = "auto",
       description =
           "Read backend: auto (io_uring where available, else posix), posix, io_uring,"
-              + " io_uring+direct (O_DIRECT: cold data without the page cache's copy),"
-              + " mmap (copies from mapped shards: for data the page cache holds)"
+              + " io_uring+direct (O_DIRECT: cold data without the page cache's copy)"
               + " (default: ${DEFAULT-VALUE}).")
   String backend;
 

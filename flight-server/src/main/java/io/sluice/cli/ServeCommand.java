@@ -76,7 +76,7 @@ final class ServeCommand implements Callable<Integer> {
       names = "--backend",
       description =
           "Read backend: auto (io_uring where available, else posix), posix, io_uring,"
-              + " io_uring+direct, mmap (default auto).")
+              + " io_uring+direct (default auto).")
   String backend;
 
   @Option(

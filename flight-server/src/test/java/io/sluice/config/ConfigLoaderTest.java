@@ -209,7 +209,7 @@ class ConfigLoaderTest {
         "metrics_port: -5|metrics_port=-5 must be a port number in [0, 65535]",
         "memory_budget: 4x|memory_budget=4x must be a size such as 512m or 8g",
         "memory_budget: 512k|memory_budget=524288 must be at least 1048576 bytes (1m)",
-        "backend: spdk|backend=spdk must be one of auto, posix, io_uring, io_uring+direct, mmap",
+        "backend: spdk|backend=spdk must be one of auto, posix, io_uring, io_uring+direct",
         "transport: rdma|transport=rdma must be one of auto, nio, io_uring",
         "insecure: maybe|insecure=maybe must be true or false",
         "port: [1, 2]|port must be a single value, not a list",

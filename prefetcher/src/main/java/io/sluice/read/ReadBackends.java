@@ -9,8 +9,7 @@ import java.util.logging.Logger;
 /**
  * Picks the read backend {@code --backend} names: {@code auto} (io_uring where it works, else
  * posix, saying why once), {@code io_uring} or {@code io_uring+direct} (files opened O_DIRECT; both
- * fail fast with the cause where io_uring does not work), {@code posix}, or {@code mmap} (copies
- * from mapped shards: for datasets the page cache holds; never chosen by {@code auto}).
+ * fail fast with the cause where io_uring does not work) or {@code posix}.
  */
 public final class ReadBackends {
   public static final String AUTO = "auto";
@@ -18,7 +17,7 @@ public final class ReadBackends {
   /** io_uring with files opened {@code O_DIRECT}: cold data skips the page cache's copy. */
   public static final String IO_URING_DIRECT = "io_uring+direct";
 
-  public static final String CHOICES = "auto, posix, io_uring, io_uring+direct, mmap";
+  public static final String CHOICES = "auto, posix, io_uring, io_uring+direct";
 
   private static final Logger LOG = Logger.getLogger(ReadBackends.class.getName());
   private static final AtomicBoolean FALLBACK_LOGGED = new AtomicBoolean();
@@ -32,7 +31,6 @@ public final class ReadBackends {
   public static ReadBackend select(String choice) {
     return switch (checkChoice(choice)) {
       case PosixReadBackend.NAME -> new PosixReadBackend();
-      case MmapReadBackend.NAME -> new MmapReadBackend();
       case IoUringReadBackend.NAME -> ioUring(false);
       case IO_URING_DIRECT -> ioUring(true);
       default -> auto();
@@ -40,8 +38,8 @@ public final class ReadBackends {
   }
 
   /**
-   * Returns {@code choice} when it names a backend (one of {@link #CHOICES}), without opening
-   * anything, so a command line can be checked before the daemon starts.
+   * Returns {@code choice} when it names a backend ({@code auto}, {@code posix}, {@code io_uring}),
+   * without opening anything, so a command line can be checked before the daemon starts.
    *
    * @throws IllegalArgumentException for anything else
    */
@@ -49,8 +47,7 @@ public final class ReadBackends {
     if (!AUTO.equals(choice)
         && !PosixReadBackend.NAME.equals(choice)
         && !IoUringReadBackend.NAME.equals(choice)
-        && !IO_URING_DIRECT.equals(choice)
-        && !MmapReadBackend.NAME.equals(choice)) {
+        && !IO_URING_DIRECT.equals(choice)) {
       throw new IllegalArgumentException("backend=" + choice + " must be one of " + CHOICES);
     }
     return choice;

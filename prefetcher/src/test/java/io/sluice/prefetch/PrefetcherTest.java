@@ -75,9 +75,6 @@ class PrefetcherTest {
           IoUring.isAvailable(), () -> "io_uring: " + IoUring.unavailabilityCause());
       return new IoUringReadBackend();
     }
-    if (name.equals("mmap")) {
-      return new io.sluice.read.MmapReadBackend();
-    }
     return new PosixReadBackend();
   }
 
@@ -151,7 +148,7 @@ class PrefetcherTest {
   }
 
   @ParameterizedTest
-  @ValueSource(strings = {"posix", "io_uring", "mmap"})
+  @ValueSource(strings = {"posix", "io_uring"})
   void deliversEverySampleOnceWithTheRightBytes(String backendName) throws IOException {
     writeDataset();
     try (ReadBackend backend = backend(backendName);

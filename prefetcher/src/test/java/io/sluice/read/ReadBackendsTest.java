@@ -20,18 +20,14 @@ class ReadBackendsTest {
   void unknownChoicesNameTheValueAndTheChoices() {
     IllegalArgumentException e =
         assertThrows(IllegalArgumentException.class, () -> ReadBackends.select("x"));
-    assertEquals(
-        "backend=x must be one of auto, posix, io_uring, io_uring+direct, mmap", e.getMessage());
+    assertEquals("backend=x must be one of auto, posix, io_uring, io_uring+direct", e.getMessage());
     assertThrows(IllegalArgumentException.class, () -> ReadBackends.select(null));
   }
 
   @Test
-  void posixAndMmapAreAlwaysThere() {
+  void posixIsAlwaysThere() {
     try (ReadBackend b = ReadBackends.select("posix")) {
       assertInstanceOf(PosixReadBackend.class, b);
-    }
-    try (ReadBackend b = ReadBackends.select("mmap")) {
-      assertInstanceOf(MmapReadBackend.class, b);
     }
   }
 
