@@ -1,6 +1,7 @@
 package io.sluice.server;
 
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelHandlerContext;
@@ -15,8 +16,8 @@ import java.nio.ByteBuffer;
  * copied every HTTP/2 DATA frame of every batch into a new direct buffer: a third of the transport
  * thread's time at 4 KiB samples. Sitting next to the socket, this handler rewrites such a frame as
  * a direct composite whose off-heap parts are views of the same memory and whose heap parts (a few
- * hundred bytes a batch) are copied; the frame it replaces is released once the write completes or
- * fails, which is what keeps the viewed memory alive until then.
+ * hundred bytes a batch) are copied. The rewritten frame holds a reference to the one it replaces,
+ * released when the transport releases it, so the viewed memory lives as long as it is used.
  */
 final class DirectFrames extends ChannelOutboundHandlerAdapter {
   static final String NAME = "sluice-direct-frames";
@@ -37,23 +38,8 @@ final class DirectFrames extends ChannelOutboundHandlerAdapter {
       ctx.write(msg, promise);
       return;
     }
-    CompositeByteBuf out;
-    try {
-      out = inPlace(ctx, frame);
-    } catch (RuntimeException e) {
-      ctx.write(msg, promise); // as before: Netty copies it
-      return;
-    }
-    rewritten++;
-    ChannelPromise done = promise.unvoid();
-    done.addListener(f -> frame.release());
-    ctx.write(out, done);
-  }
-
-  /** A direct composite of {@code frame}'s readable bytes: off-heap parts viewed, heap copied. */
-  private static CompositeByteBuf inPlace(ChannelHandlerContext ctx, ByteBuf frame) {
     ByteBuffer[] parts = frame.nioBuffers();
-    CompositeByteBuf out = ctx.alloc().compositeDirectBuffer(Math.max(2, parts.length));
+    CompositeByteBuf out = new Owning(ctx.alloc(), Math.max(2, parts.length), frame.retain());
     try {
       for (ByteBuffer part : parts) {
         if (!part.hasRemaining()) {
@@ -63,14 +49,36 @@ final class DirectFrames extends ChannelOutboundHandlerAdapter {
           out.addComponent(true, Unpooled.wrappedBuffer(part));
         } else {
           ByteBuf copy = ctx.alloc().directBuffer(part.remaining());
-          copy.writeBytes(part);
-          out.addComponent(true, copy);
+          out.addComponent(true, copy.writeBytes(part)); // a component's length is set as added
         }
       }
-      return out;
-    } catch (RuntimeException e) {
+    } catch (Throwable e) { // out of direct memory: send the frame as it is, Netty copies it
       out.release();
-      throw e;
+      ctx.write(msg, promise);
+      return;
+    }
+    frame.release(); // out holds the frame now
+    rewritten++;
+    ctx.write(out, promise);
+  }
+
+  /**
+   * A direct composite of views into {@code frame}, holding one reference to it: the frame, and the
+   * batch buffers behind it, live until the transport releases this (after the socket took the
+   * bytes, or on failure), however long the transport keeps it.
+   */
+  private static final class Owning extends CompositeByteBuf {
+    private final ByteBuf frame;
+
+    Owning(ByteBufAllocator alloc, int components, ByteBuf frame) {
+      super(alloc, true, components);
+      this.frame = frame;
+    }
+
+    @Override
+    protected void deallocate() {
+      super.deallocate();
+      frame.release();
     }
   }
 }
