@@ -18,10 +18,10 @@ SHARD_SAMPLES = (300, 250, 203)  # 753 in all: no power of two, so batches rarel
 SHARD_SAMPLES_U32 = (40, 57)
 
 
-def expected_tokens_u16(sample_ids):
+def expected_tokens_u16(sample_ids, seq_len=SEQ_LEN):
     """Token j of global sample s is (s*31 + j) % 65536."""
     s = np.asarray(sample_ids, dtype=np.int64)[:, None]
-    return (s * 31 + np.arange(SEQ_LEN)) % 65536
+    return (s * 31 + np.arange(seq_len)) % 65536
 
 
 def expected_tokens_u32(sample_ids):
@@ -47,7 +47,7 @@ class Served(object):
         return expected_tokens_u16(sample_ids)
 
 
-def _write_shards(root, shard_samples, fn, dtype):
+def write_shards(root, shard_samples, fn, dtype):
     root.mkdir(parents=True, exist_ok=True)
     first = 0
     paths = []
@@ -68,8 +68,8 @@ def _index(root, dtype):
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("sluice-data")
     d16, d32 = root / "tok16", root / "tok32"
-    paths16 = _write_shards(d16, SHARD_SAMPLES, expected_tokens_u16, np.uint16)
-    paths32 = _write_shards(d32, SHARD_SAMPLES_U32, expected_tokens_u32, np.uint32)
+    paths16 = write_shards(d16, SHARD_SAMPLES, expected_tokens_u16, np.uint16)
+    paths32 = write_shards(d32, SHARD_SAMPLES_U32, expected_tokens_u32, np.uint32)
 
     if os.environ.get("SLUICE_TEST_SERVER") == "python":
         from _reference_server import TokenData, start
@@ -83,3 +83,28 @@ def served(tmp_path_factory):
     _index(d32, "uint32")
     with serving({"tok16": d16, "tok32": d32}) as daemon:
         yield Served(daemon.url, daemon.lines, d16)
+
+
+class LongData(object):
+    """A token dataset too long for the rest of an epoch to sit in a connection's buffers (HTTP/2
+    windows, socket buffers, the daemon's write queue: a few MiB at most on loopback), so a daemon
+    stopped a few batches in is stopped mid-stream; tok16's whole epoch would fit in them."""
+
+    SEQ_LEN = 4096
+    SAMPLES = (3000, 2500, 2692)  # 8192 samples of 8 KiB: 64 MiB
+
+    def __init__(self, dataset_dir):
+        self.dataset_dir = dataset_dir
+        self.n = sum(self.SAMPLES)
+
+    def expected_tokens(self, sample_ids):
+        return expected_tokens_u16(sample_ids, self.SEQ_LEN)
+
+
+@pytest.fixture(scope="session")
+def long16(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sluice-long") / "long16"
+    write_shards(root, LongData.SAMPLES,
+                 lambda ids: expected_tokens_u16(ids, LongData.SEQ_LEN), np.uint16)
+    index(root, "tokens", "--dtype", "uint16", "--seq-len", str(LongData.SEQ_LEN))
+    return LongData(root)

@@ -143,39 +143,49 @@ def _free_port():
 
 
 @pytest.mark.parametrize("delivery,prefetch", [("shm", 2), ("cpu", 0)])
-def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(served, delivery, prefetch):
-    batch, seed, port = 16, 5, _free_port()
-    uninterrupted = [b["sample_id"].numpy().tolist()
-                     for b in sluice.Dataset(served.url, "tok16", batch, rank=0, world_size=1,
-                                             seed=seed, delivery="cpu")]
-    first = Daemon({"tok16": served.dataset_dir}, port=port)
+def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(long16, delivery, prefetch):
+    # long16, not tok16: the rest of tok16's epoch fits in the connection's buffers, so the daemon
+    # could finish the stream before the stop and the client would never need to reconnect.
+    batch, seed, port = 32, 5, _free_port()
+    datasets = {"long16": long16.dataset_dir}
+
+    def check(b):
+        ids = b["sample_id"].numpy()
+        assert np.array_equal(b["tokens"].numpy(), long16.expected_tokens(ids))
+        return ids.tolist()
+
+    first = Daemon(datasets, port=port)
     second = []
     try:
         first.wait_ready()
-        ds = sluice.Dataset(first.url, "tok16", batch, rank=0, world_size=1, seed=seed,
+        uninterrupted = [b["sample_id"].numpy().tolist()
+                         for b in sluice.Dataset(first.url, "long16", batch, rank=0,
+                                                 world_size=1, seed=seed, delivery="cpu")]
+        ds = sluice.Dataset(first.url, "long16", batch, rank=0, world_size=1, seed=seed,
                             delivery=delivery, prefetch=prefetch, reconnect_timeout=120)
         it = iter(ds)
-        got = [_check_rows(served, next(it)).tolist() for _ in range(5)]
+        got = [check(next(it)) for _ in range(5)]
         os.kill(first.proc.pid, signal.SIGTERM)
         assert first.proc.wait(timeout=30) == 0
         first.stop()
 
         def restart():  # while the client tries again
             time.sleep(1)
-            second.append(Daemon({"tok16": served.dataset_dir}, port=port))
+            second.append(Daemon(datasets, port=port))
 
         starter = threading.Thread(target=restart)
         starter.start()
         try:
-            got += [_check_rows(served, b).tolist() for b in it]
+            got += [check(b) for b in it]
         finally:
             starter.join()  # a failure above must not leave the second daemon running
     finally:
         first.stop()
         for d in second:
             d.stop()
+    assert len(uninterrupted) == -(-long16.n // batch)
     assert got == uninterrupted, "the same batches in the same order, none lost or repeated"
-    assert ds.reconnects == 1
+    assert ds.reconnects == 1, "the stop came mid-stream: the client had to reconnect once"
     assert ds.last_metadata["delivery"] == delivery
 
 
