@@ -14,7 +14,11 @@ Rows, each an epoch of the same shuffled token dataset (warm page cache, one ran
   from the shard files, seeded shuffle, default collate, int64 tokens, 0 and 2 workers.
 
 Rows are measured in rounds (every row once per round, in turn) and each figure is the median
-over rounds; ratios are computed from those medians. Each Sluice pass reads a new epoch of one
+over rounds; ratios are computed from those medians. Beside each rate, the CPU time per sample of
+the server (the daemon's processes, or pyarrow's server process) and of the client (this process
+and the DataLoader's workers), from ``/proc`` and ``getrusage``: where the two share the machine's
+cores, as they do on a small VM, the rates say how the two split them, and the CPU per sample what
+each side costs wherever it runs. Each Sluice pass reads a new epoch of one
 job (seed 0) through the read engine, as a training run does; each DataLoader pass builds its
 loader (and, with workers, starts them). Prints a table and writes a JSON file.
 """
@@ -24,6 +28,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -112,6 +117,10 @@ class Daemon(object):
             raise RuntimeError("sluice serve did not start")
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
 
+    def cpu(self):
+        """CPU seconds of the launcher and the JVM it started (one session)."""
+        return process_cpu(session=self.proc.pid)
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 15)
@@ -149,9 +158,39 @@ class ReferenceServer(object):
         line = self.proc.stdout.readline()
         self.url = "grpc://127.0.0.1:%d" % int(line.split()[1])
 
+    def cpu(self):
+        return process_cpu(pid=self.proc.pid)
+
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=30)
+
+
+# --- CPU accounting ------------------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid=None, session=None):
+    """CPU seconds (user + system) of process ``pid``, or of every live process in ``session``."""
+    total = 0
+    for entry in ([str(pid)] if pid is not None else os.listdir("/proc")):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if session is None or int(fields[3]) == session:
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def client_cpu():
+    """CPU seconds of this process and of its children that ended (a DataLoader's workers)."""
+    own, ended = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + ended.ru_utime + ended.ru_stime
 
 
 # --- the loaders ---------------------------------------------------------------------------
@@ -295,27 +334,31 @@ def main(argv=None):
     token, cause = _shm.probe(probe_client)
     probe_client.close()
     b = a.batch_size
+    # Each row: its loader, and the server whose CPU it uses (None: the DataLoader reads itself).
     rows = {
-        "pyarrow-flight (prebuilt)": lambda s: read_flight(ref.url, flight.Ticket(b"")),
-        "sluice cpu -> pyarrow": lambda s: read_flight(daemon.url, sluice_ticket(daemon.url, b, s, "cpu")),
-        "sluice shm -> pyarrow": (lambda s: read_sluice_shm(daemon.url, b, s, token)) if token else None,
-        "sluice.Dataset cpu -> torch": lambda s: read_dataset(daemon.url, b, s, "cpu"),
-        "sluice.Dataset shm -> torch": (lambda s: read_dataset(daemon.url, b, s, "shm")) if token else None,
-        "sluice.Dataset cpu, prefetch=0": lambda s: read_dataset(daemon.url, b, s, "cpu", 0),
-        "sluice.Dataset shm, prefetch=0": (lambda s: read_dataset(daemon.url, b, s, "shm", 0)) if token else None,
-        "DataLoader 0 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 0),
-        "DataLoader 2 workers -> torch": lambda s: read_dataloader(files, a.seq_len, b, s, 2),
+        "pyarrow-flight (prebuilt)": (lambda s: read_flight(ref.url, flight.Ticket(b"")), ref),
+        "sluice cpu -> pyarrow": (lambda s: read_flight(daemon.url, sluice_ticket(daemon.url, b, s, "cpu")), daemon),
+        "sluice shm -> pyarrow": ((lambda s: read_sluice_shm(daemon.url, b, s, token)) if token else None, daemon),
+        "sluice.Dataset cpu -> torch": (lambda s: read_dataset(daemon.url, b, s, "cpu"), daemon),
+        "sluice.Dataset shm -> torch": ((lambda s: read_dataset(daemon.url, b, s, "shm")) if token else None, daemon),
+        "sluice.Dataset cpu, prefetch=0": (lambda s: read_dataset(daemon.url, b, s, "cpu", 0), daemon),
+        "sluice.Dataset shm, prefetch=0": ((lambda s: read_dataset(daemon.url, b, s, "shm", 0)) if token else None, daemon),
+        "DataLoader 0 workers -> torch": (lambda s: read_dataloader(files, a.seq_len, b, s, 0), None),
+        "DataLoader 2 workers -> torch": (lambda s: read_dataloader(files, a.seq_len, b, s, 2), None),
     }
     if token is None:
         log("shm rows skipped: " + cause)
-    times = {name: [] for name, fn in rows.items() if fn}
+    times = {name: [] for name, (fn, _) in rows.items() if fn}
+    server_us = {name: [] for name in times}
+    client_us = {name: [] for name in times}
     counted = {}
     try:
         # Round 0 warms the daemon's JIT and cache and the page cache; it is not counted.
         for r in range(a.rounds + 1):
-            for i, (name, fn) in enumerate(rows.items()):
+            for i, (name, (fn, server)) in enumerate(rows.items()):
                 if fn is None:
                     continue
+                s0, c0 = server.cpu() if server else 0.0, client_cpu()
                 t0 = time.perf_counter()
                 # Every loader and round its own epoch of one job (seed 0), as a training run
                 # goes: each Sluice pass is a new shuffled order through the read engine, with
@@ -323,11 +366,17 @@ def main(argv=None):
                 # the cache by default); each DataLoader pass its own shuffle seed.
                 n = fn(r * 16 + i)
                 dt = time.perf_counter() - t0
+                s_us = (server.cpu() - s0) * 1e6 / n if server else None
+                c_us = (client_cpu() - c0) * 1e6 / n
                 counted[name] = n
                 if r > 0:
                     times[name].append(dt)
-                log("  round %d/%d  %-30s %8d samples  %7.2f s  %10.0f samples/s"
-                    % (r, a.rounds, name, n, dt, n / dt) + ("  (warm-up)" if r == 0 else ""))
+                    server_us[name].append(s_us)
+                    client_us[name].append(c_us)
+                log("  round %d/%d  %-30s %8d samples  %7.2f s  %10.0f samples/s  CPU us/sample: "
+                    "server %s, client %.2f" % (r, a.rounds, name, n, dt, n / dt,
+                                                "-" if s_us is None else "%.2f" % s_us, c_us)
+                    + ("  (warm-up)" if r == 0 else ""))
     finally:
         daemon.stop()
         ref.stop()
@@ -337,7 +386,10 @@ def main(argv=None):
         t = statistics.median(ts)
         results[name] = {"samples": counted[name], "seconds_median": t, "seconds": ts,
                          "samples_per_s": counted[name] / t,
-                         "mb_per_s": counted[name] * sample_bytes / t / 1e6}
+                         "mb_per_s": counted[name] * sample_bytes / t / 1e6,
+                         "server_cpu_us_per_sample": None if None in server_us[name]
+                         else statistics.median(server_us[name]),
+                         "client_cpu_us_per_sample": statistics.median(client_us[name])}
     def rate(name):
         return results[name]["samples_per_s"] if name in results else float("nan")
     ceiling = rate("pyarrow-flight (prebuilt)")
@@ -350,11 +402,15 @@ def main(argv=None):
     print("machine: %s, %d cores, Python %s, pyarrow %s"
           % (platform.node(), os.cpu_count(), platform.python_version(), pa.__version__))
     print()
-    print("%-32s %12s %10s %12s %14s" % ("loader", "samples/s", "MB/s", "vs pyarrow", "vs best DataLoader"))
+    print("%-32s %12s %10s %12s %14s %16s" % ("loader", "samples/s", "MB/s", "vs pyarrow",
+                                              "vs best DataLoader", "CPU us/sample"))
     for name, r in results.items():
-        print("%-32s %12.0f %10.1f %11.2fx %13.2fx" % (name, r["samples_per_s"], r["mb_per_s"],
-                                                       r["samples_per_s"] / ceiling,
-                                                       r["samples_per_s"] / dl_best))
+        server = r["server_cpu_us_per_sample"]
+        print("%-32s %12.0f %10.1f %11.2fx %13.2fx    %s" % (
+            name, r["samples_per_s"], r["mb_per_s"], r["samples_per_s"] / ceiling,
+            r["samples_per_s"] / dl_best,
+            ("server %.2f + " % server if server is not None else "")
+            + "client %.2f" % r["client_cpu_us_per_sample"]))
     goals = {
         "cpu vs pyarrow-flight (goal >= 0.9)": rate("sluice cpu -> pyarrow") / ceiling,
         "shm vs cpu, into pyarrow (goal >= 3)": rate("sluice shm -> pyarrow") / rate("sluice cpu -> pyarrow"),
