@@ -58,6 +58,10 @@ public final class SluiceDaemon implements AutoCloseable {
   private final Storage storage;
   private final Map<String, ServedDataset> datasets;
   private final ExecutorService streams;
+  // gRPC's executor for the server's calls: ours, not Flight's, so it outlives the server's
+  // shutdown (Flight shuts its own down at once, and every stream that ended after that logged a
+  // RejectedExecutionException) and goes last.
+  private final ExecutorService calls;
   private final FlightServer server;
   private final SluiceProducer producer;
   private final ReadEngine readEngine;
@@ -77,6 +81,7 @@ public final class SluiceDaemon implements AutoCloseable {
       Storage storage,
       Map<String, ServedDataset> datasets,
       ExecutorService streams,
+      ExecutorService calls,
       FlightServer server,
       SluiceProducer producer,
       ReadEngine readEngine,
@@ -93,6 +98,7 @@ public final class SluiceDaemon implements AutoCloseable {
     this.storage = storage;
     this.datasets = datasets;
     this.streams = streams;
+    this.calls = calls;
     this.server = server;
     this.producer = producer;
     this.transport = transport;
@@ -183,6 +189,9 @@ public final class SluiceDaemon implements AutoCloseable {
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
     ExecutorService streams =
         Executors.newThreadPerTaskExecutor(Thread.ofVirtual().name("sluice-stream-", 0).factory());
+    ExecutorService calls =
+        Executors.newCachedThreadPool(
+            Thread.ofPlatform().name("flight-server-executor-", 0).daemon(true).factory());
     FlightTransport.Loops loops = null;
     ShmDelivery shm = null;
     MetricsServer metricsServer = null;
@@ -216,7 +225,8 @@ public final class SluiceDaemon implements AutoCloseable {
           FlightServer.builder(flightAllocator, location, producer)
               // gRPC calls a stream ready only under 32 KiB queued by default: with batches
               // larger than that every putNext would wait for a flush (one batch per round trip).
-              .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES);
+              .backpressureThreshold(BACKPRESSURE_THRESHOLD_BYTES)
+              .executor(calls);
       if (config.tls()) {
         builder.useTls(config.tlsCert().toFile(), config.tlsKey().toFile());
       }
@@ -258,6 +268,7 @@ public final class SluiceDaemon implements AutoCloseable {
               storage,
               datasets,
               streams,
+              calls,
               server,
               producer,
               readEngine,
@@ -284,6 +295,7 @@ public final class SluiceDaemon implements AutoCloseable {
         shm.close();
       }
       streams.shutdownNow();
+      calls.shutdownNow();
       if (peers != null) {
         peers.close();
       }
@@ -497,6 +509,7 @@ public final class SluiceDaemon implements AutoCloseable {
           metricsServer.close();
         }
         loops.close();
+        calls.shutdown(); // after the connections: their streams' ends run on it
         shm.close();
         if (peers != null) {
           peers.close(); // no more loans before the caches go
