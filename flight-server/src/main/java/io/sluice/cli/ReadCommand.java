@@ -71,6 +71,14 @@ final class ReadCommand implements Callable<Integer> {
       description = "cpu, shm, cuda or auto (default: ${DEFAULT-VALUE}).")
   String delivery;
 
+  @Option(
+      names = "--reconnect-timeout",
+      defaultValue = "60",
+      description =
+          "Seconds to keep opening a rank's stream again at its position when it breaks off"
+              + " (a daemon restart); 0 fails at once (default: ${DEFAULT-VALUE}).")
+  double reconnectTimeout;
+
   @Mixin DaemonConnection daemon;
 
   @Option(
@@ -100,6 +108,10 @@ final class ReadCommand implements Callable<Integer> {
     } catch (ProtocolException e) {
       throw new UsageException("--" + e.getMessage().replace("_", "-"));
     }
+    if (!(reconnectTimeout >= 0) || Double.isInfinite(reconnectTimeout)) {
+      throw new UsageException(
+          "--reconnect-timeout=" + reconnectTimeout + " must be a number of seconds >= 0");
+    }
     if (verify && (rank != null || startCursor != 0)) {
       throw new UsageException("--verify needs every rank (no --rank) and --start-cursor 0");
     }
@@ -113,7 +125,13 @@ final class ReadCommand implements Callable<Integer> {
     }
     EpochReader.Result r =
         EpochReader.read(
-            daemon.server, daemon.security(), base, ranks, total, EpochReader.BatchCheck.NONE);
+            daemon.server,
+            daemon.security(),
+            base,
+            ranks,
+            total,
+            EpochReader.BatchCheck.NONE,
+            java.time.Duration.ofMillis(Math.round(reconnectTimeout * 1000)));
     long maxFirst = 0;
     for (long f : r.firstBatchMicros()) {
       maxFirst = Math.max(maxFirst, f);

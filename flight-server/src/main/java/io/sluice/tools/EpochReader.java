@@ -5,6 +5,7 @@ import io.sluice.client.Protocol;
 import io.sluice.client.RankStream;
 import io.sluice.client.SluiceClient;
 import io.sluice.client.StreamRequest;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
@@ -87,6 +88,22 @@ public final class EpochReader {
       long totalSamples,
       BatchCheck check)
       throws Exception {
+    return read(uri, security, base, ranks, totalSamples, check, Duration.ZERO);
+  }
+
+  /**
+   * As above, each rank's stream reopened at its position for up to {@code reconnectTimeout} when
+   * it breaks off (a daemon restart; see {@link SluiceClient#open(StreamRequest, Duration)}).
+   */
+  public static Result read(
+      String uri,
+      SluiceClient.Security security,
+      StreamRequest base,
+      int[] ranks,
+      long totalSamples,
+      BatchCheck check,
+      Duration reconnectTimeout)
+      throws Exception {
     if (totalSamples > Integer.MAX_VALUE * 64L) {
       throw new IllegalArgumentException(
           "exactly-once check needs a bitmap of " + totalSamples + " samples: too many");
@@ -101,7 +118,10 @@ public final class EpochReader {
       for (int r : ranks) {
         StreamRequest req = base.withRank(r);
         futures.add(
-            pool.submit(() -> readRank(uri, security, req, totalSamples, once, twice, check)));
+            pool.submit(
+                () ->
+                    readRank(
+                        uri, security, req, totalSamples, once, twice, check, reconnectTimeout)));
       }
     }
     double seconds = (System.nanoTime() - start) / 1e9;
@@ -162,7 +182,8 @@ public final class EpochReader {
       long totalSamples,
       AtomicLongArray once,
       AtomicLongArray twice,
-      BatchCheck check) {
+      BatchCheck check,
+      Duration reconnectTimeout) {
     long start = System.nanoTime();
     long batches = 0;
     long rows = 0;
@@ -174,7 +195,7 @@ public final class EpochReader {
     String problem = null;
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
         SluiceClient client = SluiceClient.connect(uri, alloc, security);
-        RankStream stream = client.open(req)) {
+        RankStream stream = client.open(req, reconnectTimeout)) {
       while (stream.next()) {
         if (firstMicros < 0) {
           firstMicros = (System.nanoTime() - start) / 1000;

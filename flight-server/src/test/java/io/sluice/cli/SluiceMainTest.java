@@ -190,6 +190,22 @@ class SluiceMainTest {
   }
 
   @Test
+  void readRejectsANegativeReconnectTimeoutBeforeConnecting() {
+    Run r =
+        run(
+            "read",
+            "--server",
+            "grpc://127.0.0.1:1",
+            "--dataset",
+            "d",
+            "--reconnect-timeout",
+            "-1");
+    assertEquals(2, r.status(), r.err());
+    assertTrue(
+        r.err().contains("--reconnect-timeout=-1.0 must be a number of seconds >= 0"), r.err());
+  }
+
+  @Test
   void versionNamesTheJvm() {
     Run r = run("--version");
     assertEquals(0, r.status());

@@ -3,6 +3,10 @@ package io.sluice.client;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.time.Duration;
+import java.util.logging.Logger;
+import org.apache.arrow.flight.FlightRuntimeException;
+import org.apache.arrow.flight.FlightStatusCode;
 import org.apache.arrow.flight.FlightStream;
 import org.apache.arrow.memory.ArrowBuf;
 import org.apache.arrow.memory.BufferAllocator;
@@ -14,12 +18,27 @@ import org.apache.arrow.vector.VectorSchemaRoot;
  * and released to the daemon at the following call. A {@code cuda} batch lies on the GPU ({@link
  * #metadata()}{@code .cuda()} says where; this client does not read device memory, the root holds
  * no rows) and is released at the following call the same way. Close it to end the stream early
- * (the daemon is told to stop). Owned by one thread.
+ * (the daemon is told to stop). Opened with a reconnect timeout ({@link
+ * SluiceClient#open(StreamRequest, java.time.Duration)}), it rides out a daemon restart. Owned by
+ * one thread.
  */
 public final class RankStream implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(RankStream.class.getName());
+  private static final long FIRST_DELAY_MS = 100;
+  private static final long MAX_DELAY_MS = 2000;
+
   private final StreamRequest request;
-  private final FlightStream stream;
+  private FlightStream stream;
   private final BufferAllocator allocator;
+  private final SluiceClient origin;
+  private final Duration reconnectTimeout;
+  private SluiceClient own; // the connection a reopen made; closed with this stream
+  private int reconnects;
+  // A break starts a deadline; a batch clears it. openedAt: the position last reopened at.
+  private long deadlineNanos = -1;
+  private long openedAt = -1;
+  private long delayMs = FIRST_DELAY_MS;
+  private boolean discarded; // the stream broke and was closed; no new one opened yet
   private ShmImporter shm;
   private VectorSchemaRoot current;
   private BatchMetadata metadata;
@@ -28,10 +47,17 @@ public final class RankStream implements AutoCloseable {
   private MemorySegment control;
   private long heldCudaSeq = -1;
 
-  RankStream(StreamRequest request, FlightStream stream, BufferAllocator allocator) {
+  RankStream(
+      StreamRequest request,
+      FlightStream stream,
+      BufferAllocator allocator,
+      SluiceClient origin,
+      Duration reconnectTimeout) {
     this.request = request;
     this.stream = stream;
     this.allocator = allocator;
+    this.origin = origin;
+    this.reconnectTimeout = reconnectTimeout;
   }
 
   public StreamRequest request() {
@@ -50,10 +76,22 @@ public final class RankStream implements AutoCloseable {
       ShmLayout.release(control, heldCudaSeq);
       heldCudaSeq = -1;
     }
-    if (!stream.next()) {
-      done = true;
-      return false;
+    while (true) {
+      try {
+        if (!stream.next()) {
+          done = true;
+          return false;
+        }
+        break;
+      } catch (FlightRuntimeException e) {
+        if (e.status().code() != FlightStatusCode.UNAVAILABLE) {
+          throw e;
+        }
+        reopen(e);
+      }
     }
+    deadlineNanos = -1; // a batch came: the next break starts afresh
+    delayMs = FIRST_DELAY_MS;
     ArrowBuf meta = stream.getLatestMetadata();
     if (meta == null) {
       throw new ProtocolException("app_metadata", "batch arrived without app_metadata");
@@ -77,6 +115,153 @@ public final class RankStream implements AutoCloseable {
       current = stream.getRoot();
     }
     return true;
+  }
+
+  /** How many times this stream was opened again after breaking off. */
+  public int reconnects() {
+    return reconnects;
+  }
+
+  /** The global cursor to resume from: after the last batch returned, else where it started. */
+  public long position() {
+    return metadata != null ? metadata.cursor() : request.startCursor();
+  }
+
+  /**
+   * Opens the stream again at {@link #position()} after {@code broke}, or throws {@code broke}
+   * (with why not, suppressed) when the timeout is zero or spent, the daemon refused, or it broke
+   * at the same position right after opening there.
+   */
+  private void reopen(FlightRuntimeException broke) {
+    long at = position();
+    String where =
+        "dataset="
+            + request.dataset()
+            + " rank="
+            + request.rank()
+            + " epoch="
+            + request.epoch()
+            + " cursor="
+            + at;
+    if (reconnectTimeout.isZero()) {
+      throw giveUp(broke, where, "reconnect timeout 0: not opened again");
+    }
+    if (openedAt == at) {
+      throw giveUp(
+          broke, where, "opened again there, it broke off again before a batch: not a restart");
+    }
+    long now = System.nanoTime();
+    if (deadlineNanos < 0) {
+      deadlineNanos = now + reconnectTimeout.toNanos();
+      reconnects++;
+      LOG.warning(
+          "the stream from "
+              + origin.uri()
+              + " broke off at "
+              + where
+              + " ("
+              + firstLine(broke.getMessage())
+              + "); opening it again there for up to "
+              + seconds(reconnectTimeout));
+    }
+    discardStream();
+    FlightRuntimeException last = broke;
+    while (true) {
+      long left = deadlineNanos - System.nanoTime();
+      if (left <= 0) {
+        throw giveUp(
+            last,
+            where,
+            "could not open it again in reconnect timeout " + seconds(reconnectTimeout));
+      }
+      try {
+        Thread.sleep(Math.min(delayMs, Math.max(1, left / 1_000_000)));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw giveUp(last, where, "interrupted while waiting to open it again");
+      }
+      delayMs = Math.min(MAX_DELAY_MS, delayMs * 2);
+      SluiceClient fresh = origin.reconnected();
+      boolean answered = false;
+      try {
+        fresh.datasets(); // answers only when a daemon is up there
+        answered = true;
+        // A restarted daemon has a new shm token: the fresh client asks for it.
+        FlightStream reopened = fresh.openStream(request.withStartCursor(at).withShmToken(null));
+        closeOwn();
+        own = fresh;
+        stream = reopened;
+        discarded = false;
+        openedAt = at;
+        return;
+      } catch (FlightRuntimeException e) {
+        fresh.close();
+        last = e;
+        boolean stopping = e.getMessage() != null && e.getMessage().contains("shutting down");
+        if (e.status().code() != FlightStatusCode.UNAVAILABLE || (answered && !stopping)) {
+          // The daemon is up and refuses the stream (a dataset rewritten, delivery impossible).
+          throw giveUp(e, where, "the daemon answered and refused the stream: given up");
+        }
+      } catch (RuntimeException e) {
+        fresh.close();
+        throw e;
+      }
+    }
+  }
+
+  private FlightRuntimeException giveUp(FlightRuntimeException e, String where, String why) {
+    if (discarded) {
+      done = true; // nothing left to read: next() says the end, close() has nothing to cancel
+    }
+    e.addSuppressed(
+        new ProtocolException(
+            "reconnect",
+            "the stream from " + origin.uri() + " broke off at " + where + "; " + why));
+    return e;
+  }
+
+  private static String seconds(Duration d) {
+    return java.math.BigDecimal.valueOf(d.toMillis(), 3).stripTrailingZeros().toPlainString()
+        + " s";
+  }
+
+  private static String firstLine(String s) {
+    if (s == null) {
+      return "no message";
+    }
+    int nl = s.indexOf('\n');
+    return nl < 0 ? s : s.substring(0, nl);
+  }
+
+  /** Drops the broken stream and what was imported from its daemon's shared memory. */
+  private void discardStream() {
+    if (shm != null) {
+      shm.close();
+      shm = null;
+    }
+    if (controlArena != null) {
+      controlArena.close();
+      controlArena = null;
+      control = null;
+    }
+    heldCudaSeq = -1;
+    current = null;
+    discarded = true;
+    try {
+      stream.close();
+    } catch (Exception e) {
+      // A broken stream may fail its own close; what it held is released either way.
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private void closeOwn() {
+    if (own != null) {
+      own.close();
+      own = null;
+    }
   }
 
   private void mapControl(String path) {
@@ -106,7 +291,7 @@ public final class RankStream implements AutoCloseable {
 
   @Override
   public void close() {
-    if (!done) {
+    if (!done && !discarded) {
       stream.cancel("client closed the stream", null);
     }
     if (shm != null) {
@@ -116,13 +301,17 @@ public final class RankStream implements AutoCloseable {
       controlArena.close();
     }
     try {
-      stream.close();
+      if (!discarded) {
+        stream.close();
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     } catch (RuntimeException e) {
       throw e;
     } catch (Exception e) {
       throw new IllegalStateException("closing the stream failed: " + e.getMessage(), e);
+    } finally {
+      closeOwn();
     }
   }
 }

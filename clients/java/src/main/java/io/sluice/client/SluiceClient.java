@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Iterator;
 import java.util.List;
@@ -29,6 +30,8 @@ public final class SluiceClient implements AutoCloseable {
   private final FlightClient flight;
   private final BufferAllocator allocator;
   private final CallOption[] calls;
+  private final String uri;
+  private final Security security;
   private volatile String shmToken;
   private volatile String shmCause;
 
@@ -72,10 +75,17 @@ public final class SluiceClient implements AutoCloseable {
     }
   }
 
-  private SluiceClient(FlightClient flight, BufferAllocator allocator, CallOption[] calls) {
+  private SluiceClient(
+      FlightClient flight,
+      BufferAllocator allocator,
+      CallOption[] calls,
+      String uri,
+      Security security) {
     this.flight = flight;
     this.allocator = allocator;
     this.calls = calls;
+    this.uri = uri;
+    this.security = security;
   }
 
   /**
@@ -115,7 +125,7 @@ public final class SluiceClient implements AutoCloseable {
               new CredentialCallOption(new BearerCredentialWriter(security.token()))
             };
     try {
-      return new SluiceClient(b.build(), allocator, calls);
+      return new SluiceClient(b.build(), allocator, calls, uri, security);
     } catch (IllegalArgumentException e) {
       throw new ProtocolException(
           "tls_ca",
@@ -172,6 +182,28 @@ public final class SluiceClient implements AutoCloseable {
    * found one.
    */
   public RankStream open(StreamRequest request) {
+    return open(request, Duration.ZERO);
+  }
+
+  /**
+   * As {@link #open(StreamRequest)}, and when the stream breaks off with UNAVAILABLE after it
+   * opened (a daemon restart), {@link RankStream#next()} opens it again at its position for up to
+   * {@code reconnectTimeout} (with a connection of its own, so this client's other streams are left
+   * alone): the next batch is the one after the last it returned, nothing lost or repeated. It
+   * gives up at once when the daemon answers and refuses the stream, or when the stream breaks
+   * again at the same position before a batch; {@link Duration#ZERO} never reopens. The Python
+   * client's {@code reconnect_timeout} does the same.
+   */
+  public RankStream open(StreamRequest request, Duration reconnectTimeout) {
+    if (reconnectTimeout == null || reconnectTimeout.isNegative()) {
+      throw new IllegalArgumentException(
+          "reconnectTimeout=" + reconnectTimeout + " must be zero or more");
+    }
+    return new RankStream(request, openStream(request), allocator, this, reconnectTimeout);
+  }
+
+  /** A new stream for {@code request}, with this client's shm token where it has one. */
+  org.apache.arrow.flight.FlightStream openStream(StreamRequest request) {
     if (request.delivery() != Delivery.CPU && request.shmToken() == null) {
       String token = shmToken();
       if (token != null) {
@@ -182,8 +214,17 @@ public final class SluiceClient implements AutoCloseable {
     if (info.getEndpoints().isEmpty()) {
       throw new ProtocolException("endpoints", "daemon answered GetFlightInfo with no endpoint");
     }
-    return new RankStream(
-        request, flight.getStream(info.getEndpoints().get(0).getTicket(), calls), allocator);
+    return flight.getStream(info.getEndpoints().get(0).getTicket(), calls);
+  }
+
+  /** A new client to the same daemon, with the same security, into the same allocator. */
+  SluiceClient reconnected() {
+    return connect(uri, allocator, security);
+  }
+
+  /** The daemon's address, as given to {@link #connect}. */
+  public String uri() {
+    return uri;
   }
 
   /**
