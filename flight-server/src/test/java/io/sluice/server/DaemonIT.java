@@ -464,7 +464,10 @@ class DaemonIT {
   @Timeout(120) // a hang guard, not a performance bound
   void daemonClosingUnderAStalledClientStopsTheStreamAndLeaksNothing(
       FlightTransport transport, @TempDir Path own) throws Exception {
-    DemoDataset.ensure(own, 2, 4000, 512); // 1 KiB samples, 8000 in all
+    // 1 KiB samples, 32000 in all: 32 MB, more than a stream may send ahead of its client
+    // (gRPC's 8 MiB backpressure threshold, HTTP/2 windows, socket buffers), so the stream
+    // really waits on the stalled client instead of having sent everything.
+    DemoDataset.ensure(own, 2, 16000, 512);
     SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own), transport, "auto");
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
         SluiceClient client = SluiceClient.connect(d.uri(), alloc);
@@ -501,7 +504,8 @@ class DaemonIT {
   @Timeout(60) // a hang guard, not a performance bound
   void closingTheConnectionsEndsAStalledStreamAndTheDaemonServesOn(
       FlightTransport transport, @TempDir Path own) throws Exception {
-    DemoDataset.ensure(own, 2, 4000, 512); // 1 KiB samples, 8000 in all
+    // 1 KiB samples, 32000 in all: more than a stream may send ahead (see above).
+    DemoDataset.ensure(own, 2, 16000, 512);
     try (SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own), transport, "auto");
         BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE)) {
       try (SluiceClient client = SluiceClient.connect(d.uri(), alloc);
@@ -520,8 +524,8 @@ class DaemonIT {
       assertEquals(0, d.allocatedBytes(), "daemon buffers after its connections closed");
       List<Seen> epoch =
           TokenStreams.read(d.uri(), alloc, StreamRequest.of("c", 0, 1, 256), 1000, 512);
-      assertEquals(32, epoch.size(), "a new client reads the whole epoch (8000 samples / 256)");
-      assertEquals(32L * 256, epoch.getLast().meta().cursor());
+      assertEquals(125, epoch.size(), "a new client reads the whole epoch (32000 samples / 256)");
+      assertEquals(125L * 256, epoch.getLast().meta().cursor());
     }
   }
 
@@ -579,7 +583,8 @@ class DaemonIT {
 
   @Test
   void clientThatCancelsMidStreamLeaksNothing(@TempDir Path own) throws Exception {
-    DemoDataset.ensure(own, 2, 500, 512);
+    // 32 MB: more than a stream may send ahead, so the cancel finds it still running.
+    DemoDataset.ensure(own, 2, 16000, 512);
     SluiceDaemon d = SluiceDaemon.start("127.0.0.1", 0, Map.of("c", own));
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE)) {
       for (int i = 0; i < 5; i++) {

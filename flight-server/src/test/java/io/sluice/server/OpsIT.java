@@ -1,7 +1,6 @@
 package io.sluice.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -236,45 +235,75 @@ class OpsIT {
   @Test
   @Timeout(300) // a hang guard, not a performance bound
   void aClientThatStopsReadingHoldsUpNobodyElse() throws Exception {
+    // 64 MiB of 8 KiB samples: the stalled rank's half cannot sit in its connection's buffers
+    // (gRPC's 8 MiB backpressure threshold, HTTP/2 windows, socket buffers), so its stream in the
+    // daemon really waits on it; on a small dataset it would have sent everything and be done.
+    int seqLen = 4096;
+    long n = 4L * 2048;
+    Path big = Files.createDirectories(dir.resolve("big"));
+    DemoDataset.ensure(big, 4, 2048, seqLen);
     try (SluiceDaemon d =
             SluiceDaemon.start(
                 DaemonConfig.builder()
                     .port(0)
-                    .dataset("a", a)
+                    .dataset("big", big)
                     .memoryBudgetBytes(512L << 20)
                     .build(),
                 PrefetchOptions.defaults());
         SluiceClient stalled = SluiceClient.connect(d.uri(), clientAllocator);
-        RankStream s = stalled.open(StreamRequest.of("a", 0, 2, 8).withSeed(5))) {
+        RankStream s = stalled.open(StreamRequest.of("big", 0, 2, 8).withSeed(5))) {
       assertTrue(s.next()); // rank 0 of job 1 takes one batch, then stops reading
       List<Seen> first = new ArrayList<>();
-      first.add(new Seen(s.metadata(), TokenStreams.checkedIds(s, SEQ_LEN)));
+      first.add(new Seen(s.metadata(), TokenStreams.checkedIds(s, seqLen)));
       // Its job's other rank, and another job of the same dataset, each read a whole epoch
       // while it stalls.
       List<Seen> otherRank =
           TokenStreams.read(
               d.uri(),
               clientAllocator,
-              StreamRequest.of("a", 1, 2, 8).withSeed(5),
+              StreamRequest.of("big", 1, 2, 8).withSeed(5),
               Integer.MAX_VALUE,
-              SEQ_LEN);
+              seqLen);
       List<Seen> otherJob =
           TokenStreams.read(
               d.uri(),
               clientAllocator,
-              StreamRequest.of("a", 0, 1, 32).withSeed(6),
+              StreamRequest.of("big", 0, 1, 32).withSeed(6),
               Integer.MAX_VALUE,
-              SEQ_LEN);
-      assertTrue(Arrays.stream(TokenStreams.counts(otherJob, N_A)).allMatch(c -> c == 1));
-      assertFalse(otherRank.isEmpty());
-      // The stalled stream was only waiting: it picks up where it stopped and completes, and
-      // with the other rank covers the epoch once.
+              seqLen);
+      assertTrue(Arrays.stream(TokenStreams.counts(otherJob, n)).allMatch(c -> c == 1));
+      assertEquals(n / 16, otherRank.size(), "the other rank read its whole epoch");
+      // Meanwhile the stalled rank's stream was held back by its client, not finished.
+      long taken = stalledBatchesTaken(stalled);
+      System.out.printf(
+          "OpsIT: the stalled stream had taken %d of %d batches while the others read theirs%n",
+          taken, n / 16);
+      assertTrue(
+          taken > 0 && taken < n / 16 - 64,
+          "the stalled stream had taken " + taken + " of " + n / 16 + " batches");
+      // It was only waiting: it picks up where it stopped and completes, and with the other
+      // rank covers the epoch once.
       while (s.next()) {
-        first.add(new Seen(s.metadata(), TokenStreams.checkedIds(s, SEQ_LEN)));
+        first.add(new Seen(s.metadata(), TokenStreams.checkedIds(s, seqLen)));
       }
       List<Seen> job = new ArrayList<>(first);
       job.addAll(otherRank);
-      assertTrue(Arrays.stream(TokenStreams.counts(job, N_A)).allMatch(c -> c == 1));
+      assertTrue(Arrays.stream(TokenStreams.counts(job, n)).allMatch(c -> c == 1));
     }
+  }
+
+  /** Batches the daemon's stream for rank 0 of job (seed 5, batch 8) has taken so far. */
+  private static long stalledBatchesTaken(SluiceClient c) {
+    JsonNode stats = c.stats();
+    for (JsonNode j : stats.get("jobs")) {
+      if (j.at("/key/seed").asLong() == 5 && j.at("/key/batch_size").asInt() == 8) {
+        for (JsonNode st : j.get("streams")) {
+          if (st.get("rank").asInt() == 0) {
+            return st.at("/stats/batches").asLong();
+          }
+        }
+      }
+    }
+    throw new AssertionError("no running stream for rank 0 of the stalled job: " + stats);
   }
 }
