@@ -53,6 +53,9 @@ public final class SluiceDaemon implements AutoCloseable {
   /** How long stopped streams get to finish their last write before connections are closed. */
   static final long WRITES_DONE_WAIT_MS = 1_000;
 
+  /** At a stop, how long gRPC's call handlers may take to finish once the connections closed. */
+  static final long CALLS_WAIT_MS = 1_000;
+
   private final DaemonConfig config;
   private final BufferAllocator root;
   private final Storage storage;
@@ -60,7 +63,8 @@ public final class SluiceDaemon implements AutoCloseable {
   private final ExecutorService streams;
   // gRPC's executor for the server's calls: ours, not Flight's, so it outlives the server's
   // shutdown (Flight shuts its own down at once, and every stream that ended after that logged a
-  // RejectedExecutionException) and goes last.
+  // RejectedExecutionException); shut down once the connections are closed, and waited for
+  // before the buffers and caches its calls use go.
   private final ExecutorService calls;
   private final FlightServer server;
   private final SluiceProducer producer;
@@ -472,6 +476,18 @@ public final class SluiceDaemon implements AutoCloseable {
     }
   }
 
+  private void stopCalls() {
+    calls.shutdown();
+    try {
+      if (!calls.awaitTermination(CALLS_WAIT_MS, TimeUnit.MILLISECONDS)) {
+        calls.shutdownNow();
+      }
+    } catch (InterruptedException e) {
+      calls.shutdownNow();
+      Thread.currentThread().interrupt();
+    }
+  }
+
   /** The event loops under the Flight server, and the connections they accepted. */
   FlightTransport.Loops loops() {
     return loops;
@@ -509,7 +525,7 @@ public final class SluiceDaemon implements AutoCloseable {
           metricsServer.close();
         }
         loops.close();
-        calls.shutdown(); // after the connections: their streams' ends run on it
+        stopCalls(); // after the connections: their streams' ends run on it
         shm.close();
         if (peers != null) {
           peers.close(); // no more loans before the caches go

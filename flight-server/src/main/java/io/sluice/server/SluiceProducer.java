@@ -53,6 +53,8 @@ final class SluiceProducer extends NoOpFlightProducer {
   private final ReadEngine readEngine;
   private final AtomicLong rejectedRequests = new AtomicLong();
   private final Set<RankStreamer> active = ConcurrentHashMap.newKeySet();
+  // Set before the running streams are stopped; a stream added after sees it and stops itself.
+  private volatile boolean stopping;
   private final ShmDelivery shm;
   private final DaemonMetrics metrics;
 
@@ -73,6 +75,7 @@ final class SluiceProducer extends NoOpFlightProducer {
 
   /** Asks every running stream to end now (daemon shutdown). */
   void stopStreams() {
+    stopping = true;
     for (RankStreamer s : active) {
       s.stop();
     }
@@ -213,6 +216,9 @@ final class SluiceProducer extends NoOpFlightProducer {
         new RankStreamer(
             r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead, shm, metrics);
     active.add(streamer);
+    if (stopping) {
+      streamer.stop(); // a call accepted just before the stop: it ends at its first step
+    }
     try {
       streams.execute(
           () -> {

@@ -165,12 +165,55 @@ class ReconnectIT {
       String why = e.getSuppressed().length == 0 ? "" : e.getSuppressed()[0].getMessage();
       assertTrue(why.contains("could not open it again in reconnect timeout 1.5 s"), why);
       assertTrue(why.contains("dataset=d rank=0 epoch=0 cursor="), why);
-      assertTrue(s.position() > cursor, "it read on up to the break");
+      assertTrue(s.position() >= cursor, "it read on up to the break");
       assertTrue(why.contains("cursor=" + s.position()), why);
       assertEquals(1, s.reconnects());
       assertFalse(s.next(), "given up: the stream says it ended");
     } finally {
       d.close();
+    }
+  }
+
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS)
+  void aRestartedDaemonThatRefusesTheStreamIsGivenUpAtOnce() throws Exception {
+    int port = freePort();
+    StreamRequest req = StreamRequest.of("d", 0, 1, BATCH).withDelivery(Delivery.CPU);
+    SluiceDaemon first = daemon(port);
+    SluiceDaemon second = null;
+    try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
+        SluiceClient c = SluiceClient.connect(first.uri(), alloc);
+        RankStream s = c.open(req, Duration.ofSeconds(60))) {
+      assertTrue(s.next());
+      first.close();
+      // Back on its port without the dataset: it answers, and refuses the stream.
+      second =
+          SluiceDaemon.start(
+              "127.0.0.1",
+              port,
+              Map.of("other", dir),
+              FlightTransport.AUTO,
+              ReadBackends.AUTO,
+              BUDGET);
+      long t0 = System.nanoTime();
+      FlightRuntimeException e =
+          assertThrows(
+              FlightRuntimeException.class,
+              () -> {
+                while (s.next()) {
+                  // what was already on its way, then the break
+                }
+              });
+      assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "not the whole timeout");
+      assertEquals(FlightStatusCode.NOT_FOUND, e.status().code(), e.getMessage());
+      String why = e.getSuppressed().length == 0 ? "" : e.getSuppressed()[0].getMessage();
+      assertTrue(why.contains("the daemon answered and refused the stream"), why);
+      assertEquals(1, s.reconnects());
+    } finally {
+      first.close();
+      if (second != null) {
+        second.close();
+      }
     }
   }
 

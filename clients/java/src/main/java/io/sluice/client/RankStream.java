@@ -26,6 +26,8 @@ public final class RankStream implements AutoCloseable {
   private static final Logger LOG = Logger.getLogger(RankStream.class.getName());
   private static final long FIRST_DELAY_MS = 100;
   private static final long MAX_DELAY_MS = 2000;
+  // Longer timeouts wait this long: a deadline in nanoseconds must not overflow.
+  private static final Duration LONGEST = Duration.ofDays(365 * 100L);
 
   private final StreamRequest request;
   private FlightStream stream;
@@ -57,7 +59,7 @@ public final class RankStream implements AutoCloseable {
     this.stream = stream;
     this.allocator = allocator;
     this.origin = origin;
-    this.reconnectTimeout = reconnectTimeout;
+    this.reconnectTimeout = reconnectTimeout.compareTo(LONGEST) > 0 ? LONGEST : reconnectTimeout;
   }
 
   public StreamRequest request() {
@@ -181,9 +183,10 @@ public final class RankStream implements AutoCloseable {
         throw giveUp(last, where, "interrupted while waiting to open it again");
       }
       delayMs = Math.min(MAX_DELAY_MS, delayMs * 2);
-      SluiceClient fresh = origin.reconnected();
+      SluiceClient fresh = null;
       boolean answered = false;
       try {
+        fresh = origin.reconnected();
         fresh.datasets(); // answers only when a daemon is up there
         answered = true;
         // A restarted daemon has a new shm token: the fresh client asks for it.
@@ -195,15 +198,23 @@ public final class RankStream implements AutoCloseable {
         openedAt = at;
         return;
       } catch (FlightRuntimeException e) {
-        fresh.close();
+        if (fresh != null) {
+          fresh.close();
+        }
         last = e;
+        if (Thread.currentThread().isInterrupted()) {
+          throw giveUp(e, where, "interrupted while opening it again"); // gRPC said CANCELLED
+        }
         boolean stopping = e.getMessage() != null && e.getMessage().contains("shutting down");
         if (e.status().code() != FlightStatusCode.UNAVAILABLE || (answered && !stopping)) {
           // The daemon is up and refuses the stream (a dataset rewritten, delivery impossible).
           throw giveUp(e, where, "the daemon answered and refused the stream: given up");
         }
       } catch (RuntimeException e) {
-        fresh.close();
+        if (fresh != null) {
+          fresh.close();
+        }
+        done = true; // the broken stream is closed: the epoch cannot go on silently shortened
         throw e;
       }
     }

@@ -205,7 +205,8 @@ public final class SluiceClient implements AutoCloseable {
   /** A new stream for {@code request}, with this client's shm token where it has one. */
   org.apache.arrow.flight.FlightStream openStream(StreamRequest request) {
     if (request.delivery() != Delivery.CPU && request.shmToken() == null) {
-      String token = shmToken();
+      probeShm(true); // per stream, as the Python client: the daemon may have restarted
+      String token = shmToken;
       if (token != null) {
         request = request.withShmToken(token);
       }
@@ -230,11 +231,12 @@ public final class SluiceClient implements AutoCloseable {
   /**
    * The daemon's shm token when this process can read its probe file (same host, same shared
    * memory, allowed to open it), else null with the reason in {@link #shmUnavailableCause()}. Asked
-   * once per client.
+   * at the first call, and again each time a shm, cuda or auto stream is opened (a restarted daemon
+   * has a new token).
    */
   public String shmToken() {
     if (shmToken == null && shmCause == null) {
-      probeShm();
+      probeShm(false);
     }
     return shmToken;
   }
@@ -244,10 +246,12 @@ public final class SluiceClient implements AutoCloseable {
     return shmCause;
   }
 
-  private synchronized void probeShm() {
-    if (shmToken != null || shmCause != null) {
+  private synchronized void probeShm(boolean again) {
+    if (!again && (shmToken != null || shmCause != null)) {
       return;
     }
+    shmToken = null;
+    shmCause = null;
     try {
       Iterator<Result> results =
           flight.doAction(new Action(Protocol.SHM_PROBE_ACTION, new byte[0]), calls);
@@ -286,10 +290,17 @@ public final class SluiceClient implements AutoCloseable {
 
   @Override
   public void close() {
+    // An interrupted caller still closes the channel and its allocator (FlightClient.close()
+    // would throw at its wait and leave them open); the interrupt is kept for the caller.
+    boolean interrupted = Thread.interrupted();
     try {
       flight.close();
     } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
+      interrupted = true;
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 }
