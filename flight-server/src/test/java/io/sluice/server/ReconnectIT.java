@@ -1,7 +1,7 @@
 package io.sluice.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -168,7 +168,8 @@ class ReconnectIT {
       assertTrue(s.position() >= cursor, "it read on up to the break");
       assertTrue(why.contains("cursor=" + s.position()), why);
       assertEquals(1, s.reconnects());
-      assertFalse(s.next(), "given up: the stream says it ended");
+      assertSame(e, assertThrows(FlightRuntimeException.class, s::next), "given up: it stays so");
+      assertEquals(1, e.getSuppressed().length, "the reason, once");
     } finally {
       d.close();
     }

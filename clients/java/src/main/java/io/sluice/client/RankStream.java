@@ -41,6 +41,7 @@ public final class RankStream implements AutoCloseable {
   private long openedAt = -1;
   private long delayMs = FIRST_DELAY_MS;
   private boolean discarded; // the stream broke and was closed; no new one opened yet
+  private RuntimeException failed; // why it gave up: every later next() throws it again
   private ShmImporter shm;
   private VectorSchemaRoot current;
   private BatchMetadata metadata;
@@ -66,8 +67,15 @@ public final class RankStream implements AutoCloseable {
     return request;
   }
 
-  /** Advances to the next batch; false at the end of the epoch. */
+  /**
+   * Advances to the next batch; false at the end of the epoch. A stream that broke off and was not
+   * (or could not be) opened again throws its failure, with why it gave up as a suppressed
+   * exception, and throws it again at every later call.
+   */
   public boolean next() {
+    if (failed != null) {
+      throw failed;
+    }
     if (done) {
       return false;
     }
@@ -214,16 +222,14 @@ public final class RankStream implements AutoCloseable {
         if (fresh != null) {
           fresh.close();
         }
-        done = true; // the broken stream is closed: the epoch cannot go on silently shortened
+        failed = e; // the broken stream is closed: no later next() may pass for the epoch's end
         throw e;
       }
     }
   }
 
   private FlightRuntimeException giveUp(FlightRuntimeException e, String where, String why) {
-    if (discarded) {
-      done = true; // nothing left to read: next() says the end, close() has nothing to cancel
-    }
+    failed = e;
     e.addSuppressed(
         new ProtocolException(
             "reconnect",
