@@ -191,6 +191,34 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(long16, del
     assert ds.last_metadata["delivery"] == delivery
 
 
+def test_a_restarted_daemon_that_refuses_the_stream_is_given_up_at_once(long16):
+    port = _free_port()
+    first = Daemon({"long16": long16.dataset_dir}, port=port)
+    second = None
+    try:
+        first.wait_ready()
+        ds = sluice.Dataset(first.url, "long16", 32, rank=0, world_size=1, delivery="cpu",
+                            reconnect_timeout=60)
+        it = iter(ds)
+        next(it)
+        os.kill(first.proc.pid, signal.SIGTERM)
+        assert first.proc.wait(timeout=30) == 0
+        first.stop()
+        # Back on its port without that dataset: it answers, and refuses the stream.
+        second = Daemon({"other": long16.dataset_dir}, port=port)
+        second.wait_ready()
+        t0 = time.monotonic()
+        with pytest.raises(KeyError, match="dataset=long16 is not served here"):
+            for _ in it:
+                pass
+        assert time.monotonic() - t0 < 30, "given up at once, not after reconnect_timeout"
+        assert ds.reconnects == 1
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
 def test_a_daemon_that_is_not_there_at_the_start_fails_at_once(served):
     ds = sluice.Dataset("grpc://127.0.0.1:%d" % _free_port(), "tok16", 16, rank=0, world_size=1,
                         delivery="cpu", reconnect_timeout=60)

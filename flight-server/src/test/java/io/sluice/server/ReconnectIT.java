@@ -224,21 +224,26 @@ class ReconnectIT {
     StreamRequest req = StreamRequest.of("d", 0, 1, BATCH).withDelivery(Delivery.CPU);
     SluiceDaemon d = daemon(0);
     try (BufferAllocator alloc = new RootAllocator(Long.MAX_VALUE);
-        SluiceClient c = SluiceClient.connect(d.uri(), alloc);
-        RankStream s = c.open(req)) {
-      assertTrue(s.next());
-      d.close();
-      FlightRuntimeException e =
-          assertThrows(
-              FlightRuntimeException.class,
-              () -> {
-                while (s.next()) {
-                  // what was already on its way, then the break
-                }
-              });
-      assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
-      assertEquals(0, s.reconnects());
-      assertEquals(1, countReconnectNotes(e), "the break says it was not opened again");
+        SluiceClient c = SluiceClient.connect(d.uri(), alloc)) {
+      RankStream s = c.open(req);
+      try {
+        assertTrue(s.next());
+        d.close();
+        FlightRuntimeException e =
+            assertThrows(
+                FlightRuntimeException.class,
+                () -> {
+                  while (s.next()) {
+                    // what was already on its way, then the break
+                  }
+                });
+        assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
+        assertEquals(0, s.reconnects());
+        assertEquals(1, countReconnectNotes(e), "the break says it was not opened again");
+      } finally {
+        s.close();
+        s.close(); // a second close does nothing (the allocator's close checks for leaks)
+      }
     } finally {
       d.close();
     }

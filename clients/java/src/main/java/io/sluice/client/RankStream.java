@@ -42,6 +42,7 @@ public final class RankStream implements AutoCloseable {
   private long delayMs = FIRST_DELAY_MS;
   private boolean discarded; // the stream broke and was closed; no new one opened yet
   private RuntimeException failed; // why it gave up: every later next() throws it again
+  private boolean closed;
   private ShmImporter shm;
   private VectorSchemaRoot current;
   private BatchMetadata metadata;
@@ -308,15 +309,23 @@ public final class RankStream implements AutoCloseable {
 
   @Override
   public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
     if (!done && !discarded) {
       stream.cancel("client closed the stream", null);
     }
     if (shm != null) {
       shm.close();
+      shm = null;
     }
     if (controlArena != null) {
       controlArena.close();
+      controlArena = null;
+      control = null;
     }
+    current = null;
     try {
       if (!discarded) {
         stream.close();
