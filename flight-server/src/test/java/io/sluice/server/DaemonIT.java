@@ -480,7 +480,7 @@ class DaemonIT {
       Thread report = Thread.ofPlatform().daemon().start(() -> reportIfStill(60_000));
       FlightRuntimeException e;
       try {
-        e = drainToError(s);
+        e = TokenStreams.drainToError(s);
       } finally {
         report.interrupt();
       }
@@ -514,7 +514,7 @@ class DaemonIT {
         awaitParked(d);
         assertTrue(d.allocatedBytes() > 0, "batches wait for the stalled client");
         d.loops().closeConnections();
-        FlightRuntimeException e = drainToError(s);
+        FlightRuntimeException e = TokenStreams.drainToError(s);
         assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
       }
       long deadline = System.nanoTime() + 10_000_000_000L;
@@ -527,17 +527,6 @@ class DaemonIT {
       assertEquals(125, epoch.size(), "a new client reads the whole epoch (32000 samples / 256)");
       assertEquals(125L * 256, epoch.getLast().meta().cursor());
     }
-  }
-
-  /** Reads what was already sent until the stream fails, and returns that failure. */
-  private static FlightRuntimeException drainToError(RankStream s) {
-    return assertThrows(
-        FlightRuntimeException.class,
-        () -> {
-          while (s.next()) {
-            // drain what was already sent
-          }
-        });
   }
 
   /**

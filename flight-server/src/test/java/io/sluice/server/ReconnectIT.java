@@ -73,6 +73,11 @@ class ReconnectIT {
     return out;
   }
 
+  /** Why the stream gave up: the note it attached to its failure, or "" when none. */
+  static String why(Throwable e) {
+    return e.getSuppressed().length == 0 ? "" : e.getSuppressed()[0].getMessage();
+  }
+
   static int countReconnectNotes(Throwable e) {
     int n = 0;
     for (Throwable t : e.getSuppressed()) {
@@ -152,17 +157,10 @@ class ReconnectIT {
       long cursor = s.position();
       d.close();
       long t0 = System.nanoTime();
-      FlightRuntimeException e =
-          assertThrows(
-              FlightRuntimeException.class,
-              () -> {
-                while (s.next()) {
-                  // what was already on its way, then the break
-                }
-              });
+      FlightRuntimeException e = TokenStreams.drainToError(s);
       assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
       assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30));
-      String why = e.getSuppressed().length == 0 ? "" : e.getSuppressed()[0].getMessage();
+      String why = why(e);
       assertTrue(why.contains("could not open it again in reconnect timeout 1.5 s"), why);
       assertTrue(why.contains("dataset=d rank=0 epoch=0 cursor="), why);
       assertTrue(s.position() >= cursor, "it read on up to the break");
@@ -197,17 +195,10 @@ class ReconnectIT {
               ReadBackends.AUTO,
               BUDGET);
       long t0 = System.nanoTime();
-      FlightRuntimeException e =
-          assertThrows(
-              FlightRuntimeException.class,
-              () -> {
-                while (s.next()) {
-                  // what was already on its way, then the break
-                }
-              });
+      FlightRuntimeException e = TokenStreams.drainToError(s);
       assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "not the whole timeout");
       assertEquals(FlightStatusCode.NOT_FOUND, e.status().code(), e.getMessage());
-      String why = e.getSuppressed().length == 0 ? "" : e.getSuppressed()[0].getMessage();
+      String why = why(e);
       assertTrue(why.contains("the daemon answered and refused the stream"), why);
       assertEquals(1, s.reconnects());
     } finally {
@@ -229,14 +220,7 @@ class ReconnectIT {
       try {
         assertTrue(s.next());
         d.close();
-        FlightRuntimeException e =
-            assertThrows(
-                FlightRuntimeException.class,
-                () -> {
-                  while (s.next()) {
-                    // what was already on its way, then the break
-                  }
-                });
+        FlightRuntimeException e = TokenStreams.drainToError(s);
         assertEquals(FlightStatusCode.UNAVAILABLE, e.status().code(), e.getMessage());
         assertEquals(0, s.reconnects());
         assertEquals(1, countReconnectNotes(e), "the break says it was not opened again");

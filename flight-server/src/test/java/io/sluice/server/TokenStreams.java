@@ -1,6 +1,7 @@
 package io.sluice.server;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.sluice.client.BatchMetadata;
 import io.sluice.client.RankStream;
@@ -14,6 +15,7 @@ import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import org.apache.arrow.flight.FlightRuntimeException;
 import org.apache.arrow.memory.BufferAllocator;
 import org.apache.arrow.vector.UInt2Vector;
 import org.apache.arrow.vector.UInt8Vector;
@@ -43,6 +45,17 @@ final class TokenStreams {
       }
     }
     return out;
+  }
+
+  /** Reads what was already sent until the stream fails, and returns that failure. */
+  static FlightRuntimeException drainToError(RankStream s) {
+    return assertThrows(
+        FlightRuntimeException.class,
+        () -> {
+          while (s.next()) {
+            // drain what was already sent
+          }
+        });
   }
 
   /** Each sample id of {@code [0, n)} seen how many times over {@code batches} (padding out). */

@@ -253,17 +253,8 @@ public final class RankStream implements AutoCloseable {
 
   /** Drops the broken stream and what was imported from its daemon's shared memory. */
   private void discardStream() {
-    if (shm != null) {
-      shm.close();
-      shm = null;
-    }
-    if (controlArena != null) {
-      controlArena.close();
-      controlArena = null;
-      control = null;
-    }
+    releaseImports();
     heldCudaSeq = -1;
-    current = null;
     discarded = true;
     try {
       stream.close();
@@ -273,6 +264,20 @@ public final class RankStream implements AutoCloseable {
         Thread.currentThread().interrupt();
       }
     }
+  }
+
+  /** Unmaps the shm regions and the cuda control file this stream mapped; the batch goes too. */
+  private void releaseImports() {
+    if (shm != null) {
+      shm.close();
+      shm = null;
+    }
+    if (controlArena != null) {
+      controlArena.close();
+      controlArena = null;
+      control = null;
+    }
+    current = null;
   }
 
   private void closeOwn() {
@@ -316,16 +321,7 @@ public final class RankStream implements AutoCloseable {
     if (!done && !discarded) {
       stream.cancel("client closed the stream", null);
     }
-    if (shm != null) {
-      shm.close();
-      shm = null;
-    }
-    if (controlArena != null) {
-      controlArena.close();
-      controlArena = null;
-      control = null;
-    }
-    current = null;
+    releaseImports();
     try {
       if (!discarded) {
         stream.close();
