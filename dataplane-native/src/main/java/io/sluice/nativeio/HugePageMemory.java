@@ -120,4 +120,30 @@ public final class HugePageMemory {
     }
     return LibC.unmappedWith(arena, start, lengthBytes, base, mapped);
   }
+
+  /**
+   * Gives the pages of {@code segment}, part of a {@link #map} mapping, back to the kernel ({@code
+   * madvise(MADV_DONTNEED)}): its resident memory is freed at once, the range stays mapped, and
+   * touched again it reads zeros. The sample cache does this to the slabs it drains when its budget
+   * shrinks.
+   *
+   * @throws UnsupportedOperationException when unavailable
+   * @throws IllegalStateException naming the range and errno when the kernel refuses
+   */
+  public static void release(MemorySegment segment) {
+    ensureAvailability();
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment state = LibC.newCallState(call);
+      long address = segment.address();
+      if (LibC.madvise(state, address, segment.byteSize(), LibC.MADV_DONTNEED) != 0) {
+        throw new IllegalStateException(
+            "madvise(MADV_DONTNEED) of "
+                + segment.byteSize()
+                + " bytes at 0x"
+                + Long.toHexString(address)
+                + " failed: "
+                + Errno.describe(LibC.errno(state)));
+      }
+    }
+  }
 }

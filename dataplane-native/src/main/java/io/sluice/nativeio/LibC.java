@@ -30,6 +30,7 @@ final class LibC {
   static final int MAP_SHARED = 0x01;
   static final int MAP_PRIVATE = 0x02;
   static final int MAP_ANONYMOUS = 0x20;
+  static final int MADV_DONTNEED = 4;
   static final int MADV_HUGEPAGE = 14;
   static final int MAP_POPULATE = 0x8000;
   static final int EFD_CLOEXEC = 0x80000;

@@ -45,6 +45,25 @@ class HugePageMemoryTest {
   }
 
   @Test
+  void releasedPagesLeaveResidentMemoryAndReadZerosWhileTheRangeStaysMapped() throws IOException {
+    assumeTrue(HugePageMemory.isAvailable(), () -> "" + HugePageMemory.unavailabilityCause());
+    try (Arena arena = Arena.ofShared()) {
+      MemorySegment m = HugePageMemory.map(LENGTH, arena);
+      m.fill((byte) 7);
+      long before = rssKib(m.address());
+      assertTrue(before >= (LENGTH >> 10), "resident after writing: " + before + " KiB");
+      HugePageMemory.release(m);
+      long after = rssKib(m.address());
+      assertTrue(after < (LENGTH >> 10) / 8, "resident after release: " + after + " KiB");
+      assertNotNull(mappingOf(m.address()), "still mapped");
+      assertEquals(0L, m.get(ValueLayout.JAVA_LONG, 0), "reads zeros");
+      assertEquals((byte) 0, m.get(ValueLayout.JAVA_BYTE, LENGTH - 1));
+      m.fill((byte) 9); // and is usable again
+      assertEquals((byte) 9, m.get(ValueLayout.JAVA_BYTE, LENGTH / 2));
+    }
+  }
+
+  @Test
   void aNonPositiveLengthIsRefused() {
     assumeTrue(HugePageMemory.isAvailable());
     try (Arena arena = Arena.ofConfined()) {
@@ -81,6 +100,15 @@ class HugePageMemoryTest {
       }
     }
     return null;
+  }
+
+  private static long rssKib(long address) throws IOException {
+    for (String l : mappingOf(address)) {
+      if (l.startsWith("Rss:")) {
+        return Long.parseLong(l.replaceAll("[^0-9]", ""));
+      }
+    }
+    return 0;
   }
 
   private static long anonHugeKib(long address) throws IOException {

@@ -47,6 +47,11 @@ public final class CaffeinePolicy implements EvictionPolicy {
   }
 
   @Override
+  public void resize(long budgetBytes) {
+    eviction.setMaximum(budgetBytes); // what Caffeine evicts to fit goes first, as always
+  }
+
+  @Override
   public void onInsert(long sampleId, long sizeBytes) {
     shadow.put(sampleId, sizeBytes);
   }

@@ -23,6 +23,9 @@ public interface EvictionPolicy {
    */
   void attach(long budgetBytes);
 
+  /** The cache's budget changed (it grows, or drains slabs down to it). */
+  default void resize(long budgetBytes) {}
+
   /** A sample was committed to the cache, unpinned: it is now a candidate. */
   void onInsert(long sampleId, long sizeBytes);
 

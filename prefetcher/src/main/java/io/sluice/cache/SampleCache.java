@@ -9,6 +9,10 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -19,8 +23,8 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Fill it with {@link #put} (copies) or {@link #reserve} + {@link Reservation#commit()} (read
  * straight into cache memory); read it with {@link #pin}, which returns a {@link Handle} whose
  * bytes cannot move or be evicted until it is closed. Tell it the consumers' step with {@link
- * #advanceTo} so a plan-driven policy knows what "future" means. {@link #close()} frees all memory
- * at once.
+ * #advanceTo} so a plan-driven policy knows what "future" means. {@link #resize} changes the budget
+ * while the cache is in use. {@link #close()} frees all memory at once.
  */
 public final class SampleCache implements AutoCloseable {
 
@@ -54,8 +58,12 @@ public final class SampleCache implements AutoCloseable {
    * expected but not read; advanceTo recomputes exactly those, from the first bucket.
    *
    * Memory. One shared Arena; slabs of slabBytes (4096-aligned) are taken lazily until the budget
-   * is reached and never returned before close(), so the budget is a hard limit on off-heap bytes,
-   * not a target. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
+   * is reached, so the budget is a hard limit on off-heap bytes, not a target. When resize()
+   * lowers it, whole slabs drain: those holding the fewest bytes stop taking samples, their
+   * unpinned samples are evicted at once (whatever their next use: a slab is freed as a unit),
+   * their pinned samples and open reservations as they are released, and each slab's pages go
+   * back to the OS (madvise) once it is empty. Until then the cache holds more than its budget;
+   * awaitWithinBudget() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
    * alignmentBytes, coalescing free extents (after a stop in a quick list for the common length). A
    * sample lives in one contiguous extent (a pinned view is one MemorySegment), so variable sizes
    * fragment the slabs; the cache then evicts more than one victim for a put. Metadata (an Entry
@@ -96,8 +104,27 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /** Slabs of anonymous memory on huge pages, whose pages a drained slab gives back. */
+  private record MappedSlabs(Arena arena) implements SlabAllocator.SlabSource {
+    @Override
+    public MemorySegment take(long offset, long lengthBytes) {
+      return HugePageMemory.map(lengthBytes, arena);
+    }
+
+    @Override
+    public boolean releases() {
+      return true;
+    }
+
+    @Override
+    public void release(MemorySegment slab) {
+      HugePageMemory.release(slab);
+    }
+  }
+
   private final ReentrantLock lock = new ReentrantLock();
-  private final long budgetBytes;
+  private final Condition slabReturned = lock.newCondition();
+  private long budgetBytes;
   private final long alignmentBytes;
   private final Arena arena;
   private final FileChannel backing; // null: anonymous memory
@@ -147,8 +174,7 @@ public final class SampleCache implements AutoCloseable {
                 budget,
                 slabLength)
             : HugePageMemory.isAvailable()
-                ? new SlabAllocator(
-                    (offset, length) -> HugePageMemory.map(length, arena), budget, slabLength)
+                ? new SlabAllocator(new MappedSlabs(arena), budget, slabLength)
                 : new SlabAllocator(arena, budget, slabLength);
     if (b.preallocate) {
       try {
@@ -470,6 +496,109 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /** Whether {@link #resize} may lower the budget: the cache's memory can go back to the OS. */
+  public boolean canShrink() {
+    return allocator.releases();
+  }
+
+  /**
+   * Sets the budget to {@code budgetBytes} (rounded down to the alignment). A larger budget takes
+   * effect at once. A smaller one stops the cache from taking memory and drains whole slabs until
+   * the rest fit: their unpinned samples are evicted now, pinned samples and open reservations in
+   * them as they are released, and each slab's memory goes back to the OS once it is empty ({@link
+   * #awaitWithinBudget} waits for that). A reservation committed into a draining slab is dropped as
+   * it commits (a later {@link #pin} misses).
+   *
+   * @throws UnsupportedOperationException when lowering the budget of a cache that cannot shrink
+   *     ({@link #canShrink()})
+   */
+  public void resize(long budgetBytes) {
+    if (budgetBytes < alignmentBytes) {
+      throw new IllegalArgumentException(
+          "budgetBytes=" + budgetBytes + " must be >= alignmentBytes=" + alignmentBytes);
+    }
+    lock.lock();
+    try {
+      ensureOpen();
+      long budget = roundDown(budgetBytes, alignmentBytes);
+      if (budget < this.budgetBytes && !allocator.releases()) {
+        throw new UnsupportedOperationException(
+            "sample cache: cannot shrink from budgetBytes="
+                + this.budgetBytes
+                + " to "
+                + budget
+                + ": its memory cannot go back to the OS");
+      }
+      this.budgetBytes = budget;
+      allocator.setBudget(budget);
+      policy.resize(budget);
+      while (allocator.slabBytesTaken() - allocator.drainingBytes() > budget) {
+        int slab = allocator.drainCandidate();
+        if (slab < 0) {
+          break;
+        }
+        drain(slab);
+      }
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Drains slab {@code slab}: evicts its unpinned samples; the others go as they are released. */
+  private void drain(int slab) {
+    List<Entry> inSlab = new ArrayList<>();
+    for (Entry e : entries.values()) {
+      if (SlabAllocator.slabOf(e.address) == slab) {
+        inSlab.add(e);
+      }
+    }
+    if (allocator.drain(slab)) {
+      slabReturned.signalAll();
+    }
+    for (Entry e : inSlab) {
+      if (e.committed && e.pins == 0) {
+        evict(e);
+      }
+    }
+  }
+
+  /**
+   * Waits until the memory the cache holds is within its budget (every draining slab returned), at
+   * most {@code timeout} {@code unit}s; true when it is (or the cache closed).
+   */
+  public boolean awaitWithinBudget(long timeout, TimeUnit unit) throws InterruptedException {
+    long nanos = unit.toNanos(timeout);
+    lock.lock();
+    try {
+      while (!closed && allocator.slabBytesTaken() > budgetBytes) {
+        if (nanos <= 0) {
+          return false;
+        }
+        nanos = slabReturned.awaitNanos(nanos);
+      }
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Memory the cache holds from the OS now: its slabs, draining ones included. */
+  public long heldBytes() {
+    lock.lock();
+    try {
+      return closed ? 0 : allocator.slabBytesTaken();
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Frees an extent, waking {@link #awaitWithinBudget} when that emptied a draining slab. */
+  private void free(long address, long allocatedBytes) {
+    if (allocator.free(address, allocatedBytes)) {
+      slabReturned.signalAll();
+    }
+  }
+
   /**
    * Frees all cache memory (the arena is closed: every segment handed out becomes inaccessible).
    * Idempotent.
@@ -497,6 +626,7 @@ public final class SampleCache implements AutoCloseable {
       pinnedBytes = 0;
       arena.close();
       closeBacking();
+      slabReturned.signalAll();
     } finally {
       lock.unlock();
     }
@@ -531,6 +661,9 @@ public final class SampleCache implements AutoCloseable {
       unstick(e);
       pinnedBytes -= e.allocatedBytes;
       policy.onUnpin(e.sampleId, e.policyToken);
+      if (allocator.isDraining(e.address)) {
+        evict(e);
+      }
     }
   }
 
@@ -543,6 +676,10 @@ public final class SampleCache implements AutoCloseable {
             "reservation sampleId=" + r.entry.sampleId + " is already committed or closed");
       }
       Entry e = r.entry;
+      if (allocator.isDraining(e.address)) {
+        abortLocked(r); // its slab is going back to the OS
+        return;
+      }
       try {
         e.policyToken = policy.onInsertNode(e, e.allocatedBytes);
       } catch (RuntimeException ex) {
@@ -581,7 +718,7 @@ public final class SampleCache implements AutoCloseable {
     entries.remove(e.sampleId);
     unstick(e);
     usedBytes -= e.allocatedBytes;
-    allocator.free(e.address, e.allocatedBytes);
+    free(e.address, e.allocatedBytes);
   }
 
   /**
@@ -644,7 +781,7 @@ public final class SampleCache implements AutoCloseable {
     }
     entries.remove(e.sampleId);
     policy.onRemove(e.sampleId, e.policyToken);
-    allocator.free(e.address, e.allocatedBytes);
+    free(e.address, e.allocatedBytes);
     usedBytes -= e.allocatedBytes;
     committedEntries--;
     evictions++;
@@ -741,8 +878,13 @@ public final class SampleCache implements AutoCloseable {
                 + ", listed "
                 + listed);
       }
-      if (usedBytes > budgetBytes) {
+      if (usedBytes > Math.max(budgetBytes, allocator.slabBytesTaken())) {
         throw new AssertionError("usedBytes=" + usedBytes + " > budgetBytes=" + budgetBytes);
+      }
+      for (Entry e : entries.values()) {
+        if (allocator.isDraining(e.address) && e.committed && e.pins == 0) {
+          throw new AssertionError("sampleId=" + e.sampleId + " is unpinned in a draining slab");
+        }
       }
       allocator.checkInvariants(usedBytes);
     } finally {

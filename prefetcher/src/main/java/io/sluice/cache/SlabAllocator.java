@@ -26,6 +26,12 @@ import java.util.TreeSet;
  * <p>An extent is named by an address: {@code slabIndex << SLAB_SHIFT | offsetInSlab}. A slab is
  * shorter than {@code 1 << SLAB_SHIFT}, so extents of different slabs are never adjacent in address
  * space and never coalesce.
+ *
+ * <p>The budget may shrink ({@link #setBudget}). The cache then {@link #drain drains} slabs: a
+ * draining slab's free extents leave the lists, so nothing new is placed in it, and its extents, as
+ * they are freed, are only counted down; once the last is freed the slab's pages go back to the OS
+ * ({@link SlabSource#release}) and the slab is returned. A returned slab keeps its index and its
+ * (now unbacked) address range, and is the first taken again when the budget grows.
  */
 final class SlabAllocator {
   static final int SLAB_SHIFT = 40;
@@ -47,16 +53,38 @@ final class SlabAllocator {
   interface SlabSource {
     /** A 4096-aligned segment of {@code lengthBytes}; the slabs before it hold {@code offset}. */
     MemorySegment take(long offset, long lengthBytes);
+
+    /** Whether {@link #release} gives memory back; when not, the cache cannot shrink. */
+    default boolean releases() {
+      return false;
+    }
+
+    /**
+     * Gives the pages of {@code slab}, one {@link #take} returned, back to the OS, keeping its
+     * address range: touched again, it reads zeros. Only called when {@link #releases()}.
+     */
+    default void release(MemorySegment slab) {
+      throw new UnsupportedOperationException("this slab source cannot release memory");
+    }
   }
 
+  private static final byte TAKEN = 0;
+  private static final byte DRAINING = 1;
+  private static final byte RETURNED = 2;
+
   private final SlabSource source;
-  private final long budgetBytes;
+  private long budgetBytes;
   private final long slabBytes;
   private final List<MemorySegment> slabs = new ArrayList<>();
   private final List<MemorySegment> readOnlySlabs = new ArrayList<>(); // slabs.get(i).asReadOnly()
   private final TreeMap<Long, Long> freeByAddress = new TreeMap<>();
   private final TreeSet<Extent> freeBySize = new TreeSet<>();
-  private long slabBytesTaken;
+  private byte[] slabState = new byte[8];
+  private long[] slabLive = new long[8]; // bytes of each slab's allocated extents
+  private long slabBytesTaken; // taken and draining slabs: what the OS backs (at most)
+  private long mappedBytes; // every slab ever taken, returned ones included
+  private long drainingBytes; // the length of every draining slab
+  private long drainingIdle; // the bytes of draining slabs not allocated (in no list)
   private long freeBytes; // in the trees
   // Freed extents of quickLength not in the trees: a stack of addresses. quickLength follows the
   // allocations asked for, changing only while the stack is empty.
@@ -77,8 +105,87 @@ final class SlabAllocator {
     this.slabBytes = slabBytes;
   }
 
+  /** Bytes of the slabs taken from the OS and not yet returned, draining ones included. */
   long slabBytesTaken() {
     return slabBytesTaken;
+  }
+
+  /** Bytes of the slabs still draining: taken, but no longer allocated from. */
+  long drainingBytes() {
+    return drainingBytes;
+  }
+
+  /** Whether the memory of drained slabs goes back to the OS, so that the budget may shrink. */
+  boolean releases() {
+    return source.releases();
+  }
+
+  /**
+   * Sets the budget. A larger one lets more slabs be taken; a smaller one stops new slabs from
+   * being taken until {@link #drain draining} brings the slabs taken under it.
+   */
+  void setBudget(long budgetBytes) {
+    this.budgetBytes = budgetBytes;
+  }
+
+  /** The slab an extent lies in. */
+  static int slabOf(long address) {
+    return (int) (address >>> SLAB_SHIFT);
+  }
+
+  /** Whether the extent at {@code address} lies in a draining slab. */
+  boolean isDraining(long address) {
+    return slabState[slabOf(address)] == DRAINING;
+  }
+
+  /**
+   * The taken (not draining) slab holding the fewest allocated bytes, the cheapest to drain, or -1
+   * when there is none.
+   */
+  int drainCandidate() {
+    int best = -1;
+    for (int s = 0; s < slabs.size(); s++) {
+      if (slabState[s] == TAKEN && (best < 0 || slabLive[s] < slabLive[best])) {
+        best = s;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Stops allocating from slab {@code s} (taken, not draining): its free extents leave the lists,
+   * and the extents still allocated in it are freed into nothing. Returns true when it held none,
+   * so was returned at once; otherwise it is returned when {@link #free} frees its last extent.
+   */
+  boolean drain(int s) {
+    if (slabState[s] != TAKEN) {
+      throw new IllegalStateException("slab " + s + " is not taken");
+    }
+    flushQuick(); // quick extents may lie in it
+    long base = (long) s << SLAB_SHIFT;
+    long length = slabs.get(s).byteSize();
+    List<Map.Entry<Long, Long>> inSlab =
+        new ArrayList<>(freeByAddress.subMap(base, base + length).entrySet());
+    for (Map.Entry<Long, Long> e : inSlab) {
+      removeFree(e.getKey(), e.getValue());
+    }
+    slabState[s] = DRAINING;
+    drainingBytes += length;
+    drainingIdle += length - slabLive[s];
+    if (slabLive[s] == 0) {
+      returnSlab(s);
+      return true;
+    }
+    return false;
+  }
+
+  private void returnSlab(int s) {
+    long length = slabs.get(s).byteSize();
+    source.release(slabs.get(s));
+    slabState[s] = RETURNED;
+    drainingBytes -= length;
+    drainingIdle -= length;
+    slabBytesTaken -= length;
   }
 
   /** Takes every slab the budget allows now instead of on demand. */
@@ -95,7 +202,9 @@ final class SlabAllocator {
   long allocate(long lengthBytes) {
     if (lengthBytes == quickLength) {
       if (quickCount > 0) {
-        return quickAddresses[--quickCount];
+        long address = quickAddresses[--quickCount];
+        slabLive[slabOf(address)] += lengthBytes;
+        return address;
       }
     } else if (quickCount == 0) {
       quickLength = lengthBytes;
@@ -117,22 +226,35 @@ final class SlabAllocator {
     if (e.lengthBytes > lengthBytes) {
       addFree(e.address + lengthBytes, e.lengthBytes - lengthBytes);
     }
+    slabLive[slabOf(e.address)] += lengthBytes;
     return e.address;
   }
 
   /**
    * Returns an extent {@link #allocate} handed out: to the quick list when it has the length last
-   * asked for, else merged into the trees.
+   * asked for, else merged into the trees; in a draining slab, to nothing. Returns true when that
+   * was a draining slab's last extent, so the slab went back to the OS.
    */
-  void free(long address, long lengthBytes) {
+  boolean free(long address, long lengthBytes) {
+    int s = slabOf(address);
+    slabLive[s] -= lengthBytes;
+    if (slabState[s] == DRAINING) {
+      drainingIdle += lengthBytes;
+      if (slabLive[s] == 0) {
+        returnSlab(s);
+        return true;
+      }
+      return false;
+    }
     if (lengthBytes != quickLength || quickCount == QUICK_MAX) {
       coalesce(address, lengthBytes);
-      return;
+      return false;
     }
     if (quickCount == quickAddresses.length) {
       quickAddresses = Arrays.copyOf(quickAddresses, quickCount * 2);
     }
     quickAddresses[quickCount++] = address;
+    return false;
   }
 
   /** Returns every quick extent to the trees, merging neighbours. */
@@ -190,6 +312,9 @@ final class SlabAllocator {
       while (k < stuck.length && stuck[k][0] < base) {
         k++;
       }
+      if (slabState[s] != TAKEN) {
+        continue; // nothing is placed in a draining or returned slab
+      }
       for (; k < stuck.length && stuck[k][0] < end; k++) {
         if (stuck[k][0] - gapStart >= lengthBytes) {
           return true;
@@ -230,6 +355,7 @@ final class SlabAllocator {
       }
       int slab = (int) (address >>> SLAB_SHIFT);
       if (slab >= slabs.size()
+          || slabState[slab] != TAKEN
           || (address & OFFSET_MASK) + length > slabs.get(slab).byteSize()
           || length <= 0) {
         throw new AssertionError("free extent address=" + address + " length=" + length);
@@ -249,6 +375,7 @@ final class SlabAllocator {
           || (after != null && after < address + quickLength)
           || (i > 0 && quick[i - 1] + quickLength > address)
           || slab >= slabs.size()
+          || slabState[slab] != TAKEN
           || (address & OFFSET_MASK) + quickLength > slabs.get(slab).byteSize()) {
         throw new AssertionError(
             "quick extent address="
@@ -258,7 +385,50 @@ final class SlabAllocator {
                 + " overlaps another free extent or leaves its slab");
       }
     }
-    if (sum != freeBytes || freeBytes + quickBytes + allocatedBytes != slabBytesTaken) {
+    long live = 0;
+    long draining = 0;
+    long idle = 0;
+    long taken = 0;
+    for (int s = 0; s < slabs.size(); s++) {
+      long length = slabs.get(s).byteSize();
+      if (slabLive[s] < 0
+          || slabLive[s] > length
+          || (slabState[s] == RETURNED && slabLive[s] != 0)) {
+        throw new AssertionError("slab " + s + " state=" + slabState[s] + " live=" + slabLive[s]);
+      }
+      live += slabLive[s];
+      if (slabState[s] != RETURNED) {
+        taken += length;
+      }
+      if (slabState[s] == DRAINING) {
+        draining += length;
+        idle += length - slabLive[s];
+      }
+    }
+    if (live != allocatedBytes
+        || taken != slabBytesTaken
+        || draining != drainingBytes
+        || idle != drainingIdle) {
+      throw new AssertionError(
+          "slabs: live="
+              + live
+              + " taken="
+              + taken
+              + " draining="
+              + draining
+              + " idle="
+              + idle
+              + ", recorded allocated="
+              + allocatedBytes
+              + " taken="
+              + slabBytesTaken
+              + " draining="
+              + drainingBytes
+              + " idle="
+              + drainingIdle);
+    }
+    if (sum != freeBytes
+        || freeBytes + quickBytes + allocatedBytes + drainingIdle != slabBytesTaken) {
       throw new AssertionError(
           "free="
               + sum
@@ -268,10 +438,12 @@ final class SlabAllocator {
               + quickBytes
               + " + allocated="
               + allocatedBytes
+              + " + draining idle="
+              + drainingIdle
               + " != slabBytes="
               + slabBytesTaken);
     }
-    if (slabBytesTaken > budgetBytes) {
+    if (drainingBytes == 0 && slabBytesTaken > budgetBytes) {
       throw new AssertionError("slabBytes=" + slabBytesTaken + " > budgetBytes=" + budgetBytes);
     }
   }
@@ -282,12 +454,25 @@ final class SlabAllocator {
 
   private void takeSlab() {
     long length = nextSlabBytes();
-    MemorySegment slab = source.take(slabBytesTaken, length);
-    long address = (long) slabs.size() << SLAB_SHIFT;
+    for (int s = 0; s < slabs.size(); s++) {
+      if (slabState[s] == RETURNED && slabs.get(s).byteSize() == length) {
+        slabState[s] = TAKEN; // its address range is still mapped; its pages come back on use
+        slabBytesTaken += length;
+        addFree((long) s << SLAB_SHIFT, length);
+        return;
+      }
+    }
+    MemorySegment slab = source.take(mappedBytes, length);
+    mappedBytes += length;
+    int s = slabs.size();
+    if (s == slabState.length) {
+      slabState = Arrays.copyOf(slabState, s * 2);
+      slabLive = Arrays.copyOf(slabLive, s * 2);
+    }
     slabs.add(slab);
     readOnlySlabs.add(slab.asReadOnly());
     slabBytesTaken += length;
-    addFree(address, length);
+    addFree((long) s << SLAB_SHIFT, length);
   }
 
   private void addFree(long address, long length) {
