@@ -44,7 +44,7 @@ public final class DaemonConfig {
         "4g",
         "bytes (k, m, g, t: powers of 1024)",
         "Off-heap bytes the daemon may hold: half for caches and read-ahead (from 256m up), half"
-            + " for batches being built and sent."),
+            + " for batches being built and sent, which lends what it leaves idle to the caches."),
     BACKEND(
         "backend", "auto", ReadBackends.CHOICES, "Read backend (auto: io_uring where available)."),
     TRANSPORT("transport", "auto", "auto|nio|io_uring", "Netty transport for Flight."),

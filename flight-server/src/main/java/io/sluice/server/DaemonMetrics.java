@@ -263,6 +263,16 @@ final class DaemonMetrics {
   }
 
   /** The spill tier's counter, when one is configured. */
+  void bindMemoryLent(LongSupplier lentBytes) {
+    GaugeWithCallback.builder()
+        .name("sluice_memory_lent_bytes")
+        .help(
+            "Bytes of the memory budget's delivery share the sample caches hold on loan (taken"
+                + " back when delivery needs them)")
+        .callback(cb -> cb.call(lentBytes.getAsLong()))
+        .register(registry);
+  }
+
   void bindSpill(LongSupplier spillHits) {
     CounterWithCallback.builder()
         .name("sluice_spill_hits_total")

@@ -54,6 +54,7 @@ final class RankStreamer implements Runnable {
   private final StreamRequest request;
   private final EpochPlan plan;
   private final Schema schema;
+  private final MemorySplit memory; // takes back memory the caches borrowed, for a ring
   private final BufferAllocator parent;
   private final ServerStreamListener listener;
   private final Prefetcher.Consumer readAhead;
@@ -86,10 +87,12 @@ final class RankStreamer implements Runnable {
       EpochPlan plan,
       Schema schema,
       BufferAllocator parent,
+      MemorySplit memory,
       ServerStreamListener listener,
       Prefetcher.Consumer readAhead,
       ShmDelivery shm,
       DaemonMetrics metrics) {
+    this.memory = memory;
     this.dataset = dataset;
     this.request = request;
     this.plan = plan;
@@ -478,6 +481,9 @@ final class RankStreamer implements Runnable {
         continue;
       }
       R r = make.make(capacity);
+      if (r == null && memory.makeRoom(capacity)) {
+        r = make.make(capacity); // the caches gave back delivery memory they had on loan
+      }
       if (r != null) {
         return r;
       }

@@ -113,22 +113,27 @@ final class ReadEngine implements AutoCloseable {
     final Prefetcher prefetcher;
     final SampleCache cache;
     final long budget;
+    final long cacheBytes; // the cache's own share of budget (the rest is read-ahead scratch)
     final String backend;
     final SampleCache spill; // null: none
     final AtomicInteger lent = new AtomicInteger(); // peers' leases on this job's caches
     volatile boolean closing;
+    long loan; // delivery memory the cache holds beyond its share; guarded by the engine
+    long evictionsSeen; // the cache's evictions and rejections at the last look; ditto
 
     Job(
         JobKey key,
         Prefetcher prefetcher,
         SampleCache cache,
         long budget,
+        long cacheBytes,
         String backend,
         SampleCache spill) {
       this.key = key;
       this.prefetcher = prefetcher;
       this.cache = cache;
       this.budget = budget;
+      this.cacheBytes = cacheBytes;
       this.backend = backend;
       this.spill = spill;
     }
@@ -215,7 +220,7 @@ final class ReadEngine implements AutoCloseable {
       closeSpill(key.dataset(), spill);
       throw e;
     }
-    job = new Job(key, prefetcher, cache, room, dataset.backend().name(), spill);
+    job = new Job(key, prefetcher, cache, room, cacheBytes, dataset.backend().name(), spill);
     jobs.put(key, job);
     reserved += room;
     if (peers != null && fetchesFromPeers(dataset)) {
@@ -412,6 +417,75 @@ final class ReadEngine implements AutoCloseable {
       retiredSpillHits += j.prefetcher.stats().spillHits();
       closeJob(j);
     }
+  }
+
+  /**
+   * Lends {@code bytes} of delivery memory to the cache that would use them: of the jobs with
+   * streams attached whose cache has taken its whole budget and evicted or turned samples away
+   * since the last look, the one that did so most. Returns the bytes lent: 0 when no cache wants
+   * more (or none can give memory back).
+   */
+  synchronized long lendToCaches(long bytes) {
+    Job best = null;
+    long bestPressure = 0;
+    for (Job j : jobs.values()) {
+      io.sluice.cache.CacheStats s = j.cache.stats();
+      long seen = s.evictions() + s.rejections();
+      long pressure = seen - j.evictionsSeen;
+      j.evictionsSeen = seen;
+      if (closed
+          || j.closing
+          || j.prefetcher.consumerCount() == 0
+          || !j.cache.canShrink()
+          || s.slabBytes() < s.budgetBytes()
+          || pressure <= bestPressure) {
+        continue;
+      }
+      best = j;
+      bestPressure = pressure;
+    }
+    if (best == null) {
+      return 0;
+    }
+    best.loan += bytes;
+    best.cache.resize(best.cacheBytes + best.loan);
+    best.prefetcher.cacheResized();
+    return bytes;
+  }
+
+  /**
+   * Takes back at least {@code bytes} of what the caches hold on loan (all of it when less is
+   * lent), largest loans first: their caches drain slabs, whose memory goes back to the OS at once
+   * but for the pages of samples pinned in them. Returns the bytes the caches still hold beyond
+   * their shares.
+   */
+  synchronized long reclaimFromCaches(long bytes) {
+    List<Job> lenders = new ArrayList<>(jobs.values());
+    lenders.sort((a, b) -> Long.compare(b.loan, a.loan));
+    long left = bytes;
+    for (Job j : lenders) {
+      if (left <= 0 || j.loan == 0) {
+        break;
+      }
+      long take = Math.min(j.loan, left);
+      j.loan -= take;
+      left -= take;
+      j.cache.resize(j.cacheBytes + j.loan);
+      j.prefetcher.cacheResized();
+    }
+    return lentBytes();
+  }
+
+  /**
+   * Delivery memory the caches hold now: each job's loan, or what its cache still holds beyond its
+   * share while draining, whichever is more. Jobs closed since took theirs back with them.
+   */
+  synchronized long lentBytes() {
+    long n = 0;
+    for (Job j : jobs.values()) {
+      n += Math.max(j.loan, j.cache.heldBytes() - j.cacheBytes);
+    }
+    return n;
   }
 
   /** Read-ahead reads that failed since start, closed jobs' included. */

@@ -69,6 +69,7 @@ public final class SluiceDaemon implements AutoCloseable {
   private final FlightServer server;
   private final SluiceProducer producer;
   private final ReadEngine readEngine;
+  private final MemorySplit memory;
   private final FlightTransport transport;
   private final FlightTransport.Loops loops;
   private final ShmDelivery shm;
@@ -89,11 +90,13 @@ public final class SluiceDaemon implements AutoCloseable {
       FlightServer server,
       SluiceProducer producer,
       ReadEngine readEngine,
+      MemorySplit memory,
       FlightTransport transport,
       FlightTransport.Loops loops,
       ShmDelivery shm,
       DaemonMetrics metrics,
       PeerGroup peers) {
+    this.memory = memory;
     this.peers = peers;
     this.config = config;
     this.shm = shm;
@@ -170,10 +173,11 @@ public final class SluiceDaemon implements AutoCloseable {
    * Starts the daemon {@code config} describes. Its off-heap memory stays inside the memory budget:
    * half for the sample caches and read-ahead buffers (when the budget is at least {@value
    * #MIN_READ_AHEAD_BUDGET_BYTES} bytes; below that streams read on demand), the rest for Arrow
-   * buffers (batches being built and queued for the wire, gRPC's receive buffers, shm rings). A
-   * batch that does not fit fails its stream with RESOURCE_EXHAUSTED; the other streams go on. shm
-   * delivery is off, with the reason logged, when the daemon cannot make its folder under the
-   * config's shm_dir.
+   * buffers (batches being built and queued for the wire, gRPC's receive buffers, shm rings). What
+   * delivery leaves idle is lent to an evicting cache and taken back when delivery needs it ({@link
+   * MemorySplit}). A batch that does not fit fails its stream with RESOURCE_EXHAUSTED; the other
+   * streams go on. shm delivery is off, with the reason logged, when the daemon cannot make its
+   * folder under the config's shm_dir.
    */
   public static SluiceDaemon start(DaemonConfig config, PrefetchOptions prefetch)
       throws IOException {
@@ -187,7 +191,8 @@ public final class SluiceDaemon implements AutoCloseable {
     long memoryBudgetBytes = config.memoryBudgetBytes();
     FlightTransport transport = config.transport().resolve();
     long cacheBudget = memoryBudgetBytes >= MIN_READ_AHEAD_BUDGET_BYTES ? memoryBudgetBytes / 2 : 0;
-    BufferAllocator root = new RootAllocator(memoryBudgetBytes - cacheBudget);
+    MemorySplit memory = new MemorySplit(memoryBudgetBytes - cacheBudget, cacheBudget > 0);
+    BufferAllocator root = new RootAllocator(memory, memoryBudgetBytes - cacheBudget);
     Storage storage = Storage.open(config, System.getenv());
     ReadEngine readEngine = null;
     Map<String, ServedDataset> datasets = new LinkedHashMap<>();
@@ -214,13 +219,14 @@ public final class SluiceDaemon implements AutoCloseable {
               prefetch,
               config.s3().spillDir(),
               config.s3().spillBudgetBytes() / Math.max(1, bucketDatasets));
+      memory.start(root, readEngine);
       if (config.peers().enabled()) {
         peers = startPeers(config.peers(), readEngine);
         readEngine.usePeers(peers, config.peers().fetchLocal());
       }
       shm = ShmDelivery.open(config.shmDir(), gpus);
       SluiceProducer producer =
-          new SluiceProducer(datasets, root, streams, readEngine, shm, metrics);
+          new SluiceProducer(datasets, root, memory, streams, readEngine, shm, metrics);
       Location location =
           config.tls()
               ? Location.forGrpcTls(config.host(), config.port())
@@ -250,6 +256,7 @@ public final class SluiceDaemon implements AutoCloseable {
       if (peers != null) {
         metrics.bindPeers(peers::stats);
       }
+      metrics.bindMemoryLent(memory::lentBytes);
       metrics.bind(
           storage.backends(),
           storage.s3Stats(),
@@ -276,6 +283,7 @@ public final class SluiceDaemon implements AutoCloseable {
               server,
               producer,
               readEngine,
+              memory,
               transport,
               loops,
               shm,
@@ -303,6 +311,7 @@ public final class SluiceDaemon implements AutoCloseable {
       if (peers != null) {
         peers.close();
       }
+      memory.close();
       if (readEngine != null) {
         readEngine.close();
       }
@@ -398,6 +407,11 @@ public final class SluiceDaemon implements AutoCloseable {
 
   public Map<String, ServedDataset> datasets() {
     return datasets;
+  }
+
+  /** Bytes of delivery's share of the budget the sample caches hold on loan now. */
+  long lentBytes() {
+    return memory.lentBytes();
   }
 
   /** Requests refused as the client's mistake since start. */
@@ -530,6 +544,7 @@ public final class SluiceDaemon implements AutoCloseable {
         if (peers != null) {
           peers.close(); // no more loans before the caches go
         }
+        memory.close();
         readEngine.close();
         for (ServedDataset d : datasets.values()) {
           d.source().close();

@@ -57,14 +57,17 @@ final class SluiceProducer extends NoOpFlightProducer {
   private volatile boolean stopping;
   private final ShmDelivery shm;
   private final DaemonMetrics metrics;
+  private final MemorySplit memory;
 
   SluiceProducer(
       Map<String, ServedDataset> datasets,
       BufferAllocator allocator,
+      MemorySplit memory,
       ExecutorService streams,
       ReadEngine readEngine,
       ShmDelivery shm,
       DaemonMetrics metrics) {
+    this.memory = memory;
     this.shm = shm;
     this.metrics = metrics;
     this.datasets = Map.copyOf(datasets);
@@ -214,7 +217,8 @@ final class SluiceProducer extends NoOpFlightProducer {
     }
     RankStreamer streamer =
         new RankStreamer(
-            r.dataset, r.request, r.plan, r.schema, allocator, listener, readAhead, shm, metrics);
+            r.dataset, r.request, r.plan, r.schema, allocator, memory, listener, readAhead, shm,
+            metrics);
     active.add(streamer);
     if (stopping) {
       streamer.stop(); // a call accepted just before the stop: it ends at its first step

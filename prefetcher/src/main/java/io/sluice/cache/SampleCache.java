@@ -60,10 +60,10 @@ public final class SampleCache implements AutoCloseable {
    * Memory. One shared Arena; slabs of slabBytes (4096-aligned) are taken lazily until the budget
    * is reached, so the budget is a hard limit on off-heap bytes, not a target. When resize()
    * lowers it, whole slabs drain: those holding the fewest bytes stop taking samples, their
-   * unpinned samples are evicted at once (whatever their next use: a slab is freed as a unit),
-   * their pinned samples and open reservations as they are released, and each slab's pages go
-   * back to the OS (madvise) once it is empty. Until then the cache holds more than its budget;
-   * awaitWithinBudget() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
+   * unpinned samples are evicted at once (whatever their next use: a slab is freed as a unit) and
+   * their pages go back to the OS (madvise) at once; the pages of pinned samples and open
+   * reservations follow when those are released and the slab is empty. Until then the cache
+   * holds a little more than its budget; awaitWithinBudget() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
    * alignmentBytes, coalescing free extents (after a stop in a quick list for the common length). A
    * sample lives in one contiguous extent (a pinned view is one MemorySegment), so variable sizes
    * fragment the slabs; the cache then evicts more than one victim for a put. Metadata (an Entry
@@ -554,11 +554,21 @@ public final class SampleCache implements AutoCloseable {
     }
     if (allocator.drain(slab)) {
       slabReturned.signalAll();
+      return;
     }
+    List<long[]> stuckInSlab = new ArrayList<>();
     for (Entry e : inSlab) {
       if (e.committed && e.pins == 0) {
         evict(e);
+      } else {
+        stuckInSlab.add(new long[] {e.address, e.allocatedBytes});
       }
+    }
+    if (!stuckInSlab.isEmpty()) {
+      // The pinned samples and open reservations keep their pages until released; the rest of
+      // the slab's memory goes back now.
+      stuckInSlab.sort(java.util.Comparator.comparingLong(a -> a[0]));
+      allocator.releaseAround(slab, stuckInSlab.toArray(new long[0][]));
     }
   }
 
@@ -582,11 +592,14 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
-  /** Memory the cache holds from the OS now: its slabs, draining ones included. */
+  /**
+   * Memory the cache holds from the OS now (at most): its slabs, and of the draining ones the pages
+   * of samples still pinned or being read.
+   */
   public long heldBytes() {
     lock.lock();
     try {
-      return closed ? 0 : allocator.slabBytesTaken();
+      return closed ? 0 : allocator.heldBytes();
     } finally {
       lock.unlock();
     }

@@ -38,6 +38,7 @@ final class SlabAllocator {
   static final long MAX_SLAB_BYTES = (1L << SLAB_SHIFT) - 4096;
   private static final long OFFSET_MASK = (1L << SLAB_SHIFT) - 1;
   private static final int SLAB_ALIGNMENT = 4096;
+  private static final long PAGE = 4096;
   static final int QUICK_MAX = 1024;
 
   private record Extent(long lengthBytes, long address) implements Comparable<Extent> {
@@ -60,10 +61,11 @@ final class SlabAllocator {
     }
 
     /**
-     * Gives the pages of {@code slab}, one {@link #take} returned, back to the OS, keeping its
-     * address range: touched again, it reads zeros. Only called when {@link #releases()}.
+     * Gives the pages of {@code range}, page-aligned and inside a slab {@link #take} returned, back
+     * to the OS, keeping the address range: touched again, it reads zeros. Only called when {@link
+     * #releases()}.
      */
-    default void release(MemorySegment slab) {
+    default void release(MemorySegment range) {
       throw new UnsupportedOperationException("this slab source cannot release memory");
     }
   }
@@ -85,6 +87,8 @@ final class SlabAllocator {
   private long mappedBytes; // every slab ever taken, returned ones included
   private long drainingBytes; // the length of every draining slab
   private long drainingIdle; // the bytes of draining slabs not allocated (in no list)
+  private long drainingKept; // the bytes of draining slabs still backed (around live extents)
+  private long[] slabKept = new long[8]; // each draining slab's part of drainingKept
   private long freeBytes; // in the trees
   // Freed extents of quickLength not in the trees: a stack of addresses. quickLength follows the
   // allocations asked for, changing only while the stack is empty.
@@ -108,6 +112,14 @@ final class SlabAllocator {
   /** Bytes of the slabs taken from the OS and not yet returned, draining ones included. */
   long slabBytesTaken() {
     return slabBytesTaken;
+  }
+
+  /**
+   * Bytes the OS backs for the cache (at most): the taken slabs, and of draining slabs the pages
+   * around their extents still allocated.
+   */
+  long heldBytes() {
+    return slabBytesTaken - drainingBytes + drainingKept;
   }
 
   /** Bytes of the slabs still draining: taken, but no longer allocated from. */
@@ -172,11 +184,41 @@ final class SlabAllocator {
     slabState[s] = DRAINING;
     drainingBytes += length;
     drainingIdle += length - slabLive[s];
+    slabKept[s] = length;
+    drainingKept += length;
     if (slabLive[s] == 0) {
       returnSlab(s);
       return true;
     }
     return false;
+  }
+
+  /**
+   * Gives back to the OS every whole page of draining slab {@code s} outside {@code live}, its
+   * extents still allocated ({address, length} pairs sorted by address), which keep their bytes.
+   */
+  void releaseAround(int s, long[][] live) {
+    if (slabState[s] != DRAINING) {
+      throw new IllegalStateException("slab " + s + " is not draining");
+    }
+    MemorySegment slab = slabs.get(s);
+    long released = 0;
+    long gapStart = 0; // offsets in the slab
+    for (int i = 0; i <= live.length; i++) {
+      long gapEnd = i < live.length ? live[i][0] & OFFSET_MASK : slab.byteSize();
+      long from = (gapStart + PAGE - 1) & -PAGE;
+      long to = gapEnd & -PAGE;
+      if (to > from) {
+        source.release(slab.asSlice(from, to - from));
+        released += to - from;
+      }
+      if (i < live.length) {
+        gapStart = gapEnd + live[i][1];
+      }
+    }
+    long kept = slab.byteSize() - released;
+    drainingKept += kept - slabKept[s];
+    slabKept[s] = kept;
   }
 
   private void returnSlab(int s) {
@@ -185,6 +227,8 @@ final class SlabAllocator {
     slabState[s] = RETURNED;
     drainingBytes -= length;
     drainingIdle -= length;
+    drainingKept -= slabKept[s];
+    slabKept[s] = 0;
     slabBytesTaken -= length;
   }
 
@@ -388,6 +432,7 @@ final class SlabAllocator {
     long live = 0;
     long draining = 0;
     long idle = 0;
+    long kept = 0;
     long taken = 0;
     for (int s = 0; s < slabs.size(); s++) {
       long length = slabs.get(s).byteSize();
@@ -403,12 +448,16 @@ final class SlabAllocator {
       if (slabState[s] == DRAINING) {
         draining += length;
         idle += length - slabLive[s];
+        kept += slabKept[s];
+      } else if (slabKept[s] != 0) {
+        throw new AssertionError("slab " + s + " state=" + slabState[s] + " kept=" + slabKept[s]);
       }
     }
     if (live != allocatedBytes
         || taken != slabBytesTaken
         || draining != drainingBytes
-        || idle != drainingIdle) {
+        || idle != drainingIdle
+        || kept != drainingKept) {
       throw new AssertionError(
           "slabs: live="
               + live
@@ -418,6 +467,8 @@ final class SlabAllocator {
               + draining
               + " idle="
               + idle
+              + " kept="
+              + kept
               + ", recorded allocated="
               + allocatedBytes
               + " taken="
@@ -425,7 +476,9 @@ final class SlabAllocator {
               + " draining="
               + drainingBytes
               + " idle="
-              + drainingIdle);
+              + drainingIdle
+              + " kept="
+              + drainingKept);
     }
     if (sum != freeBytes
         || freeBytes + quickBytes + allocatedBytes + drainingIdle != slabBytesTaken) {
@@ -468,6 +521,7 @@ final class SlabAllocator {
     if (s == slabState.length) {
       slabState = Arrays.copyOf(slabState, s * 2);
       slabLive = Arrays.copyOf(slabLive, s * 2);
+      slabKept = Arrays.copyOf(slabKept, s * 2);
     }
     slabs.add(slab);
     readOnlySlabs.add(slab.asReadOnly());

@@ -136,6 +136,7 @@ public final class Prefetcher implements AutoCloseable {
   // Written under lock, read by the scheduler without it.
   private volatile NextUse nextUse = (id, step) -> NextUse.NEVER;
   private volatile long keepSteps;
+  private volatile long stepBytes; // the local ranks' bytes per step, from the last replan
 
   /**
    * Starts the scheduler thread.
@@ -278,6 +279,17 @@ public final class Prefetcher implements AutoCloseable {
     }
   }
 
+  /**
+   * The cache's budget changed ({@link SampleCache#resize}): from now on the read-ahead keeps as
+   * many steps as the cache holds at its new size.
+   */
+  public void cacheResized() {
+    long bytes = stepBytes;
+    if (bytes > 0) {
+      keepSteps = cache.stats().budgetBytes() / bytes;
+    }
+  }
+
   /** Consumers (streams) attached now. */
   public int consumerCount() {
     lock.lock();
@@ -363,6 +375,7 @@ public final class Prefetcher implements AutoCloseable {
         Math.max(1, (long) local.length * plans.apply(base).batchSize()) * meanSampleBytes;
     // The samples read ahead are among the ones kept, not beside them: the whole cache's worth
     // of steps from the slowest stream. Belady evicts the farthest first if that is too many.
+    this.stepBytes = stepBytes;
     keepSteps = cache.stats().budgetBytes() / stepBytes;
     NextUse kept = use;
     PeerSource p = peers;
