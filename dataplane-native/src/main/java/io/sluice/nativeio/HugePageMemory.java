@@ -23,7 +23,9 @@ public final class HugePageMemory {
   /** Set to {@code true} to allocate slabs from an {@link Arena} instead. */
   public static final String DISABLE_PROPERTY = "sluice.huge_pages.disable";
 
-  static final long HUGE_PAGE_BYTES = 2L << 20;
+  /** The huge page size {@link #map} aligns to: what {@link #release} frees as a unit. */
+  public static final long HUGE_PAGE_BYTES = 2L << 20;
+
   private static final Path THP_ENABLED = Path.of("/sys/kernel/mm/transparent_hugepage/enabled");
   private static final Logger LOG = Logger.getLogger(HugePageMemory.class.getName());
   private static final Throwable UNAVAILABILITY_CAUSE;

@@ -262,7 +262,7 @@ final class DaemonMetrics {
         .register(registry);
   }
 
-  /** The spill tier's counter, when one is configured. */
+  /** The memory the caches hold on loan from delivery's share ({@link MemorySplit}). */
   void bindMemoryLent(LongSupplier lentBytes) {
     GaugeWithCallback.builder()
         .name("sluice_memory_lent_bytes")
@@ -273,6 +273,7 @@ final class DaemonMetrics {
         .register(registry);
   }
 
+  /** The spill tier's counter, when one is configured. */
   void bindSpill(LongSupplier spillHits) {
     CounterWithCallback.builder()
         .name("sluice_spill_hits_total")

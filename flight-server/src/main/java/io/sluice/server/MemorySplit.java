@@ -59,6 +59,7 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
     this.deliveryBase = deliveryBase;
     this.headroom = Math.max(32L << 20, deliveryBase / 8);
     this.lending = lending && !"false".equals(System.getProperty(LEND_PROPERTY));
+    this.quietUntil = System.nanoTime();
   }
 
   /** Starts lending from {@code root} (created with this listener) to {@code engine}'s caches. */
@@ -72,15 +73,15 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
               .daemon(true)
               .start(
                   () -> {
-                    try {
-                      while (!closed) {
+                    while (!closed) {
+                      try {
                         Thread.sleep(CHECK_MS);
                         check();
+                      } catch (InterruptedException e) {
+                        return; // closing
+                      } catch (RuntimeException e) {
+                        LOG.log(Level.WARNING, "memory split: a check failed; next in 250 ms", e);
                       }
-                    } catch (InterruptedException e) {
-                      Thread.currentThread().interrupt();
-                    } catch (RuntimeException e) {
-                      LOG.log(Level.SEVERE, "memory split stopped lending", e);
                     }
                   });
     }
@@ -116,6 +117,10 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
     }
     if (System.nanoTime() - quietUntil >= 0 && limit - peak - headroom >= STEP_BYTES) {
       root.setLimit(limit - STEP_BYTES); // first: the cache may fill the step at once
+      if (limit - STEP_BYTES - root.getAllocatedMemory() < headroom) {
+        root.setLimit(limit); // batches grew meanwhile
+        return;
+      }
       long given = engine.lendToCaches(STEP_BYTES);
       root.setLimit(deliveryBase - engine.lentBytes());
       if (given > 0) {

@@ -14,6 +14,8 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.logging.Level;
+import java.util.logging.Logger;
 
 /**
  * Off-heap, byte-budgeted cache of sample bytes keyed by sample id, evicting through a pluggable
@@ -27,6 +29,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * while the cache is in use. {@link #close()} frees all memory at once.
  */
 public final class SampleCache implements AutoCloseable {
+  private static final Logger LOG = Logger.getLogger(SampleCache.class.getName());
 
   /*
    * Implementation notes.
@@ -63,7 +66,7 @@ public final class SampleCache implements AutoCloseable {
    * unpinned samples are evicted at once (whatever their next use: a slab is freed as a unit) and
    * their pages go back to the OS (madvise) at once; the pages of pinned samples and open
    * reservations follow when those are released and the slab is empty. Until then the cache
-   * holds a little more than its budget; awaitWithinBudget() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
+   * holds a little more than its budget; awaitDrained() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
    * alignmentBytes, coalescing free extents (after a stop in a quick list for the common length). A
    * sample lives in one contiguous extent (a pinned view is one MemorySegment), so variable sizes
    * fragment the slabs; the cache then evicts more than one victim for a put. Metadata (an Entry
@@ -117,8 +120,19 @@ public final class SampleCache implements AutoCloseable {
     }
 
     @Override
-    public void release(MemorySegment slab) {
-      HugePageMemory.release(slab);
+    public long pageBytes() {
+      return HugePageMemory.HUGE_PAGE_BYTES;
+    }
+
+    @Override
+    public void release(MemorySegment range) {
+      try {
+        HugePageMemory.release(range);
+      } catch (RuntimeException e) {
+        // The pages stay resident until close; the cache goes on (under the lock, on any thread
+        // that releases a sample: failing there would fail its stream for the cache's trouble).
+        LOG.log(Level.SEVERE, "sample cache: memory not given back to the OS", e);
+      }
     }
   }
 
@@ -496,6 +510,16 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
+  /** Slabs mapped, returned ones included (for tests: returned slabs are taken again first). */
+  int slabCount() {
+    lock.lock();
+    try {
+      return allocator.slabCount();
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Whether {@link #resize} may lower the budget: the cache's memory can go back to the OS. */
   public boolean canShrink() {
     return allocator.releases();
@@ -506,8 +530,8 @@ public final class SampleCache implements AutoCloseable {
    * effect at once. A smaller one stops the cache from taking memory and drains whole slabs until
    * the rest fit: their unpinned samples are evicted now, pinned samples and open reservations in
    * them as they are released, and each slab's memory goes back to the OS once it is empty ({@link
-   * #awaitWithinBudget} waits for that). A reservation committed into a draining slab is dropped as
-   * it commits (a later {@link #pin} misses).
+   * #awaitDrained} waits for that). A reservation committed into a draining slab is dropped as it
+   * commits (a later {@link #pin} misses).
    *
    * @throws UnsupportedOperationException when lowering the budget of a cache that cannot shrink
    *     ({@link #canShrink()})
@@ -531,14 +555,23 @@ public final class SampleCache implements AutoCloseable {
       }
       this.budgetBytes = budget;
       allocator.setBudget(budget);
-      policy.resize(budget);
-      while (allocator.slabBytesTaken() - allocator.drainingBytes() > budget) {
-        int slab = allocator.drainCandidate();
+      // Until the memory held is within the budget: the pages kept around pinned samples count,
+      // so a slab more may go to make up for them.
+      long[] stuckBytes = null;
+      while (allocator.heldBytes() > budget) {
+        if (stuckBytes == null) {
+          stuckBytes = new long[allocator.slabCount()];
+          for (Entry x = stuck.stuckNext; x != stuck; x = x.stuckNext) {
+            stuckBytes[SlabAllocator.slabOf(x.address)] += x.allocatedBytes;
+          }
+        }
+        int slab = allocator.drainCandidate(allocator.heldBytes() - budget, stuckBytes);
         if (slab < 0) {
           break;
         }
         drain(slab);
       }
+      policy.resize(budget); // after: what the drain evicted is not the policy's to choose again
     } finally {
       lock.unlock();
     }
@@ -576,11 +609,11 @@ public final class SampleCache implements AutoCloseable {
    * Waits until the memory the cache holds is within its budget (every draining slab returned), at
    * most {@code timeout} {@code unit}s; true when it is (or the cache closed).
    */
-  public boolean awaitWithinBudget(long timeout, TimeUnit unit) throws InterruptedException {
+  public boolean awaitDrained(long timeout, TimeUnit unit) throws InterruptedException {
     long nanos = unit.toNanos(timeout);
     lock.lock();
     try {
-      while (!closed && allocator.slabBytesTaken() > budgetBytes) {
+      while (!closed && allocator.drainingBytes() > 0) {
         if (nanos <= 0) {
           return false;
         }
@@ -605,7 +638,7 @@ public final class SampleCache implements AutoCloseable {
     }
   }
 
-  /** Frees an extent, waking {@link #awaitWithinBudget} when that emptied a draining slab. */
+  /** Frees an extent, waking {@link #awaitDrained} when that emptied a draining slab. */
   private void free(long address, long allocatedBytes) {
     if (allocator.free(address, allocatedBytes)) {
       slabReturned.signalAll();

@@ -38,7 +38,6 @@ final class SlabAllocator {
   static final long MAX_SLAB_BYTES = (1L << SLAB_SHIFT) - 4096;
   private static final long OFFSET_MASK = (1L << SLAB_SHIFT) - 1;
   private static final int SLAB_ALIGNMENT = 4096;
-  private static final long PAGE = 4096;
   static final int QUICK_MAX = 1024;
 
   private record Extent(long lengthBytes, long address) implements Comparable<Extent> {
@@ -58,6 +57,15 @@ final class SlabAllocator {
     /** Whether {@link #release} gives memory back; when not, the cache cannot shrink. */
     default boolean releases() {
       return false;
+    }
+
+    /**
+     * The unit in which {@link #release} frees memory: a page partly released stays charged (a
+     * transparent huge page is split and freed only later, under memory pressure), so a range is
+     * released and counted in whole units.
+     */
+    default long pageBytes() {
+      return 4096;
     }
 
     /**
@@ -151,17 +159,41 @@ final class SlabAllocator {
   }
 
   /**
-   * The taken (not draining) slab holding the fewest allocated bytes, the cheapest to drain, or -1
-   * when there is none.
+   * The taken (not draining) slab to drain to give back {@code excessBytes}, given the bytes of
+   * pinned samples and open reservations in each slab ({@code stuckBytes}, indexed by slab; their
+   * pages stay until released): of the slabs at least that long, the one with the fewest stuck
+   * bytes, then the fewest allocated (the cheapest to empty); else the longest. -1 when there is
+   * none.
    */
-  int drainCandidate() {
+  int drainCandidate(long excessBytes, long[] stuckBytes) {
     int best = -1;
     for (int s = 0; s < slabs.size(); s++) {
-      if (slabState[s] == TAKEN && (best < 0 || slabLive[s] < slabLive[best])) {
+      if (slabState[s] == TAKEN && (best < 0 || better(s, best, excessBytes, stuckBytes))) {
         best = s;
       }
     }
     return best;
+  }
+
+  private boolean better(int a, int b, long excessBytes, long[] stuckBytes) {
+    long la = slabs.get(a).byteSize();
+    long lb = slabs.get(b).byteSize();
+    boolean ca = la >= excessBytes;
+    boolean cb = lb >= excessBytes;
+    if (ca != cb) {
+      return ca;
+    }
+    if (!ca) {
+      return la > lb;
+    }
+    long sa = a < stuckBytes.length ? stuckBytes[a] : 0;
+    long sb = b < stuckBytes.length ? stuckBytes[b] : 0;
+    return sa != sb ? sa < sb : slabLive[a] < slabLive[b];
+  }
+
+  /** How many slabs there are, returned ones included: the bound of slab indices. */
+  int slabCount() {
+    return slabs.size();
   }
 
   /**
@@ -202,12 +234,13 @@ final class SlabAllocator {
       throw new IllegalStateException("slab " + s + " is not draining");
     }
     MemorySegment slab = slabs.get(s);
+    long page = source.pageBytes();
     long released = 0;
     long gapStart = 0; // offsets in the slab
     for (int i = 0; i <= live.length; i++) {
       long gapEnd = i < live.length ? live[i][0] & OFFSET_MASK : slab.byteSize();
-      long from = (gapStart + PAGE - 1) & -PAGE;
-      long to = gapEnd & -PAGE;
+      long from = (gapStart + page - 1) / page * page;
+      long to = gapEnd / page * page;
       if (to > from) {
         source.release(slab.asSlice(from, to - from));
         released += to - from;
@@ -235,7 +268,7 @@ final class SlabAllocator {
   /** Takes every slab the budget allows now instead of on demand. */
   void takeAllSlabs() {
     while (nextSlabBytes() > 0) {
-      takeSlab();
+      takeSlab(1);
     }
   }
 
@@ -263,7 +296,7 @@ final class SlabAllocator {
       if (nextSlabBytes() < lengthBytes) {
         return -1;
       }
-      takeSlab();
+      takeSlab(lengthBytes);
       e = freeBySize.ceiling(new Extent(lengthBytes, -1));
     }
     removeFree(e.address, e.lengthBytes);
@@ -505,15 +538,29 @@ final class SlabAllocator {
     return Math.min(slabBytes, budgetBytes - slabBytesTaken);
   }
 
-  private void takeSlab() {
+  /**
+   * Takes a slab of at least {@code minLength} bytes: the longest returned one the budget allows
+   * (its address range is still mapped; its pages come back on use), else a new one as long as the
+   * budget allows.
+   */
+  private void takeSlab(long minLength) {
     long length = nextSlabBytes();
+    int reuse = -1;
     for (int s = 0; s < slabs.size(); s++) {
-      if (slabState[s] == RETURNED && slabs.get(s).byteSize() == length) {
-        slabState[s] = TAKEN; // its address range is still mapped; its pages come back on use
-        slabBytesTaken += length;
-        addFree((long) s << SLAB_SHIFT, length);
-        return;
+      long l = slabs.get(s).byteSize();
+      if (slabState[s] == RETURNED
+          && l >= minLength
+          && l <= length
+          && (reuse < 0 || l > slabs.get(reuse).byteSize())) {
+        reuse = s;
       }
+    }
+    if (reuse >= 0) {
+      long l = slabs.get(reuse).byteSize();
+      slabState[reuse] = TAKEN;
+      slabBytesTaken += l;
+      addFree((long) reuse << SLAB_SHIFT, l);
+      return;
     }
     MemorySegment slab = source.take(mappedBytes, length);
     mappedBytes += length;

@@ -20,9 +20,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -33,11 +33,12 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class SampleCacheResizeTest {
   private static final int SAMPLE = 4096;
-  private static final long SLAB = 1L << 20; // 256 samples a slab
+  private static final long SLAB = 4L << 20; // 1024 samples a slab, two huge pages
+  private static final int PER_SLAB = (int) (SLAB / SAMPLE);
   private final Arena arena = Arena.ofConfined();
 
-  @BeforeEach
-  void needsReleasableMemory() {
+  /** Shrinking needs memory that can go back to the OS: the huge-page slabs. */
+  private static void needsReleasableMemory() {
     assumeTrue(HugePageMemory.isAvailable(), () -> "" + HugePageMemory.unavailabilityCause());
   }
 
@@ -86,120 +87,159 @@ class SampleCacheResizeTest {
     return ids;
   }
 
+  private static void assertCachedBytes(SampleCache c, long to) {
+    for (long id : cachedIds(c, to)) {
+      try (Handle h = c.pin(id)) {
+        assertBytes(id, h.segment());
+      }
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"belady", "lru", "caffeine"})
   void shrinkingDrainsWholeSlabsAndKeepsTheRestIntact(String policy) throws InterruptedException {
+    needsReleasableMemory();
     try (SampleCache c = cache(4 * SLAB, policy)) {
-      fill(c, 0, 1024); // four full slabs
+      fill(c, 0, 4 * PER_SLAB);
       assertEquals(4 * SLAB, c.heldBytes());
       c.resize(2 * SLAB);
-      assertTrue(c.awaitWithinBudget(0, TimeUnit.SECONDS), "nothing pinned: drained at once");
+      assertTrue(c.awaitDrained(0, TimeUnit.SECONDS), "nothing pinned: drained at once");
       assertEquals(2 * SLAB, c.heldBytes());
       assertEquals(2 * SLAB, c.stats().budgetBytes());
-      List<Long> kept = cachedIds(c, 1024);
-      assertEquals(512, kept.size(), "two slabs' samples left");
-      for (long id : kept) {
-        try (Handle h = c.pin(id)) {
-          assertBytes(id, h.segment());
-        }
-      }
+      assertEquals(2 * PER_SLAB, cachedIds(c, 4 * PER_SLAB).size(), "two slabs' samples left");
+      assertCachedBytes(c, 4 * PER_SLAB);
       c.checkInvariants();
       // A full cache at its new budget evicts through its policy as before.
-      fill(c, 2000, 2100);
+      fill(c, 10_000, 10_100);
       assertEquals(2 * SLAB, c.heldBytes());
       c.checkInvariants();
     }
   }
 
   @Test
-  void aPinnedSampleKeepsItsSlabUntilReleasedAndStaysReadable() throws InterruptedException {
+  void aSlabWithNothingPinnedGoesFirst() throws InterruptedException {
+    needsReleasableMemory();
     try (SampleCache c = cache(2 * SLAB, "lru")) {
-      fill(c, 0, 512);
-      // Pin one sample of every slab: each slab has a reason to stay.
-      Handle a = c.pin(0);
-      Handle b = c.pin(511);
-      c.resize(SLAB);
-      assertFalse(c.awaitWithinBudget(50, TimeUnit.MILLISECONDS), "a pinned slab cannot go yet");
-      assertEquals(SLAB + SAMPLE, c.heldBytes(), "of the draining slab, the pinned page only");
-      assertEquals(257, c.stats().entries(), "the draining slab kept only its pinned sample");
-      assertBytes(0, a.segment());
-      assertBytes(511, b.segment());
+      fill(c, 0, 2 * PER_SLAB);
+      try (Handle h = c.pin(0)) { // the first slab has a reader
+        c.resize(SLAB);
+        assertTrue(c.awaitDrained(0, TimeUnit.SECONDS), "the other slab went at once");
+        assertEquals(SLAB, c.heldBytes());
+        assertTrue(c.contains(0));
+        assertFalse(c.contains(PER_SLAB), "the second slab's samples went with it");
+        assertBytes(0, h.segment());
+      }
       c.checkInvariants();
-      // Nothing new goes into a draining slab, and the budget is not exceeded by new slabs.
-      fill(c, 1000, 1100);
-      assertEquals(SLAB + SAMPLE, c.heldBytes());
+    }
+  }
+
+  @Test
+  void pinnedSamplesKeepTheirPagesUntilReleasedAndTheBudgetHoldsMeanwhile()
+      throws InterruptedException {
+    needsReleasableMemory();
+    try (SampleCache c = cache(3 * SLAB, "lru")) {
+      fill(c, 0, 3 * PER_SLAB);
+      List<Handle> pins = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        pins.add(c.pin((long) s * PER_SLAB + 5)); // one reader in every slab
+      }
+      c.resize(2 * SLAB);
+      // One drained slab keeps the huge page its pinned sample lies in (2 MiB): over the budget,
+      // so a second slab drains too, and what is held is within the budget at once.
+      assertEquals(2 * HugePageMemory.HUGE_PAGE_BYTES + SLAB, c.heldBytes());
+      assertTrue(c.heldBytes() <= 2 * SLAB, "held " + c.heldBytes());
+      assertEquals(PER_SLAB + 2, c.stats().entries(), "one slab whole, two pinned samples");
+      assertFalse(c.awaitDrained(50, TimeUnit.MILLISECONDS), "a pinned slab cannot go yet");
+      for (int s = 0; s < 3; s++) {
+        assertBytes((long) s * PER_SLAB + 5, pins.get(s).segment());
+      }
       c.checkInvariants();
-      a.close();
-      b.close();
-      assertTrue(c.awaitWithinBudget(1, TimeUnit.SECONDS));
+      for (Handle h : pins) {
+        h.close();
+      }
+      assertTrue(c.awaitDrained(1, TimeUnit.SECONDS));
       assertEquals(SLAB, c.heldBytes());
+      fill(c, 10_000, 10_000 + PER_SLAB + 10); // takes a slab again, then evicts
+      assertEquals(2 * SLAB, c.heldBytes());
+      assertCachedBytes(c, 20_000);
       c.checkInvariants();
     }
   }
 
   @Test
   void aReservationCommittedIntoADrainingSlabIsDropped() throws InterruptedException {
+    needsReleasableMemory();
     try (SampleCache c = cache(2 * SLAB, "belady")) {
-      fill(c, 0, 300);
-      Reservation r = c.reserve(7777, SAMPLE); // in the second slab, the emptier one
+      fill(c, 0, PER_SLAB + 100);
+      Reservation r = c.reserve(77_777, SAMPLE); // in the second slab, the emptier one
       assertNotNull(r);
+      Handle reader = c.pin(3); // the first slab has something in use too
       c.resize(SLAB);
-      MemorySegment.copy(bytesOf(7777, SAMPLE), 0, r.segment(), 0, SAMPLE);
+      // The second slab drains first; its page kept for the reservation leaves the cache over
+      // the budget, so the first drains too, keeping the reader's page.
+      assertEquals(2 * HugePageMemory.HUGE_PAGE_BYTES, c.heldBytes());
+      reader.close();
+      MemorySegment.copy(bytesOf(77_777, SAMPLE), 0, r.segment(), 0, SAMPLE);
       r.commit();
       r.close();
-      assertNull(c.pin(7777), "its slab is going back: a miss, read again by whoever asks");
-      assertTrue(c.awaitWithinBudget(1, TimeUnit.SECONDS));
-      assertEquals(SLAB, c.heldBytes());
+      assertNull(c.pin(77_777), "its slab is going back: a miss, read again by whoever asks");
+      assertTrue(c.awaitDrained(1, TimeUnit.SECONDS));
+      assertEquals(0, c.heldBytes());
       c.checkInvariants();
-      assertTrue(c.put(7777, bytesOf(7777, SAMPLE)), "room in the remaining slab");
-      try (Handle h = c.pin(7777)) {
-        assertBytes(7777, h.segment());
+      assertTrue(c.put(77_777, bytesOf(77_777, SAMPLE)), "a slab taken again");
+      assertEquals(SLAB, c.heldBytes());
+      try (Handle h = c.pin(77_777)) {
+        assertBytes(77_777, h.segment());
       }
     }
   }
 
   @Test
-  void growingAgainTakesTheReturnedSlabsFirstAndTheirMemoryIsClean() throws InterruptedException {
+  void growingAgainTakesTheReturnedSlabsFirst() throws InterruptedException {
+    needsReleasableMemory();
     try (SampleCache c = cache(4 * SLAB, "lru")) {
-      fill(c, 0, 1024);
+      fill(c, 0, 4 * PER_SLAB);
+      assertEquals(4, c.slabCount());
       c.resize(SLAB);
-      assertTrue(c.awaitWithinBudget(0, TimeUnit.SECONDS));
+      assertTrue(c.awaitDrained(0, TimeUnit.SECONDS));
+      assertEquals(SLAB, c.heldBytes());
       c.resize(4 * SLAB);
-      fill(c, 5000, 5768); // three slabs more
+      fill(c, 10_000, 10_000 + 3 * PER_SLAB);
       assertEquals(4 * SLAB, c.heldBytes());
+      assertEquals(4, c.slabCount(), "no new mapping: the returned slabs were taken again");
+      assertEquals(4 * PER_SLAB, cachedIds(c, 20_000).size());
+      assertCachedBytes(c, 20_000);
       c.checkInvariants();
-      for (long id : cachedIds(c, 6000)) {
-        try (Handle h = c.pin(id)) {
-          assertBytes(id, h.segment());
-        }
-      }
-      assertEquals(1024, cachedIds(c, 6000).size());
     }
   }
 
   @Test
   void closingWakesAWaiterAndBadBudgetsAreRefused() throws Exception {
+    needsReleasableMemory();
     SampleCache c = cache(2 * SLAB, "lru");
-    fill(c, 0, 512);
-    Handle h = c.pin(3);
-    c.resize(SLAB / 2);
-    Thread waiter =
-        Thread.ofPlatform()
-            .start(
-                () -> {
-                  try {
-                    assertTrue(c.awaitWithinBudget(30, TimeUnit.SECONDS));
-                  } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                  }
-                });
+    fill(c, 0, 2 * PER_SLAB);
+    Handle a = c.pin(3);
+    Handle b = c.pin(PER_SLAB + 3);
+    c.resize(SLAB / 2); // both slabs drain; the pins keep them
+    CompletableFuture<Boolean> drained = new CompletableFuture<>();
+    Thread.ofPlatform()
+        .start(
+            () -> {
+              try {
+                drained.complete(c.awaitDrained(60, TimeUnit.SECONDS));
+              } catch (Throwable e) {
+                drained.completeExceptionally(e);
+              }
+            });
     IllegalArgumentException bad = assertThrows(IllegalArgumentException.class, () -> c.resize(8));
     assertTrue(bad.getMessage().contains("budgetBytes=8"), bad.getMessage());
-    h.close();
-    c.close();
-    waiter.join(10_000);
-    assertFalse(waiter.isAlive());
+    Thread.sleep(50);
+    assertFalse(drained.isDone(), "still draining while pinned");
+    assertThrows(IllegalStateException.class, c::close, "closed with two handles open");
+    assertTrue(drained.get(10, TimeUnit.SECONDS), "closing woke the waiter");
     assertEquals(0, c.heldBytes());
+    a.close();
+    b.close();
   }
 
   @Test
@@ -213,12 +253,12 @@ class SampleCacheResizeTest {
             .build()) {
       assertFalse(c.canShrink());
       c.resize(2 * SLAB);
-      fill(c, 0, 512);
+      fill(c, 0, 2 * PER_SLAB);
       assertEquals(2 * SLAB, c.heldBytes());
       UnsupportedOperationException e =
           assertThrows(UnsupportedOperationException.class, () -> c.resize(SLAB));
       assertTrue(e.getMessage().contains("cannot shrink"), e.getMessage());
-      assertEquals(512, cachedIds(c, 512).size());
+      assertEquals(2 * PER_SLAB, cachedIds(c, 2 * PER_SLAB).size());
     }
   }
 
@@ -230,6 +270,7 @@ class SampleCacheResizeTest {
   @ParameterizedTest
   @ValueSource(longs = {1, 2, 3})
   void randomResizesNeverServeWrongBytes(long seed) throws InterruptedException {
+    needsReleasableMemory();
     SplittableRandom rnd = new SplittableRandom(seed);
     try (SampleCache c = cache(3 * SLAB, "belady")) {
       Map<Long, Handle> pins = new HashMap<>();
@@ -273,7 +314,7 @@ class SampleCacheResizeTest {
             r.close();
           }
           open.clear();
-          assertTrue(c.awaitWithinBudget(0, TimeUnit.SECONDS), "nothing pinned: within budget");
+          assertTrue(c.awaitDrained(0, TimeUnit.SECONDS), "nothing pinned: within budget");
           assertTrue(c.heldBytes() <= budget, c.heldBytes() + " held > budget " + budget);
         } else {
           Handle h = c.pin(id);
