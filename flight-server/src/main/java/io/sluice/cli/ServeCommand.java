@@ -69,7 +69,8 @@ final class ServeCommand implements Callable<Integer> {
       description =
           "Off-heap bytes the daemon may hold, with k/m/g suffixes (default 4g): half for the"
               + " sample caches and read-ahead (from 256m up), half for batches being built and"
-              + " sent. A batch that does not fit fails its stream with RESOURCE_EXHAUSTED.")
+              + " sent, which lends what it leaves idle to the caches and takes it back on demand."
+              + " A batch that does not fit fails its stream with RESOURCE_EXHAUSTED.")
   String memoryBudget;
 
   @Option(

@@ -424,7 +424,10 @@ public final class SluiceDaemon implements AutoCloseable {
     return config.memoryBudgetBytes();
   }
 
-  /** The part of the budget for Arrow buffers (batches being built and queued). */
+  /**
+   * The part of the budget for Arrow buffers (batches being built and queued) now: its half, less
+   * what the sample caches hold on loan.
+   */
   public long arrowBudgetBytes() {
     return root.getLimit();
   }

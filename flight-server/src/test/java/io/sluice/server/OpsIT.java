@@ -208,7 +208,8 @@ class OpsIT {
           peak.get() <= d.arrowBudgetBytes(),
           "batch memory peaked at " + peak.get() + " > " + d.arrowBudgetBytes());
       // The cache half of the budget is split between the datasets: neither job may take more
-      // than its dataset's share, and both got one.
+      // than its dataset's share, and both got one (these caches never evict, so none is lent
+      // batch memory on top).
       List<ReadEngine.JobStats> jobs = d.readAheadStats();
       assertEquals(2, jobs.size(), jobs.toString());
       for (ReadEngine.JobStats j : jobs) {
