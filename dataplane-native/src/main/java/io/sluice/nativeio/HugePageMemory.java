@@ -148,4 +148,22 @@ public final class HugePageMemory {
       }
     }
   }
+
+  /**
+   * Faults in the pages of {@code segment}, part of a {@link #map} mapping, writable, without
+   * writing to them ({@code madvise(MADV_POPULATE_WRITE)}, Linux 5.14 and later): the cost of
+   * backing new memory (zeroing it, and compacting for huge pages) is paid on the calling thread
+   * instead of by whichever thread first writes there. Returns false, doing nothing, where the
+   * kernel does not know the advice.
+   *
+   * @throws UnsupportedOperationException when unavailable
+   */
+  public static boolean populate(MemorySegment segment) {
+    ensureAvailability();
+    try (Arena call = Arena.ofConfined()) {
+      MemorySegment state = LibC.newCallState(call);
+      return LibC.madvise(state, segment.address(), segment.byteSize(), LibC.MADV_POPULATE_WRITE)
+          == 0;
+    }
+  }
 }

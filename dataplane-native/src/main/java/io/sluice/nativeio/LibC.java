@@ -32,6 +32,7 @@ final class LibC {
   static final int MAP_ANONYMOUS = 0x20;
   static final int MADV_DONTNEED = 4;
   static final int MADV_HUGEPAGE = 14;
+  static final int MADV_POPULATE_WRITE = 23; // Linux 5.14
   static final int MAP_POPULATE = 0x8000;
   static final int EFD_CLOEXEC = 0x80000;
   static final int AT_FDCWD = -100;

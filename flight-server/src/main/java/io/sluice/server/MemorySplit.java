@@ -1,5 +1,6 @@
 package io.sluice.server;
 
+import io.sluice.cache.SampleCache;
 import java.util.concurrent.TimeUnit;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -28,7 +29,7 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
   static final String LEND_PROPERTY = "sluice.memory.lend";
 
   /** What one loan moves: a cache slab. */
-  static final long STEP_BYTES = io.sluice.cache.SampleCache.DEFAULT_SLAB_BYTES;
+  static final long STEP_BYTES = SampleCache.DEFAULT_SLAB_BYTES;
 
   /** How often delivery's use is looked at. */
   static final long CHECK_MS = 250;
@@ -76,7 +77,12 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
                     while (!closed) {
                       try {
                         Thread.sleep(CHECK_MS);
-                        check();
+                        Runnable populate = check();
+                        if (populate != null) {
+                          // Here, not on the threads that read samples in: backing new memory
+                          // costs (zeroing, compaction for huge pages).
+                          populate.run();
+                        }
                       } catch (InterruptedException e) {
                         return; // closing
                       } catch (RuntimeException e) {
@@ -98,9 +104,9 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
    * delivery's recent peak and the headroom leave one idle, and otherwise brings the Arrow limit up
    * to date (a job that closed took its loan with it).
    */
-  synchronized void check() {
+  synchronized Runnable check() {
     if (closed || root == null) {
-      return;
+      return null;
     }
     long used = root.getAllocatedMemory();
     recentPeaks[nextPeak] = used;
@@ -113,22 +119,23 @@ final class MemorySplit implements AllocationListener, AutoCloseable {
     long limit = deliveryBase - lent;
     if (lent > 0 && limit - used < headroom / 2) {
       takeBack(STEP_BYTES);
-      return;
+      return null;
     }
     if (System.nanoTime() - quietUntil >= 0 && limit - peak - headroom >= STEP_BYTES) {
       root.setLimit(limit - STEP_BYTES); // first: the cache may fill the step at once
       if (limit - STEP_BYTES - root.getAllocatedMemory() < headroom) {
         root.setLimit(limit); // batches grew meanwhile
-        return;
+        return null;
       }
-      long given = engine.lendToCaches(STEP_BYTES);
+      Runnable populate = engine.lendToCaches(STEP_BYTES);
       root.setLimit(deliveryBase - engine.lentBytes());
-      if (given > 0) {
-        LOG.fine(() -> "lent " + given + " bytes of delivery memory to a cache");
+      if (populate != null) {
+        LOG.fine(() -> "lent " + STEP_BYTES + " bytes of delivery memory to a cache");
       }
-      return;
+      return populate;
     }
     root.setLimit(limit);
+    return null;
   }
 
   /**

@@ -422,10 +422,11 @@ final class ReadEngine implements AutoCloseable {
   /**
    * Lends {@code bytes} of delivery memory to the cache that would use them: of the jobs with
    * streams attached whose cache has taken its whole budget and evicted or turned samples away
-   * since the last look, the one that did so most. Returns the bytes lent: 0 when no cache wants
-   * more (or none can give memory back).
+   * since the last look, the one that did so most. Returns the task that backs the lent memory
+   * before the cache uses it ({@link SampleCache#growPopulated}), or null when no cache wants more
+   * (or none can give memory back).
    */
-  synchronized long lendToCaches(long bytes) {
+  synchronized Runnable lendToCaches(long bytes) {
     Job best = null;
     long bestPressure = 0;
     for (Job j : jobs.values()) {
@@ -445,12 +446,12 @@ final class ReadEngine implements AutoCloseable {
       bestPressure = pressure;
     }
     if (best == null) {
-      return 0;
+      return null;
     }
     best.loan += bytes;
-    best.cache.resize(best.cacheBytes + best.loan);
+    Runnable populate = best.cache.growPopulated(best.cacheBytes + best.loan);
     best.prefetcher.cacheResized();
-    return bytes;
+    return populate;
   }
 
   /**

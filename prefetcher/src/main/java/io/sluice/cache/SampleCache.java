@@ -125,6 +125,11 @@ public final class SampleCache implements AutoCloseable {
     }
 
     @Override
+    public void populate(MemorySegment slab) {
+      HugePageMemory.populate(slab); // false on kernels before 5.14: faulted in on use instead
+    }
+
+    @Override
     public void release(MemorySegment range) {
       try {
         HugePageMemory.release(range);
@@ -555,26 +560,79 @@ public final class SampleCache implements AutoCloseable {
       }
       this.budgetBytes = budget;
       allocator.setBudget(budget);
-      // Until the memory held is within the budget: the pages kept around pinned samples count,
-      // so a slab more may go to make up for them.
-      long[] stuckBytes = null;
-      while (allocator.heldBytes() > budget) {
-        if (stuckBytes == null) {
-          stuckBytes = new long[allocator.slabCount()];
-          for (Entry x = stuck.stuckNext; x != stuck; x = x.stuckNext) {
-            stuckBytes[SlabAllocator.slabOf(x.address)] += x.allocatedBytes;
-          }
-        }
-        int slab = allocator.drainCandidate(allocator.heldBytes() - budget, stuckBytes);
-        if (slab < 0) {
-          break;
-        }
-        drain(slab);
-      }
+      drainToBudget();
       policy.resize(budget); // after: what the drain evicted is not the policy's to choose again
     } finally {
       lock.unlock();
     }
+  }
+
+  /**
+   * Drains slabs until the memory held is within the budget: the pages kept around pinned samples
+   * count, so a slab more may go to make up for them. Caller holds the lock.
+   */
+  private void drainToBudget() {
+    long[] stuckBytes = null;
+    while (allocator.heldBytes() > budgetBytes) {
+      if (stuckBytes == null) {
+        stuckBytes = new long[allocator.slabCount()];
+        for (Entry x = stuck.stuckNext; x != stuck; x = x.stuckNext) {
+          stuckBytes[SlabAllocator.slabOf(x.address)] += x.allocatedBytes;
+        }
+      }
+      int slab = allocator.drainCandidate(allocator.heldBytes() - budgetBytes, stuckBytes);
+      if (slab < 0) {
+        break;
+      }
+      drain(slab);
+    }
+  }
+
+  /**
+   * Raises the budget to {@code budgetBytes} as {@link #resize} does, but takes the slabs it allows
+   * at once and keeps samples out of them until the returned task has backed their memory: run it
+   * on a thread of your choosing, so that the threads reading samples in do not pay for new memory
+   * (zeroing it, and compaction for huge pages). The task populates without the cache's lock held.
+   */
+  public Runnable growPopulated(long budgetBytes) {
+    int[] taken;
+    MemorySegment[] memory;
+    lock.lock();
+    try {
+      ensureOpen();
+      long budget = roundDown(budgetBytes, alignmentBytes);
+      if (budget < this.budgetBytes) {
+        throw new IllegalArgumentException(
+            "budgetBytes=" + budget + " is below the budget " + this.budgetBytes + ": use resize");
+      }
+      this.budgetBytes = budget;
+      allocator.setBudget(budget);
+      policy.resize(budget);
+      taken = allocator.takePreparing();
+      memory = new MemorySegment[taken.length];
+      for (int i = 0; i < taken.length; i++) {
+        memory[i] = allocator.slab(taken[i]);
+      }
+    } finally {
+      lock.unlock();
+    }
+    return () -> {
+      for (MemorySegment m : memory) {
+        allocator.populate(m); // a system call on the range: harmless if the cache closed
+      }
+      lock.lock();
+      try {
+        if (closed) {
+          return;
+        }
+        for (int s : taken) {
+          allocator.prepared(s);
+        }
+        drainToBudget(); // in case the budget shrank meanwhile
+      } finally {
+        lock.unlock();
+      }
+    };
   }
 
   /** Drains slab {@code slab}: evicts its unpinned samples; the others go as they are released. */

@@ -76,11 +76,15 @@ final class SlabAllocator {
     default void release(MemorySegment range) {
       throw new UnsupportedOperationException("this slab source cannot release memory");
     }
+
+    /** Backs {@code slab}'s pages now, off the paths that will write them; may do nothing. */
+    default void populate(MemorySegment slab) {}
   }
 
   private static final byte TAKEN = 0;
   private static final byte DRAINING = 1;
   private static final byte RETURNED = 2;
+  private static final byte PREPARING = 3; // taken, being populated: not allocated from yet
 
   private final SlabSource source;
   private long budgetBytes;
@@ -197,6 +201,39 @@ final class SlabAllocator {
   }
 
   /**
+   * Takes every slab the budget allows now, to be populated before use: they count as taken but
+   * nothing is placed in them until {@link #prepared}. Returns their indices.
+   */
+  int[] takePreparing() {
+    int[] out = new int[0];
+    while (nextSlabBytes() > 0) {
+      int s = takeSlab(1, false);
+      out = Arrays.copyOf(out, out.length + 1);
+      out[out.length - 1] = s;
+    }
+    return out;
+  }
+
+  /** The memory of slab {@code s}. */
+  MemorySegment slab(int s) {
+    return slabs.get(s);
+  }
+
+  /** Populates {@code slab} through the source (called without the cache's lock). */
+  void populate(MemorySegment slab) {
+    source.populate(slab);
+  }
+
+  /** Slab {@code s}, from {@link #takePreparing}, is ready: its memory joins the free lists. */
+  void prepared(int s) {
+    if (slabState[s] != PREPARING) {
+      throw new IllegalStateException("slab " + s + " is not being prepared");
+    }
+    slabState[s] = TAKEN;
+    addFree((long) s << SLAB_SHIFT, slabs.get(s).byteSize());
+  }
+
+  /**
    * Stops allocating from slab {@code s} (taken, not draining): its free extents leave the lists,
    * and the extents still allocated in it are freed into nothing. Returns true when it held none,
    * so was returned at once; otherwise it is returned when {@link #free} frees its last extent.
@@ -268,7 +305,7 @@ final class SlabAllocator {
   /** Takes every slab the budget allows now instead of on demand. */
   void takeAllSlabs() {
     while (nextSlabBytes() > 0) {
-      takeSlab(1);
+      takeSlab(1, true);
     }
   }
 
@@ -296,7 +333,7 @@ final class SlabAllocator {
       if (nextSlabBytes() < lengthBytes) {
         return -1;
       }
-      takeSlab(lengthBytes);
+      takeSlab(lengthBytes, true);
       e = freeBySize.ceiling(new Extent(lengthBytes, -1));
     }
     removeFree(e.address, e.lengthBytes);
@@ -466,6 +503,7 @@ final class SlabAllocator {
     long draining = 0;
     long idle = 0;
     long kept = 0;
+    long preparing = 0;
     long taken = 0;
     for (int s = 0; s < slabs.size(); s++) {
       long length = slabs.get(s).byteSize();
@@ -477,6 +515,9 @@ final class SlabAllocator {
       live += slabLive[s];
       if (slabState[s] != RETURNED) {
         taken += length;
+      }
+      if (slabState[s] == PREPARING) {
+        preparing += length;
       }
       if (slabState[s] == DRAINING) {
         draining += length;
@@ -514,7 +555,7 @@ final class SlabAllocator {
               + drainingKept);
     }
     if (sum != freeBytes
-        || freeBytes + quickBytes + allocatedBytes + drainingIdle != slabBytesTaken) {
+        || freeBytes + quickBytes + allocatedBytes + drainingIdle + preparing != slabBytesTaken) {
       throw new AssertionError(
           "free="
               + sum
@@ -526,6 +567,8 @@ final class SlabAllocator {
               + allocatedBytes
               + " + draining idle="
               + drainingIdle
+              + " + preparing="
+              + preparing
               + " != slabBytes="
               + slabBytesTaken);
     }
@@ -541,39 +584,43 @@ final class SlabAllocator {
   /**
    * Takes a slab of at least {@code minLength} bytes: the longest returned one the budget allows
    * (its address range is still mapped; its pages come back on use), else a new one as long as the
-   * budget allows.
+   * budget allows. Its memory joins the free lists when {@code ready}, else it is {@link
+   * #PREPARING}. Returns its index.
    */
-  private void takeSlab(long minLength) {
+  private int takeSlab(long minLength, boolean ready) {
     long length = nextSlabBytes();
-    int reuse = -1;
-    for (int s = 0; s < slabs.size(); s++) {
-      long l = slabs.get(s).byteSize();
-      if (slabState[s] == RETURNED
+    int s = -1;
+    for (int i = 0; i < slabs.size(); i++) {
+      long l = slabs.get(i).byteSize();
+      if (slabState[i] == RETURNED
           && l >= minLength
           && l <= length
-          && (reuse < 0 || l > slabs.get(reuse).byteSize())) {
-        reuse = s;
+          && (s < 0 || l > slabs.get(s).byteSize())) {
+        s = i;
       }
     }
-    if (reuse >= 0) {
-      long l = slabs.get(reuse).byteSize();
-      slabState[reuse] = TAKEN;
-      slabBytesTaken += l;
-      addFree((long) reuse << SLAB_SHIFT, l);
-      return;
+    if (s >= 0) {
+      length = slabs.get(s).byteSize();
+    } else {
+      MemorySegment slab = source.take(mappedBytes, length);
+      mappedBytes += length;
+      s = slabs.size();
+      if (s == slabState.length) {
+        slabState = Arrays.copyOf(slabState, s * 2);
+        slabLive = Arrays.copyOf(slabLive, s * 2);
+        slabKept = Arrays.copyOf(slabKept, s * 2);
+      }
+      slabs.add(slab);
+      readOnlySlabs.add(slab.asReadOnly());
     }
-    MemorySegment slab = source.take(mappedBytes, length);
-    mappedBytes += length;
-    int s = slabs.size();
-    if (s == slabState.length) {
-      slabState = Arrays.copyOf(slabState, s * 2);
-      slabLive = Arrays.copyOf(slabLive, s * 2);
-      slabKept = Arrays.copyOf(slabKept, s * 2);
-    }
-    slabs.add(slab);
-    readOnlySlabs.add(slab.asReadOnly());
     slabBytesTaken += length;
-    addFree((long) s << SLAB_SHIFT, length);
+    if (ready) {
+      slabState[s] = TAKEN;
+      addFree((long) s << SLAB_SHIFT, length);
+    } else {
+      slabState[s] = PREPARING;
+    }
+    return s;
   }
 
   private void addFree(long address, long length) {

@@ -214,6 +214,34 @@ class SampleCacheResizeTest {
   }
 
   @Test
+  void aGrowthPopulatedFirstTakesNoSampleUntilItsMemoryIsBacked() throws InterruptedException {
+    needsReleasableMemory();
+    try (SampleCache c = cache(SLAB, "lru")) {
+      fill(c, 0, PER_SLAB);
+      Runnable populate = c.growPopulated(3 * SLAB);
+      assertEquals(3 * SLAB, c.heldBytes(), "both slabs taken at once");
+      assertEquals(3 * SLAB, c.stats().budgetBytes());
+      fill(c, 10_000, 10_010);
+      assertEquals(PER_SLAB, c.stats().entries(), "nothing placed in them yet: the cache evicted");
+      c.checkInvariants();
+      populate.run();
+      fill(c, 20_000, 20_000 + 2 * PER_SLAB);
+      assertEquals(3 * PER_SLAB, c.stats().entries(), "now they hold samples");
+      assertCachedBytes(c, 30_000);
+      c.checkInvariants();
+      // Shrunk before its task ran, a growth gives the memory back once populated.
+      Runnable late = c.growPopulated(4 * SLAB);
+      c.resize(2 * SLAB);
+      late.run();
+      assertTrue(c.awaitDrained(0, TimeUnit.SECONDS));
+      assertEquals(2 * SLAB, c.heldBytes());
+      assertCachedBytes(c, 30_000);
+      c.checkInvariants();
+      assertThrows(IllegalArgumentException.class, () -> c.growPopulated(SLAB));
+    }
+  }
+
+  @Test
   void closingWakesAWaiterAndBadBudgetsAreRefused() throws Exception {
     needsReleasableMemory();
     SampleCache c = cache(2 * SLAB, "lru");
