@@ -144,9 +144,12 @@ final class RankStreamer implements Runnable {
                     where
                         + "a batch does not fit the daemon's memory budget ("
                         + parent.getLimit()
-                        + " bytes, "
+                        + " bytes for batches, "
                         + parent.getAllocatedMemory()
-                        + " in use): lower batch_size or raise --memory-budget");
+                        + " in use, "
+                        + memory.lentBytes()
+                        + " still lent to the sample caches): lower batch_size or raise"
+                        + " --memory-budget");
             case DatasetFormatException bad ->
                 CallStatus.UNAVAILABLE.withDescription(where + bad.getMessage());
             case CudaException gpu ->
