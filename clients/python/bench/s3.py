@@ -842,7 +842,8 @@ def main(argv=None):
                    help="Sluice rows: comma-separated shuffle modes (default global,block)")
     p.add_argument("--memory-budget", default="2g",
                    help="the daemon's budget (default 2g: half is cache, split between the "
-                        "measured and the warm-up dataset; a block of 4 shards, 256 MiB here, "
+                        "measured and the warm-up dataset, and an evicting cache borrows what "
+                        "batches leave idle of the other half; a block of 4 shards, 256 MiB here, "
                         "must fit the measured one's share for block reads in whole chunks)")
     p.add_argument("--warmup-size", type=int, default=64,
                    help="MiB of a second dataset each daemon reads an epoch of before the "
