@@ -134,18 +134,15 @@ public final class HugePageMemory {
    */
   public static void release(MemorySegment segment) {
     ensureAvailability();
-    try (Arena call = Arena.ofConfined()) {
-      MemorySegment state = LibC.newCallState(call);
-      long address = segment.address();
-      if (LibC.madvise(state, address, segment.byteSize(), LibC.MADV_DONTNEED) != 0) {
-        throw new IllegalStateException(
-            "madvise(MADV_DONTNEED) of "
-                + segment.byteSize()
-                + " bytes at 0x"
-                + Long.toHexString(address)
-                + " failed: "
-                + Errno.describe(LibC.errno(state)));
-      }
+    int errno = advise(segment, LibC.MADV_DONTNEED);
+    if (errno != 0) {
+      throw new IllegalStateException(
+          "madvise(MADV_DONTNEED) of "
+              + segment.byteSize()
+              + " bytes at 0x"
+              + Long.toHexString(segment.address())
+              + " failed: "
+              + Errno.describe(errno));
     }
   }
 
@@ -160,10 +157,16 @@ public final class HugePageMemory {
    */
   public static boolean populate(MemorySegment segment) {
     ensureAvailability();
+    return advise(segment, LibC.MADV_POPULATE_WRITE) == 0;
+  }
+
+  /** {@code madvise(advice)} on {@code segment}'s range: 0, or the errno it failed with. */
+  private static int advise(MemorySegment segment, int advice) {
     try (Arena call = Arena.ofConfined()) {
       MemorySegment state = LibC.newCallState(call);
-      return LibC.madvise(state, segment.address(), segment.byteSize(), LibC.MADV_POPULATE_WRITE)
-          == 0;
+      return LibC.madvise(state, segment.address(), segment.byteSize(), advice) == 0
+          ? 0
+          : LibC.errno(state);
     }
   }
 }

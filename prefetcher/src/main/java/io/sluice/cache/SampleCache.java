@@ -11,8 +11,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.logging.Level;
 import java.util.logging.Logger;
@@ -65,9 +63,10 @@ public final class SampleCache implements AutoCloseable {
    * lowers it, whole slabs drain: those holding the fewest bytes stop taking samples, their
    * unpinned samples are evicted at once (whatever their next use: a slab is freed as a unit) and
    * their pages go back to the OS (madvise) at once; the pages of pinned samples and open
-   * reservations follow when those are released and the slab is empty. Until then the cache
-   * holds a little more than its budget; awaitDrained() waits for the drain. Inside the slabs, SlabAllocator hands out extents best-fit, rounded to
-   * alignmentBytes, coalescing free extents (after a stop in a quick list for the common length). A
+   * reservations follow when those are released and the slab is empty; those kept pages count
+   * against the budget, so a slab more drains when they would leave the cache over it. Inside the
+   * slabs, SlabAllocator hands out extents best-fit, rounded to alignmentBytes, coalescing free
+   * extents (after a stop in a quick list for the common length). A
    * sample lives in one contiguous extent (a pinned view is one MemorySegment), so variable sizes
    * fragment the slabs; the cache then evicts more than one victim for a put. Metadata (an Entry
    * per sample, which is also Belady's node for it) is on the heap; sample bytes never are.
@@ -142,7 +141,6 @@ public final class SampleCache implements AutoCloseable {
   }
 
   private final ReentrantLock lock = new ReentrantLock();
-  private final Condition slabReturned = lock.newCondition();
   private long budgetBytes;
   private final long alignmentBytes;
   private final Arena arena;
@@ -532,11 +530,11 @@ public final class SampleCache implements AutoCloseable {
 
   /**
    * Sets the budget to {@code budgetBytes} (rounded down to the alignment). A larger budget takes
-   * effect at once. A smaller one stops the cache from taking memory and drains whole slabs until
-   * the rest fit: their unpinned samples are evicted now, pinned samples and open reservations in
-   * them as they are released, and each slab's memory goes back to the OS once it is empty ({@link
-   * #awaitDrained} waits for that). A reservation committed into a draining slab is dropped as it
-   * commits (a later {@link #pin} misses).
+   * effect at once. A smaller one drains whole slabs until what the cache holds ({@link
+   * #heldBytes}) is within it: their unpinned samples are evicted and their memory goes back to the
+   * OS now, but for the pages of pinned samples and open reservations, which go as those are
+   * released. A reservation committed into a draining slab is dropped as it commits (a later {@link
+   * #pin} misses).
    *
    * @throws UnsupportedOperationException when lowering the budget of a cache that cannot shrink
    *     ({@link #canShrink()})
@@ -605,9 +603,7 @@ public final class SampleCache implements AutoCloseable {
         throw new IllegalArgumentException(
             "budgetBytes=" + budget + " is below the budget " + this.budgetBytes + ": use resize");
       }
-      this.budgetBytes = budget;
-      allocator.setBudget(budget);
-      policy.resize(budget);
+      resize(budget); // the lock is reentrant
       taken = allocator.takePreparing();
       memory = new MemorySegment[taken.length];
       for (int i = 0; i < taken.length; i++) {
@@ -644,8 +640,7 @@ public final class SampleCache implements AutoCloseable {
       }
     }
     if (allocator.drain(slab)) {
-      slabReturned.signalAll();
-      return;
+      return; // nothing was allocated in it: gone back whole
     }
     List<long[]> stuckInSlab = new ArrayList<>();
     for (Entry e : inSlab) {
@@ -664,20 +659,13 @@ public final class SampleCache implements AutoCloseable {
   }
 
   /**
-   * Waits until the memory the cache holds is within its budget (every draining slab returned), at
-   * most {@code timeout} {@code unit}s; true when it is (or the cache closed).
+   * Whether no slab is draining: every slab drained has gone back whole, its pinned samples
+   * released (a slab goes back as its last sample is released, on that thread). For tests.
    */
-  public boolean awaitDrained(long timeout, TimeUnit unit) throws InterruptedException {
-    long nanos = unit.toNanos(timeout);
+  boolean drained() {
     lock.lock();
     try {
-      while (!closed && allocator.drainingBytes() > 0) {
-        if (nanos <= 0) {
-          return false;
-        }
-        nanos = slabReturned.awaitNanos(nanos);
-      }
-      return true;
+      return closed || allocator.drainingBytes() == 0;
     } finally {
       lock.unlock();
     }
@@ -693,13 +681,6 @@ public final class SampleCache implements AutoCloseable {
       return closed ? 0 : allocator.heldBytes();
     } finally {
       lock.unlock();
-    }
-  }
-
-  /** Frees an extent, waking {@link #awaitDrained} when that emptied a draining slab. */
-  private void free(long address, long allocatedBytes) {
-    if (allocator.free(address, allocatedBytes)) {
-      slabReturned.signalAll();
     }
   }
 
@@ -730,7 +711,6 @@ public final class SampleCache implements AutoCloseable {
       pinnedBytes = 0;
       arena.close();
       closeBacking();
-      slabReturned.signalAll();
     } finally {
       lock.unlock();
     }
@@ -822,7 +802,7 @@ public final class SampleCache implements AutoCloseable {
     entries.remove(e.sampleId);
     unstick(e);
     usedBytes -= e.allocatedBytes;
-    free(e.address, e.allocatedBytes);
+    allocator.free(e.address, e.allocatedBytes);
   }
 
   /**
@@ -885,7 +865,7 @@ public final class SampleCache implements AutoCloseable {
     }
     entries.remove(e.sampleId);
     policy.onRemove(e.sampleId, e.policyToken);
-    free(e.address, e.allocatedBytes);
+    allocator.free(e.address, e.allocatedBytes);
     usedBytes -= e.allocatedBytes;
     committedEntries--;
     evictions++;

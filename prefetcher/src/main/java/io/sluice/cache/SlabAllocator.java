@@ -346,29 +346,27 @@ final class SlabAllocator {
 
   /**
    * Returns an extent {@link #allocate} handed out: to the quick list when it has the length last
-   * asked for, else merged into the trees; in a draining slab, to nothing. Returns true when that
-   * was a draining slab's last extent, so the slab went back to the OS.
+   * asked for, else merged into the trees; in a draining slab, to nothing (the slab goes back to
+   * the OS with its last extent).
    */
-  boolean free(long address, long lengthBytes) {
+  void free(long address, long lengthBytes) {
     int s = slabOf(address);
     slabLive[s] -= lengthBytes;
     if (slabState[s] == DRAINING) {
       drainingIdle += lengthBytes;
       if (slabLive[s] == 0) {
         returnSlab(s);
-        return true;
       }
-      return false;
+      return;
     }
     if (lengthBytes != quickLength || quickCount == QUICK_MAX) {
       coalesce(address, lengthBytes);
-      return false;
+      return;
     }
     if (quickCount == quickAddresses.length) {
       quickAddresses = Arrays.copyOf(quickAddresses, quickCount * 2);
     }
     quickAddresses[quickCount++] = address;
-    return false;
   }
 
   /** Returns every quick extent to the trees, merging neighbours. */
