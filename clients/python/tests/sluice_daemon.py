@@ -82,6 +82,12 @@ class Daemon(object):
             pytest.fail("%s: no 'sluice: serving' line within %d s (exit=%s):\n%s"
                         % (" ".join(self.cmd), timeout_s, self.proc.poll(), tail[-4000:]))
 
+    def terminate(self, timeout_s=30):
+        """SIGTERM to the daemon itself, as systemd sends it; waits for it to exit and returns its
+        exit code (``stop`` then cleans up)."""
+        os.kill(self.proc.pid, signal.SIGTERM)
+        return self.proc.wait(timeout=timeout_s)
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

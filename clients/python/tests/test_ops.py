@@ -3,7 +3,6 @@ SIGTERM mid-epoch with a resume at the exact sample, TLS and bearer tokens with 
 
 import json
 import os
-import signal
 import socket
 import stat
 import subprocess
@@ -112,8 +111,7 @@ def test_sigterm_mid_epoch_exits_0_in_time_and_a_restart_resumes_at_the_exact_sa
             states.append(ds.state_dict())
             its.append(it)
         t0 = time.monotonic()
-        os.kill(d.proc.pid, signal.SIGTERM)
-        code = d.proc.wait(timeout=30)
+        code = d.terminate()
         took = time.monotonic() - t0
         assert code == 0, "serve exits 0 after SIGTERM:\n" + "\n".join(d.lines)
         assert took < 10, "stopped in %.1f s" % took
@@ -167,8 +165,7 @@ def test_a_daemon_restarted_mid_epoch_is_picked_up_at_the_next_batch(long16, del
                             delivery=delivery, prefetch=prefetch, reconnect_timeout=120)
         it = iter(ds)
         got = [check(next(it)) for _ in range(5)]
-        os.kill(first.proc.pid, signal.SIGTERM)
-        assert first.proc.wait(timeout=30) == 0
+        assert first.terminate() == 0
         first.stop()
 
         def restart():  # while the client tries again
@@ -201,8 +198,7 @@ def test_a_restarted_daemon_that_refuses_the_stream_is_given_up_at_once(long16):
                             reconnect_timeout=60)
         it = iter(ds)
         next(it)
-        os.kill(first.proc.pid, signal.SIGTERM)
-        assert first.proc.wait(timeout=30) == 0
+        assert first.terminate() == 0
         first.stop()
         # Back on its port without that dataset: it answers, and refuses the stream.
         second = Daemon({"other": long16.dataset_dir}, port=port)
@@ -238,8 +234,7 @@ def test_a_daemon_that_stays_down_is_given_up_after_reconnect_timeout(served, ca
                             reconnect_timeout=1.5)
         it = iter(ds)
         next(it)
-        os.kill(d.proc.pid, signal.SIGTERM)
-        assert d.proc.wait(timeout=30) == 0
+        assert d.terminate() == 0
     finally:
         d.stop()
     t0 = time.monotonic()

@@ -76,24 +76,13 @@ public final class EpochReader {
   public static Result read(
       String uri, StreamRequest base, int[] ranks, long totalSamples, BatchCheck check)
       throws Exception {
-    return read(uri, SluiceClient.Security.none(), base, ranks, totalSamples, check);
-  }
-
-  /** As above, connecting with {@code security} (a token, trusted TLS certificates). */
-  public static Result read(
-      String uri,
-      SluiceClient.Security security,
-      StreamRequest base,
-      int[] ranks,
-      long totalSamples,
-      BatchCheck check)
-      throws Exception {
-    return read(uri, security, base, ranks, totalSamples, check, Duration.ZERO);
+    return read(uri, SluiceClient.Security.none(), base, ranks, totalSamples, check, Duration.ZERO);
   }
 
   /**
-   * As above, each rank's stream reopened at its position for up to {@code reconnectTimeout} when
-   * it breaks off (a daemon restart; see {@link SluiceClient#open(StreamRequest, Duration)}).
+   * As above, connecting with {@code security} (a token, trusted TLS certificates), each rank's
+   * stream reopened at its position for up to {@code reconnectTimeout} when it breaks off (a daemon
+   * restart; see {@link SluiceClient#open(StreamRequest, Duration)}; {@link Duration#ZERO}: never).
    */
   public static Result read(
       String uri,

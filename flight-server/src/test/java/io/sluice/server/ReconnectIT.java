@@ -60,8 +60,13 @@ class ReconnectIT {
   }
 
   static SluiceDaemon daemon(int port) throws Exception {
+    return daemon(port, "d");
+  }
+
+  /** A daemon on {@code port} (0: any) serving the test's dataset as {@code name}. */
+  static SluiceDaemon daemon(int port, String name) throws Exception {
     return SluiceDaemon.start(
-        "127.0.0.1", port, Map.of("d", dir), FlightTransport.AUTO, ReadBackends.AUTO, BUDGET);
+        "127.0.0.1", port, Map.of(name, dir), FlightTransport.AUTO, ReadBackends.AUTO, BUDGET);
   }
 
   static long[] ids(RankStream s) {
@@ -186,14 +191,7 @@ class ReconnectIT {
       assertTrue(s.next());
       first.close();
       // Back on its port without the dataset: it answers, and refuses the stream.
-      second =
-          SluiceDaemon.start(
-              "127.0.0.1",
-              port,
-              Map.of("other", dir),
-              FlightTransport.AUTO,
-              ReadBackends.AUTO,
-              BUDGET);
+      second = daemon(port, "other");
       long t0 = System.nanoTime();
       FlightRuntimeException e = TokenStreams.drainToError(s);
       assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(30), "not the whole timeout");
