@@ -551,27 +551,47 @@ public final class Prefetcher implements AutoCloseable {
         end = e;
         j++;
       }
-      // Read around the range, up to the aligned chunk of maxReadBytes holding it, while the
-      // samples there are needed soon enough to keep: a block-shuffled epoch becomes reads of
-      // whole chunks, each sample read once; in a global shuffle the neighbours are not kept and
-      // the read stays tight.
+      // Read around the range, up to the aligned chunk of maxReadBytes holding it, taking the
+      // neighbours needed soon enough to keep and reading through runs of the others (cached,
+      // loading, or needed too late) up to the coalescing gap, as between needed samples: a
+      // block-shuffled epoch becomes reads of whole chunks, each sample read once. In a global
+      // shuffle whose cache holds a good part of the epoch ahead (a first epoch, a dataset a little
+      // larger than the cache) about every other neighbour is kept: stopping at the first one that
+      // is not made reads of two or three samples, as many requests as a device could serve,
+      // where a read through the gaps costs bytes the device streams faster. With a small cache
+      // the runs outgrow the gap and the read stays tight.
       long max = options.maxReadBytes();
+      long gap = options.coalesceGapBytes();
       long chunkStart = start / max * max;
       long lo = need[i];
-      while (lo > 0
-          && extents.fileOf(lo - 1) == file
-          && extents.offsetOf(lo - 1) >= chunkStart
-          && end - extents.offsetOf(lo - 1) <= max
-          && keepWorthy(lo - 1, now)) {
-        lo--;
+      for (long id = lo - 1;
+          id >= 0
+              && extents.fileOf(id) == file
+              && extents.offsetOf(id) >= chunkStart
+              && end - extents.offsetOf(id) <= max;
+          id--) {
+        if (keepWorthy(id, now)) {
+          lo = id;
+        } else if (extents.offsetOf(lo) - extents.offsetOf(id) > gap) {
+          break;
+        }
       }
       long spanStart = extents.offsetOf(lo);
       long hi = need[j - 1] + 1;
-      while (hi < totalSamples
-          && extents.fileOf(hi) == file
-          && extents.offsetOf(hi) + extents.lengthOf(hi) - spanStart <= max
-          && keepWorthy(hi, now)) {
-        hi++;
+      for (long id = hi;
+          id < totalSamples
+              && extents.fileOf(id) == file
+              && extents.offsetOf(id) + extents.lengthOf(id) - spanStart <= max;
+          id++) {
+        if (keepWorthy(id, now)) {
+          hi = id + 1;
+        } else if (extents.offsetOf(id)
+                + extents.lengthOf(id)
+                - extents.offsetOf(hi - 1)
+                - extents.lengthOf(hi - 1)
+            > gap) {
+          break;
+        }
       }
       if (roomy) {
         bytes += issueRange(file, need, i, j, lo, hi, abs, now);
@@ -624,18 +644,20 @@ public final class Prefetcher implements AutoCloseable {
    * comes (reading it from the backend as a neighbour would cost the store a read the job saves).
    */
   private boolean soonNeeded(long id, long now) {
-    long next = keptUntil(id, now);
-    if (next == NextUse.NEVER) {
-      return false;
-    }
-    PeerSource p = peers;
-    return p == null || p.holderOf(id, next / stepsPerEpoch) < 0;
+    return keptUntil(id, now) != NextUse.NEVER;
   }
 
-  /** The step at which {@code id} is next needed if that is soon enough to keep it, else NEVER. */
+  /**
+   * The step at which {@code id} is next needed if that is soon enough to keep it and no peer will
+   * deliver it then, else NEVER.
+   */
   private long keptUntil(long id, long now) {
     long next = nextUse.nextUseStep(id, now);
-    return next != NextUse.NEVER && next - now <= keepSteps ? next : NextUse.NEVER;
+    if (next == NextUse.NEVER || next - now > keepSteps) {
+      return NextUse.NEVER;
+    }
+    PeerSource p = peers;
+    return p == null || p.holderOf(id, next / stepsPerEpoch) < 0 ? next : NextUse.NEVER;
   }
 
   /**

@@ -263,6 +263,36 @@ class PrefetcherTest {
   }
 
   @Test
+  void globalShuffleReadsAcrossShortGapsOfNeighboursNotWorthKeeping() throws IOException {
+    writeDataset();
+    try (ReadBackend backend = new PosixReadBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, backend);
+        SampleCache cache = cache(TOTAL * SAMPLE_BYTES / 2)) {
+      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
+      try (Prefetcher p =
+          new Prefetcher(
+              "t",
+              source,
+              TOTAL,
+              backend,
+              cache,
+              plans,
+              PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES))) {
+        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
+        PrefetchStats.Snapshot s = p.stats();
+        // The cache keeps about half the epoch ahead, so about every other neighbour of a needed
+        // sample is worth keeping: reads that stopped at the first one that is not were two or
+        // three samples long (about TOTAL / 2 reads). Runs of up to four are read through and
+        // dropped instead.
+        assertTrue(s.reads() < TOTAL / 6, s.toString());
+        assertTrue(s.neighboursKept() > TOTAL / 2, s.toString());
+        // What is read through is bounded by the gap: at most four samples per one kept.
+        assertTrue(s.bytesRead() <= 5L * s.samplesRead() * SAMPLE_BYTES, s.toString());
+      }
+    }
+  }
+
+  @Test
   void theNextEpochFindsWhatTheCacheKept() throws IOException {
     writeDataset();
     try (ReadBackend backend = new PosixReadBackend();
