@@ -144,10 +144,13 @@ public final class ReadEngineBench {
         r.prefetch() == null
             ? ""
             : String.format(
-                " reads=%d coalesced=%d kept=%d mean_latency=%.0fus in_flight_limit=%d",
+                " reads=%d coalesced=%d kept=%d samples_read=%d bytes_read=%.1fMB"
+                    + " mean_latency=%.0fus in_flight_limit=%d",
                 r.prefetch().reads(),
                 r.prefetch().coalescedReads(),
                 r.prefetch().neighboursKept(),
+                r.prefetch().samplesRead(),
+                r.prefetch().bytesRead() / 1e6,
                 r.prefetch().meanReadMicros(),
                 r.prefetch().inFlightLimit());
     out.printf(
