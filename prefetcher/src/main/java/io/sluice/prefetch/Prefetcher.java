@@ -545,7 +545,7 @@ public final class Prefetcher implements AutoCloseable {
           break;
         }
         if (off - end > options.coalesceGapBytes()
-            && !(roomy && allKept(need[j - 1] + 1, id, now))) {
+            && !(roomy && readThrough(need[j - 1] + 1, id, now))) {
           break;
         }
         end = e;
@@ -620,10 +620,25 @@ public final class Prefetcher implements AutoCloseable {
     }
   }
 
-  /** Whether every sample in ids [from, to) not cached or loading will be kept when read now. */
-  private boolean allKept(long from, long to, long now) {
+  /**
+   * Whether ids [from, to) are worth one read: the samples there worth keeping are kept, and no run
+   * of the others (cached, loading, needed too late) is longer than the coalescing gap. Cached and
+   * loading samples count as runs to read through, not as kept: once a cache holds most of a chunk,
+   * reading across it again brings nothing but the bytes.
+   */
+  private boolean readThrough(long from, long to, long now) {
+    long gap = options.coalesceGapBytes();
+    long runStart = -1;
     for (long id = from; id < to; id++) {
-      if (!soonNeeded(id, now) && !loading.containsKey(id) && !cache.holds(id)) {
+      if (keepWorthy(id, now)) {
+        runStart = -1;
+        continue;
+      }
+      long off = extents.offsetOf(id);
+      if (runStart < 0) {
+        runStart = off;
+      }
+      if (off + extents.lengthOf(id) - runStart > gap) {
         return false;
       }
     }

@@ -21,6 +21,7 @@ import io.sluice.planner.ShuffleMode;
 import io.sluice.read.IoUringReadBackend;
 import io.sluice.read.PosixReadBackend;
 import io.sluice.read.ReadBackend;
+import io.sluice.read.ReadFile;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -288,6 +289,57 @@ class PrefetcherTest {
         assertTrue(s.neighboursKept() > TOTAL / 2, s.toString());
         // What is read through is bounded by the gap: at most four samples per one kept.
         assertTrue(s.bytesRead() <= 5L * s.samplesRead() * SAMPLE_BYTES, s.toString());
+      }
+    }
+  }
+
+  @Test
+  void readsForAStoreThatPrefersLargeOnesDoNotCrossLongCachedRuns() throws IOException {
+    writeDataset();
+    try (ReadBackend posix = new PosixReadBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, posix);
+        SampleCache cache = cache(TOTAL * SAMPLE_BYTES * 3 / 4)) {
+      // A cache of three quarters of the dataset, and an object store's backend: every read may
+      // grow within its chunk, the step due now included.
+      ReadBackend store =
+          new ReadBackend() {
+            @Override
+            public String name() {
+              return "large-reads";
+            }
+
+            @Override
+            public ReadFile open(Path path) throws IOException {
+              return posix.open(path);
+            }
+
+            @Override
+            public boolean prefersLargeReads() {
+              return true;
+            }
+
+            @Override
+            public void close() {}
+          };
+      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
+      try (Prefetcher p =
+          new Prefetcher(
+              "t",
+              source,
+              TOTAL,
+              store,
+              cache,
+              plans,
+              PrefetchOptions.defaults().withCoalesceGapBytes(0))) {
+        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
+        PrefetchStats.Snapshot s = p.stats();
+        // Two needed samples of a chunk were read as one whenever every sample between was kept
+        // or already cached: reads across runs of cached samples that brought nothing but their
+        // bytes (36-46 samples' worth here; at 4 MiB chunks, twice the dataset over an object
+        // store's link). With no gap allowed, only what is kept may be read.
+        assertTrue(
+            s.bytesRead() <= (s.samplesRead() + 8) * SAMPLE_BYTES,
+            "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
       }
     }
   }
