@@ -376,7 +376,7 @@ public final class Prefetcher implements AutoCloseable {
     // The samples read ahead are among the ones kept, not beside them: the whole cache's worth
     // of steps from the slowest stream. Belady evicts the farthest first if that is too many.
     this.stepBytes = stepBytes;
-    keepSteps = cache.stats().budgetBytes() / stepBytes;
+    cacheResized();
     NextUse kept = use;
     PeerSource p = peers;
     if (p != null) {
@@ -646,25 +646,18 @@ public final class Prefetcher implements AutoCloseable {
   }
 
   /**
-   * Not cached or loading, and needed soon enough to be kept if read now. The plan is asked first:
-   * it is arithmetic, while each map look-up misses the CPU's caches and most neighbours in a
-   * global shuffle are not needed soon.
+   * Not cached or loading, and needed soon enough to be kept if read now ({@link #keptUntil}). The
+   * plan is asked first: it is arithmetic, while each map look-up misses the CPU's caches and most
+   * neighbours in a global shuffle are not needed soon.
    */
   private boolean keepWorthy(long id, long now) {
-    return soonNeeded(id, now) && !loading.containsKey(id) && !cache.holds(id);
-  }
-
-  /**
-   * Needed soon enough to be kept if read now, and not a sample a peer will deliver when its step
-   * comes (reading it from the backend as a neighbour would cost the store a read the job saves).
-   */
-  private boolean soonNeeded(long id, long now) {
-    return keptUntil(id, now) != NextUse.NEVER;
+    return keptUntil(id, now) != NextUse.NEVER && !loading.containsKey(id) && !cache.holds(id);
   }
 
   /**
    * The step at which {@code id} is next needed if that is soon enough to keep it and no peer will
-   * deliver it then, else NEVER.
+   * deliver it then (reading it from the backend as a neighbour would cost the store a read the job
+   * saves), else NEVER.
    */
   private long keptUntil(long id, long now) {
     long next = nextUse.nextUseStep(id, now);
