@@ -622,15 +622,16 @@ public final class Prefetcher implements AutoCloseable {
 
   /**
    * Whether ids [from, to) are worth one read: the samples there worth keeping are kept, and no run
-   * of the others (cached, loading, needed too late) is longer than the coalescing gap. Cached and
-   * loading samples count as runs to read through, not as kept: once a cache holds most of a chunk,
-   * reading across it again brings nothing but the bytes.
+   * of cached samples or ones needed too late is longer than the coalescing gap. Cached samples
+   * count as runs to read through, not as kept: once a cache holds most of a chunk, reading across
+   * it again brings nothing but the bytes. Loading ones do not break a join: they are a read in
+   * flight a moment ahead of this one (a block shuffle's chunk being read), not a lasting state.
    */
   private boolean readThrough(long from, long to, long now) {
     long gap = options.coalesceGapBytes();
     long runStart = -1;
     for (long id = from; id < to; id++) {
-      if (keepWorthy(id, now)) {
+      if (loading.containsKey(id) || keepWorthy(id, now)) {
         runStart = -1;
         continue;
       }
