@@ -199,11 +199,16 @@ class PrefetcherPeersTest {
    * Without peers, a sample only the other node needs next epoch is needed by nobody here and goes
    * first; with peers it is kept for the loan, beside this node's own next uses.
    *
-   * <p>The read-ahead is held to two steps ahead of the stream. What the last steps of an epoch
-   * consume stays cached whatever its next use, because no later read needs its room; with the
-   * default lead (up to half the cache) that is a varying number of steps, depending on how far the
-   * read-ahead got before the stream caught up, and the count would measure that instead of the
-   * eviction order.
+   * <p>Only samples consumed in the first half of epoch 0 are counted. What the later steps of an
+   * epoch consume stays cached whatever its next use, because no later read needs its room; how
+   * many steps that is depends on how far the read-ahead got ahead of the stream (a loaded machine
+   * reads further ahead: up to the last three eighths of the epoch), and counting them would
+   * measure that instead of the eviction order. After the first half, half the epoch's reads still
+   * follow.
+   *
+   * <p>The read-ahead is held to two steps ahead of the stream, so that fewer slots hold samples
+   * read far ahead. How many loans stay still varies with timing: 101 to 255 in runs on a loaded
+   * 2-core machine, none without peers.
    */
   @Test
   void samplesAPeerWillAskForOutliveOnesNobodyNeeds() throws IOException {
@@ -216,8 +221,12 @@ class PrefetcherPeersTest {
       try (Node a = new Node(0, peers, cacheBytes, withPeers == 1, lead)) {
         Set<Long> consumed = new HashSet<>();
         a.epoch(0, consumed);
+        EpochPlan plan = a.plans.apply(0);
         EpochPlan next = a.plans.apply(1);
         for (long id : consumed) {
+          if (plan.sequence().positionOf(id) >= plan.epochLength() / 2) {
+            continue;
+          }
           long position = next.sequence().positionOf(id);
           boolean otherNodeNext = position < next.epochLength() && next.rankOf(position) != 0;
           if (otherNodeNext && a.cache.contains(id)) {
@@ -228,12 +237,12 @@ class PrefetcherPeersTest {
     }
     long slots = PrefetcherTest.TOTAL / 4;
     System.out.printf(
-        "PrefetcherPeersTest: of %d cache slots, %d hold samples the peer will ask for without"
-            + " peers, %d with%n",
+        "PrefetcherPeersTest: of %d cache slots, %d hold samples consumed in the first half of"
+            + " epoch 0 that the peer will ask for without peers, %d with%n",
         slots, lentKept[0], lentKept[1]);
     assertTrue(
-        lentKept[1] > slots / 5 && lentKept[1] > 4 * lentKept[0],
-        "samples node 1 will ask for, kept in a cache of "
+        lentKept[1] > slots / 20 && lentKept[1] > 4 * lentKept[0],
+        "samples node 1 will ask for, consumed in the first half and kept in a cache of "
             + slots
             + ": without peers "
             + lentKept[0]
