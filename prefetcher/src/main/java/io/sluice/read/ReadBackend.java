@@ -54,7 +54,8 @@ public interface ReadBackend extends AutoCloseable {
    * True when every request costs far more than the bytes it moves (an object store: a round trip
    * and a request each). The read-ahead then reads whole chunks even for a step due now, instead of
    * the step's samples alone first: a trainer waits a little longer for its first bytes but the
-   * link stays full.
+   * link stays full. A read there crosses no sample it does not keep: the link's bytes are scarce
+   * too, and bytes read to be dropped take its time from needed ones.
    */
   default boolean prefersLargeReads() {
     return false;

@@ -92,6 +92,29 @@ class PrefetcherTest {
                     false));
   }
 
+  /** {@code backend}'s reads, from a backend that says it prefers large ones (an object store). */
+  static ReadBackend preferringLargeReads(ReadBackend backend) {
+    return new ReadBackend() {
+      @Override
+      public String name() {
+        return "large-reads";
+      }
+
+      @Override
+      public ReadFile open(Path path) throws IOException {
+        return backend.open(path);
+      }
+
+      @Override
+      public boolean prefersLargeReads() {
+        return true;
+      }
+
+      @Override
+      public void close() {}
+    };
+  }
+
   static SampleCache cache(long budget) {
     return SampleCache.builder()
         .budgetBytes(budget)
@@ -294,6 +317,37 @@ class PrefetcherTest {
   }
 
   @Test
+  void readsForAStoreThatPrefersLargeOnesCrossNoSampleTheyDoNotKeep() throws IOException {
+    writeDataset();
+    try (ReadBackend posix = new PosixReadBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, posix);
+        SampleCache cache = cache(TOTAL * SAMPLE_BYTES / 2)) {
+      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
+      try (Prefetcher p =
+          new Prefetcher(
+              "t",
+              source,
+              TOTAL,
+              preferringLargeReads(posix),
+              cache,
+              plans,
+              PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES))) {
+        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
+        PrefetchStats.Snapshot s = p.stats();
+        // The shape where a local device's reads cross runs of up to four samples not kept (the
+        // test above: up to four dropped per one kept). An object store's link is the bound, so
+        // its reads take the neighbours worth keeping and stop at the first one that is not;
+        // only two needed samples at most the gap apart are read as one across what lies
+        // between (the coalescing rule), which a global shuffle rarely places.
+        assertTrue(s.neighboursKept() > TOTAL / 4, s.toString());
+        assertTrue(
+            s.bytesRead() <= 1.05 * s.samplesRead() * SAMPLE_BYTES,
+            "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
+      }
+    }
+  }
+
+  @Test
   void readsForAStoreThatPrefersLargeOnesDoNotCrossLongCachedRuns() throws IOException {
     writeDataset();
     try (ReadBackend posix = new PosixReadBackend();
@@ -301,26 +355,7 @@ class PrefetcherTest {
         SampleCache cache = cache(TOTAL * SAMPLE_BYTES * 3 / 4)) {
       // A cache of three quarters of the dataset, and an object store's backend: every read may
       // grow within its chunk, the step due now included.
-      ReadBackend store =
-          new ReadBackend() {
-            @Override
-            public String name() {
-              return "large-reads";
-            }
-
-            @Override
-            public ReadFile open(Path path) throws IOException {
-              return posix.open(path);
-            }
-
-            @Override
-            public boolean prefersLargeReads() {
-              return true;
-            }
-
-            @Override
-            public void close() {}
-          };
+      ReadBackend store = preferringLargeReads(posix);
       LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
       try (Prefetcher p =
           new Prefetcher(
