@@ -288,36 +288,37 @@ class PrefetcherTest {
 
   @Test
   void globalShuffleReadsAcrossShortGapsOfNeighboursNotWorthKeeping() throws IOException {
-    writeDataset();
-    try (ReadBackend backend = new PosixReadBackend();
-        TokensSource source = (TokensSource) Formats.open(dir, backend);
-        SampleCache cache = cache(TOTAL * SAMPLE_BYTES / 2)) {
-      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
-      try (Prefetcher p =
-          new Prefetcher(
-              "t",
-              source,
-              TOTAL,
-              backend,
-              cache,
-              plans,
-              PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        // The cache keeps about half the epoch ahead, so about every other neighbour of a needed
-        // sample is worth keeping: reads that stopped at the first one that is not were two or
-        // three samples long (about TOTAL / 2 reads). Runs of up to four are read through and
-        // dropped instead.
-        assertTrue(s.reads() < TOTAL / 6, s.toString());
-        assertTrue(s.neighboursKept() > TOTAL / 2, s.toString());
-        // What is read through is bounded by the gap: at most four samples per one kept.
-        assertTrue(s.bytesRead() <= 5L * s.samplesRead() * SAMPLE_BYTES, s.toString());
-      }
-    }
+    PrefetchStats.Snapshot s = globalEpochWithGapsToCross(false);
+    // The cache keeps about half the epoch ahead, so about every other neighbour of a needed
+    // sample is worth keeping: reads that stopped at the first one that is not were two or three
+    // samples long (about TOTAL / 2 reads). Runs of up to four are read through and dropped
+    // instead.
+    assertTrue(s.reads() < TOTAL / 6, s.toString());
+    assertTrue(s.neighboursKept() > TOTAL / 2, s.toString());
+    // What is read through is bounded by the gap: at most four samples per one kept.
+    assertTrue(s.bytesRead() <= 5L * s.samplesRead() * SAMPLE_BYTES, s.toString());
   }
 
   @Test
   void readsForAStoreThatPrefersLargeOnesCrossNoSampleTheyDoNotKeep() throws IOException {
+    PrefetchStats.Snapshot s = globalEpochWithGapsToCross(true);
+    // The shape where a local device's reads cross runs of up to four samples not kept (the test
+    // above: up to four dropped per one kept). An object store's link is the bound, so its reads
+    // take the neighbours worth keeping and stop at the first one that is not; only two needed
+    // samples at most the gap apart are read as one across what lies between (the coalescing
+    // rule), which a global shuffle rarely places.
+    assertTrue(s.neighboursKept() > TOTAL / 4, s.toString());
+    assertTrue(
+        s.bytesRead() <= 1.05 * s.samplesRead() * SAMPLE_BYTES,
+        "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
+  }
+
+  /**
+   * One globally shuffled epoch with a cache of half the dataset and a coalescing gap of four
+   * samples, from the posix backend or (when {@code largeReads}) from it dressed as an object
+   * store.
+   */
+  private PrefetchStats.Snapshot globalEpochWithGapsToCross(boolean largeReads) throws IOException {
     writeDataset();
     try (ReadBackend posix = new PosixReadBackend();
         TokensSource source = (TokensSource) Formats.open(dir, posix);
@@ -328,21 +329,12 @@ class PrefetcherTest {
               "t",
               source,
               TOTAL,
-              preferringLargeReads(posix),
+              largeReads ? preferringLargeReads(posix) : posix,
               cache,
               plans,
               PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES))) {
         assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        // The shape where a local device's reads cross runs of up to four samples not kept (the
-        // test above: up to four dropped per one kept). An object store's link is the bound, so
-        // its reads take the neighbours worth keeping and stop at the first one that is not;
-        // only two needed samples at most the gap apart are read as one across what lies
-        // between (the coalescing rule), which a global shuffle rarely places.
-        assertTrue(s.neighboursKept() > TOTAL / 4, s.toString());
-        assertTrue(
-            s.bytesRead() <= 1.05 * s.samplesRead() * SAMPLE_BYTES,
-            "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
+        return p.stats();
       }
     }
   }
