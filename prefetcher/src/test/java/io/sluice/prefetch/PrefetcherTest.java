@@ -209,81 +209,48 @@ class PrefetcherTest {
 
   @Test
   void blockShuffleTurnsIntoLongReadsAndKeepsNeighbours() throws IOException {
-    writeDataset();
-    try (ReadBackend backend = new PosixReadBackend();
-        TokensSource source = (TokensSource) Formats.open(dir, backend);
-        SampleCache cache = cache(TOTAL * SAMPLE_BYTES)) {
-      LongFunction<EpochPlan> plans = plans(source, "block", 2, 16);
-      try (Prefetcher p =
-          new Prefetcher(
-              "t",
-              source,
-              TOTAL,
-              backend,
-              cache,
-              plans,
-              PrefetchOptions.defaults().withCoalesceGapBytes(0).withHorizonSteps(8))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 2, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        assertTrue(s.coalescedReads() > 0, s.toString());
-        assertTrue(s.neighboursKept() > 0, s.toString());
-        assertTrue(s.reads() < TOTAL / 4, "reads=" + s.reads() + " for " + TOTAL + " samples");
-      }
-    }
+    PrefetchStats.Snapshot s =
+        oneEpoch(
+            "block",
+            2,
+            TOTAL * SAMPLE_BYTES,
+            false,
+            PrefetchOptions.defaults().withCoalesceGapBytes(0).withHorizonSteps(8));
+    assertTrue(s.coalescedReads() > 0, s.toString());
+    assertTrue(s.neighboursKept() > 0, s.toString());
+    assertTrue(s.reads() < TOTAL / 4, "reads=" + s.reads() + " for " + TOTAL + " samples");
   }
 
   @Test
   void noReadGrowsPastMaxReadBytes() throws IOException {
-    writeDataset();
     int maxRead = 16 * SAMPLE_BYTES;
-    try (ReadBackend backend = new PosixReadBackend();
-        TokensSource source = (TokensSource) Formats.open(dir, backend);
-        SampleCache cache = cache(TOTAL * SAMPLE_BYTES)) {
-      LongFunction<EpochPlan> plans = plans(source, "block", 2, 16);
-      try (Prefetcher p =
-          new Prefetcher(
-              "t",
-              source,
-              TOTAL,
-              backend,
-              cache,
-              plans,
-              PrefetchOptions.defaults().withMaxReadBytes(maxRead).withHorizonSteps(8))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 2, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        assertEquals(0, s.failedReads(), s.toString());
-        assertTrue(s.coalescedReads() > 0, s.toString());
-        // Each read is whole samples, at most maxRead long; the kept ones are all read.
-        assertTrue(s.samplesRead() <= s.reads() * 16L, s.toString());
-      }
-    }
+    PrefetchStats.Snapshot s =
+        oneEpoch(
+            "block",
+            2,
+            TOTAL * SAMPLE_BYTES,
+            false,
+            PrefetchOptions.defaults().withMaxReadBytes(maxRead).withHorizonSteps(8));
+    assertEquals(0, s.failedReads(), s.toString());
+    assertTrue(s.coalescedReads() > 0, s.toString());
+    // Each read is whole samples, at most maxRead long; the kept ones are all read.
+    assertTrue(s.samplesRead() <= s.reads() * 16L, s.toString());
   }
 
   @Test
   void globalShuffleWithNoGapAllowedReadsAlmostOnlySampleBySample() throws IOException {
-    writeDataset();
-    try (ReadBackend backend = new PosixReadBackend();
-        TokensSource source = (TokensSource) Formats.open(dir, backend);
-        SampleCache cache = cache(128 << 10)) {
-      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
-      try (Prefetcher p =
-          new Prefetcher(
-              "t",
-              source,
-              TOTAL,
-              backend,
-              cache,
-              plans,
-              PrefetchOptions.defaults().withCoalesceGapBytes(0).withHorizonSteps(4))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        // A small cache keeps few samples for later: a random neighbour is rarely needed soon
-        // enough, so almost every read is one sample and almost no byte read is thrown away.
-        assertTrue(s.neighboursKept() < TOTAL / 20, s.toString());
-        assertTrue(s.coalescedReads() < s.reads() / 10, s.toString());
-        assertTrue(s.bytesRead() <= 1.02 * s.samplesRead() * SAMPLE_BYTES, s.toString());
-      }
-    }
+    PrefetchStats.Snapshot s =
+        oneEpoch(
+            "global",
+            1,
+            128 << 10,
+            false,
+            PrefetchOptions.defaults().withCoalesceGapBytes(0).withHorizonSteps(4));
+    // A small cache keeps few samples for later: a random neighbour is rarely needed soon enough,
+    // so almost every read is one sample and almost no byte read is thrown away.
+    assertTrue(s.neighboursKept() < TOTAL / 20, s.toString());
+    assertTrue(s.coalescedReads() < s.reads() / 10, s.toString());
+    assertTrue(s.bytesRead() <= 1.02 * s.samplesRead() * SAMPLE_BYTES, s.toString());
   }
 
   @Test
@@ -314,16 +281,18 @@ class PrefetcherTest {
   }
 
   /**
-   * One globally shuffled epoch with a cache of half the dataset and a coalescing gap of four
-   * samples, from the posix backend or (when {@code largeReads}) from it dressed as an object
-   * store.
+   * One epoch of {@code world} ranks (batches of 16) with a cache of {@code cacheBytes}, read from
+   * the posix backend or (when {@code largeReads}) from it dressed as an object store; the
+   * read-ahead's stats after every sample was delivered.
    */
-  private PrefetchStats.Snapshot globalEpochWithGapsToCross(boolean largeReads) throws IOException {
+  private PrefetchStats.Snapshot oneEpoch(
+      String shuffle, int world, long cacheBytes, boolean largeReads, PrefetchOptions options)
+      throws IOException {
     writeDataset();
     try (ReadBackend posix = new PosixReadBackend();
         TokensSource source = (TokensSource) Formats.open(dir, posix);
-        SampleCache cache = cache(TOTAL * SAMPLE_BYTES / 2)) {
-      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
+        SampleCache cache = cache(cacheBytes)) {
+      LongFunction<EpochPlan> plans = plans(source, shuffle, world, 16);
       try (Prefetcher p =
           new Prefetcher(
               "t",
@@ -332,43 +301,44 @@ class PrefetcherTest {
               largeReads ? preferringLargeReads(posix) : posix,
               cache,
               plans,
-              PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
+              options)) {
+        assertEquals(TOTAL, runEpoch(p, plans, 0, world, null).size());
         return p.stats();
       }
     }
   }
 
+  /**
+   * One globally shuffled epoch with a cache of half the dataset and a coalescing gap of four
+   * samples.
+   */
+  private PrefetchStats.Snapshot globalEpochWithGapsToCross(boolean largeReads) throws IOException {
+    return oneEpoch(
+        "global",
+        1,
+        TOTAL * SAMPLE_BYTES / 2,
+        largeReads,
+        PrefetchOptions.defaults().withCoalesceGapBytes(4L * SAMPLE_BYTES));
+  }
+
   @Test
   void readsForAStoreThatPrefersLargeOnesDoNotCrossLongCachedRuns() throws IOException {
-    writeDataset();
-    try (ReadBackend posix = new PosixReadBackend();
-        TokensSource source = (TokensSource) Formats.open(dir, posix);
-        SampleCache cache = cache(TOTAL * SAMPLE_BYTES * 3 / 4)) {
-      // A cache of three quarters of the dataset, and an object store's backend: every read may
-      // grow within its chunk, the step due now included.
-      ReadBackend store = preferringLargeReads(posix);
-      LongFunction<EpochPlan> plans = plans(source, "global", 1, 16);
-      try (Prefetcher p =
-          new Prefetcher(
-              "t",
-              source,
-              TOTAL,
-              store,
-              cache,
-              plans,
-              PrefetchOptions.defaults().withCoalesceGapBytes(0))) {
-        assertEquals(TOTAL, runEpoch(p, plans, 0, 1, null).size());
-        PrefetchStats.Snapshot s = p.stats();
-        // Two needed samples of a chunk were read as one whenever every sample between was kept
-        // or already cached: reads across runs of cached samples that brought nothing but their
-        // bytes (36-46 samples' worth here; at 4 MiB chunks, twice the dataset over an object
-        // store's link). With no gap allowed, only what is kept may be read.
-        assertTrue(
-            s.bytesRead() <= (s.samplesRead() + 8) * SAMPLE_BYTES,
-            "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
-      }
-    }
+    // A cache of three quarters of the dataset, and an object store's backend: every read may grow
+    // within its chunk, the step due now included.
+    PrefetchStats.Snapshot s =
+        oneEpoch(
+            "global",
+            1,
+            TOTAL * SAMPLE_BYTES * 3 / 4,
+            true,
+            PrefetchOptions.defaults().withCoalesceGapBytes(0));
+    // Two needed samples of a chunk were read as one whenever every sample between was kept or
+    // already cached: reads across runs of cached samples that brought nothing but their bytes
+    // (36-46 samples' worth here; at 4 MiB chunks, twice the dataset over an object store's
+    // link). With no gap allowed, only what is kept may be read.
+    assertTrue(
+        s.bytesRead() <= (s.samplesRead() + 8) * SAMPLE_BYTES,
+        "bytes read " + s.bytesRead() + " for " + s.samplesRead() + " samples kept: " + s);
   }
 
   @Test
