@@ -119,4 +119,14 @@ public interface EvictionPolicy {
    * answer next uses from {@code nextUse} from now on, the current step being {@code currentStep}.
    */
   default void replan(NextUse nextUse, long currentStep) {}
+
+  /**
+   * As {@link #replan(NextUse, long)}, where the caller vouches that the new plan numbers steps as
+   * the old one did and answers every next use that the old one put in {@code [keptFrom,
+   * keptUntil)} with that same step (the look-ahead moved on one epoch: the uses of the epoch both
+   * plans cover did not change). A policy may keep those answers instead of recomputing them.
+   */
+  default void replan(NextUse nextUse, long currentStep, long keptFrom, long keptUntil) {
+    replan(nextUse, currentStep);
+  }
 }

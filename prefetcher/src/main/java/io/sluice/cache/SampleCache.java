@@ -469,6 +469,16 @@ public final class SampleCache implements AutoCloseable {
    * its steps are renumbered from its start): {@code currentStep} is in the new numbering.
    */
   public void replan(NextUse nextUse, long currentStep) {
+    replan(nextUse, currentStep, 0, 0);
+  }
+
+  /**
+   * As {@link #replan(NextUse, long)}, where the new plan numbers steps as the old one did and
+   * answers every next use that the old one put in {@code [keptFrom, keptUntil)} with that same
+   * step (see {@link EvictionPolicy#replan(NextUse, long, long, long)}); an empty range vouches for
+   * nothing.
+   */
+  public void replan(NextUse nextUse, long currentStep, long keptFrom, long keptUntil) {
     if (nextUse == null) {
       throw new IllegalArgumentException("nextUse=null must be non-null");
     }
@@ -479,7 +489,11 @@ public final class SampleCache implements AutoCloseable {
     try {
       ensureOpen();
       this.currentStep = currentStep;
-      policy.replan(nextUse, currentStep);
+      if (keptFrom < keptUntil) {
+        policy.replan(nextUse, currentStep, keptFrom, keptUntil);
+      } else {
+        policy.replan(nextUse, currentStep);
+      }
     } finally {
       lock.unlock();
     }

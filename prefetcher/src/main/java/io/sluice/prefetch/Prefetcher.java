@@ -125,6 +125,7 @@ public final class Prefetcher implements AutoCloseable {
   private final List<Consumer> consumers = new ArrayList<>();
   private final TreeSet<Integer> ranks = new TreeSet<>();
   private long baseEpoch = -1;
+  private int[] plannedRanks = {}; // the local ranks of the last replan
   private int inFlight;
   private int peerFetches; // fetches from peers in flight: they write into cache memory
   private long windowBytes;
@@ -362,20 +363,42 @@ public final class Prefetcher implements AutoCloseable {
     return min == Long.MAX_VALUE ? cache.currentStep() : min;
   }
 
+  /**
+   * The local ranks' next uses over epochs {@code base} and {@code base + 1}, steps counted from
+   * the start of epoch 0 ({@code epoch * stepsPerEpoch + step}), so that the next epoch's
+   * look-ahead agrees with this one on every use within epoch {@code base + 1}.
+   */
+  static NextUse nextUses(
+      LongFunction<EpochPlan> plans,
+      long base,
+      int[] localRanks,
+      long stepsPerEpoch,
+      long totalSamples) {
+    LookAhead la = LookAhead.of(plans.apply(base), plans.apply(base + 1), localRanks);
+    long offset = base * stepsPerEpoch;
+    return (id, step) -> {
+      if (id < 0 || id >= totalSamples) {
+        return NextUse.NEVER;
+      }
+      long s = la.nextUseStep(id, Math.max(0, step - offset));
+      return s == Long.MAX_VALUE ? NextUse.NEVER : s + offset;
+    };
+  }
+
   /** Points the cache's policy and the keep rule at the look-ahead from {@code base}'s epoch. */
   private void replanLocked(long base) {
-    baseEpoch = base;
     int[] local = ranks.stream().mapToInt(Integer::intValue).toArray();
-    LookAhead la = LookAhead.of(plans.apply(base), plans.apply(base + 1), local);
+    // Moving on one epoch with the same ranks and no peers, the old look-ahead (epochs base - 1
+    // and base) and the new one (base and base + 1) agree on every use within epoch base.
+    boolean advance =
+        base == baseEpoch + 1
+            && baseEpoch >= 0
+            && Arrays.equals(local, plannedRanks)
+            && peers == null;
+    baseEpoch = base;
+    plannedRanks = local;
     long offset = base * stepsPerEpoch;
-    NextUse use =
-        (id, step) -> {
-          if (id < 0 || id >= totalSamples) {
-            return NextUse.NEVER;
-          }
-          long s = la.nextUseStep(id, Math.max(0, step - offset));
-          return s == Long.MAX_VALUE ? NextUse.NEVER : s + offset;
-        };
+    NextUse use = nextUses(plans, base, local, stepsPerEpoch, totalSamples);
     nextUse = use;
     long stepBytes =
         Math.max(1, (long) local.length * plans.apply(base).batchSize()) * meanSampleBytes;
@@ -399,9 +422,11 @@ public final class Prefetcher implements AutoCloseable {
             return lent < 0 ? NextUse.NEVER : (epoch + 1) * stepsPerEpoch + lent;
           };
     }
-    cache.replan(kept, minTakenLocked());
+    long keptFrom = advance ? offset : 0;
+    long keptUntil = advance ? offset + stepsPerEpoch : 0;
+    cache.replan(kept, minTakenLocked(), keptFrom, keptUntil);
     if (spill != null) {
-      spill.replan(kept, minTakenLocked());
+      spill.replan(kept, minTakenLocked(), keptFrom, keptUntil);
     }
   }
 

@@ -195,14 +195,34 @@ class SampleCachePolicyTest {
   }
 
   /**
-   * Keys are computed only when a victim is asked for; whenever one is, the victim is what eager
-   * keying would give: the unpinned sample with the farthest next use counted from its last use and
-   * the current step, of the largest size class among those. Random operations (new epochs too) on
-   * a random plan, checked against that definition computed from scratch.
+   * Keys are computed when a victim is asked for, or in a full cache when the waiting list reaches
+   * its backlog; whenever a victim is asked for, it is what eager keying would give: the unpinned
+   * sample with the farthest next use counted from its last use and the current step, of the
+   * largest size class among those. Random operations on a random plan, new epochs too (steps
+   * renumbered, or the look-ahead moved on with the uses in a range kept), checked against that
+   * definition computed from scratch, with keying left to the victim and with small backlogs.
    */
   @Test
   void aVictimIsTheFarthestNextUseHoweverLongKeyingWaited() {
+    for (int backlog : new int[] {BeladyPolicy.BACKLOG, 1, 2, 5}) {
+      victimsAgainstTheirDefinition(backlog);
+    }
+  }
+
+  private static NextUse planOf(long[][] uses) {
+    return (id, step) -> {
+      for (long u : uses[(int) id]) {
+        if (u >= step) {
+          return u;
+        }
+      }
+      return NextUse.NEVER;
+    };
+  }
+
+  private static void victimsAgainstTheirDefinition(int backlog) {
     SplittableRandom rnd = new SplittableRandom(7);
+    int advances = 0;
     for (int round = 0; round < 20; round++) {
       int samples = 40;
       int steps = 60;
@@ -210,19 +230,13 @@ class SampleCachePolicyTest {
       for (int id = 0; id < samples; id++) {
         uses[id] = rnd.longs(rnd.nextInt(4), 0, steps).sorted().toArray();
       }
-      NextUse plan =
-          (id, step) -> {
-            for (long u : uses[(int) id]) {
-              if (u >= step) {
-                return u;
-              }
-            }
-            return NextUse.NEVER;
-          };
-      BeladyPolicy p = new BeladyPolicy(plan);
+      NextUse plan = planOf(uses);
+      BeladyPolicy p = new BeladyPolicy(plan, backlog);
       p.attach(1 << 20);
       Map<Long, long[]> live = new HashMap<>(); // id -> {size, pinned, lastUse}
       long step = 0;
+      boolean pressured = false;
+      String where = "backlog " + backlog + " round " + round;
       for (int op = 0; op < 400; op++) {
         long id = rnd.nextInt(samples);
         long[] s = live.get(id);
@@ -246,6 +260,9 @@ class SampleCachePolicyTest {
             if (s != null && s[1] == 1) {
               p.onUnpin(id);
               s[1] = 0;
+              if (pressured) {
+                assertTrue(p.waitingCount() < backlog, where + " op " + op);
+              }
             }
           }
           case 3 -> {
@@ -260,6 +277,26 @@ class SampleCachePolicyTest {
               step = rnd.nextInt(steps / 2);
               p.replan(plan, step);
               live.values().forEach(v -> v[2] = -1);
+            } else if (rnd.nextInt(8) == 0) {
+              // The look-ahead moves on: the uses in [from, until) stay, the earlier ones go,
+              // later ones appear; the steps and the last uses keep their meaning.
+              long from = step;
+              long until = step + 1 + rnd.nextInt(steps);
+              long[][] next = new long[samples][];
+              for (int i = 0; i < samples; i++) {
+                long[] kept =
+                    java.util.Arrays.stream(uses[i]).filter(u -> u >= from && u < until).toArray();
+                long[] added = rnd.longs(rnd.nextInt(3), until, until + steps).toArray();
+                next[i] =
+                    java.util.stream.LongStream.concat(
+                            java.util.Arrays.stream(kept), java.util.Arrays.stream(added))
+                        .sorted()
+                        .toArray();
+              }
+              uses = next;
+              plan = planOf(uses);
+              p.replan(plan, step, from, until);
+              advances++;
             }
           }
           default -> {
@@ -277,19 +314,21 @@ class SampleCachePolicyTest {
               }
             }
             long victim = p.victim();
+            pressured = true;
             if (best < 0) {
               assertEquals(EvictionPolicy.NO_VICTIM, victim);
               continue;
             }
             long[] v = live.get(victim);
             assertEquals(0, v[1], "victim " + victim + " is pinned");
-            assertEquals(best, p.victimNextUse(), "round " + round + " op " + op);
+            assertEquals(best, p.victimNextUse(), where + " op " + op);
             assertEquals(best, plan.nextUseStep(victim, Math.max(step, v[2] + 1)));
             assertEquals(bestClass, 63 - Long.numberOfLeadingZeros(v[0]));
           }
         }
       }
     }
+    assertTrue(advances > 20, "advances=" + advances + " exercise the kept range");
   }
 
   /** The cache's entries are Belady's nodes: a replan forgets a use made under the old plan. */

@@ -6,6 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sluice.cache.BeladyPolicy;
 import io.sluice.cache.CacheStats;
+import io.sluice.cache.EvictionPolicy;
+import io.sluice.cache.LruPolicy;
 import io.sluice.cache.NextUse;
 import io.sluice.cache.SampleCache;
 import io.sluice.format.DatasetFormatException;
@@ -32,9 +34,11 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.function.LongFunction;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -368,6 +372,91 @@ class PrefetcherTest {
           assertEquals(0, c.stats().snapshot().misses());
         }
       }
+    }
+  }
+
+  /**
+   * At an epoch boundary the cache is told which keys stay (the epoch both look-aheads cover), so
+   * that it does not re-key every sample it holds while the streams wait; a new rank or a jump of
+   * more than one epoch replans in full.
+   */
+  @Test
+  void anEpochBoundaryKeepsTheKeysOfTheEpochBothLookAheadsCover() throws IOException {
+    writeDataset();
+    RecordingPolicy policy = new RecordingPolicy();
+    try (ReadBackend backend = new PosixReadBackend();
+        TokensSource source = (TokensSource) Formats.open(dir, backend);
+        SampleCache cache = SampleCache.builder().budgetBytes(1 << 20).policy(policy).build()) {
+      LongFunction<EpochPlan> plans = plans(source, "global", 2, 16);
+      long steps = plans.apply(0).stepCount();
+      try (Prefetcher p =
+          new Prefetcher("t", source, TOTAL, backend, cache, plans, PrefetchOptions.defaults())) {
+        runEpoch(p, plans, 0, 2, null);
+        assertEquals(
+            "[full, full]", policy.ranges.toString(), "epoch 0 opens, then a second rank joins");
+        runEpoch(p, plans, 1, 2, null);
+        runEpoch(p, plans, 3, 2, null);
+        assertEquals(
+            "[full, full, [" + steps + ", " + 2 * steps + "), full]",
+            policy.ranges.toString(),
+            "epoch 1 keeps the uses of epoch 1; epoch 3 follows no look-ahead");
+      }
+    }
+  }
+
+  /** LRU, recording the range of keys each replan vouches for ("full": none). */
+  private static final class RecordingPolicy implements EvictionPolicy {
+    private final LruPolicy lru = new LruPolicy();
+    final List<String> ranges = new CopyOnWriteArrayList<>();
+
+    @Override
+    public String name() {
+      return "recording-lru";
+    }
+
+    @Override
+    public void attach(long budgetBytes) {
+      lru.attach(budgetBytes);
+    }
+
+    @Override
+    public void onInsert(long sampleId, long sizeBytes) {
+      lru.onInsert(sampleId, sizeBytes);
+    }
+
+    @Override
+    public void onPin(long sampleId) {
+      lru.onPin(sampleId);
+    }
+
+    @Override
+    public void onHit(long sampleId) {
+      lru.onHit(sampleId);
+    }
+
+    @Override
+    public void onUnpin(long sampleId) {
+      lru.onUnpin(sampleId);
+    }
+
+    @Override
+    public void onRemove(long sampleId) {
+      lru.onRemove(sampleId);
+    }
+
+    @Override
+    public long victim() {
+      return lru.victim();
+    }
+
+    @Override
+    public void replan(NextUse nextUse, long currentStep) {
+      ranges.add("full");
+    }
+
+    @Override
+    public void replan(NextUse nextUse, long currentStep, long keptFrom, long keptUntil) {
+      ranges.add("[" + keptFrom + ", " + keptUntil + ")");
     }
   }
 
