@@ -18,14 +18,24 @@ public final class BeladyPolicy implements EvictionPolicy {
    * when a second class arrives.
    */
   static final class Bucket {
-    final long step;
+    long step;
     long classes; // bit c set when class c has nodes
     PolicyNode[] heads; // by size class; null while one class at most has been here
     int onlyClass = -1; // while heads is null: the class of only
     PolicyNode only;
+    Bucket nextSpare; // in the candidates' list of emptied buckets
 
     Bucket(long step) {
       this.step = step;
+    }
+
+    /** Empties this bucket for reuse at {@code step}. */
+    void reset(long step) {
+      this.step = step;
+      classes = 0;
+      heads = null;
+      onlyClass = -1;
+      only = null;
     }
 
     PolicyNode head(int sizeClass) {
@@ -98,12 +108,20 @@ public final class BeladyPolicy implements EvictionPolicy {
     // every miss of a full cache, and a walk down the tree for each was a few percent of a stream.
     private Bucket firstBucket;
     private Bucket lastBucket;
+    private Bucket spare; // emptied buckets, linked through nextSpare
     private int size;
 
     void add(PolicyNode n) {
       Bucket b = byStep.get(n.nextUseStep);
       if (b == null) {
-        b = new Bucket(n.nextUseStep);
+        b = spare;
+        if (b != null) {
+          spare = b.nextSpare;
+          b.nextSpare = null;
+          b.reset(n.nextUseStep);
+        } else {
+          b = new Bucket(n.nextUseStep);
+        }
         byStep.put(n.nextUseStep, b);
         ordered.put(n.nextUseStep, b);
         if (firstBucket == null || b.step < firstBucket.step) {
@@ -148,6 +166,7 @@ public final class BeladyPolicy implements EvictionPolicy {
       if (b.classes == 0) {
         byStep.remove(b.step);
         ordered.remove(b.step);
+        recycle(b);
         if (b == firstBucket) {
           var e = ordered.firstEntry();
           firstBucket = e == null ? null : e.getValue();
@@ -157,6 +176,16 @@ public final class BeladyPolicy implements EvictionPolicy {
           lastBucket = e == null ? null : e.getValue();
         }
       }
+    }
+
+    /**
+     * Keeps an emptied bucket for the next step that needs one. Buckets live for about an epoch,
+     * long enough to be promoted, and every keyed node points at one: new ones were hundreds of
+     * thousands of old-to-young references for each young collection to scan.
+     */
+    private void recycle(Bucket b) {
+      b.nextSpare = spare;
+      spare = b;
     }
 
     boolean isEmpty() {
@@ -210,6 +239,7 @@ public final class BeladyPolicy implements EvictionPolicy {
         }
         byStep.remove(b.step);
         ordered.remove(b.step);
+        recycle(b);
       }
       var first = ordered.firstEntry();
       var last = ordered.lastEntry();

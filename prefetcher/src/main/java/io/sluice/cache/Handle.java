@@ -9,18 +9,20 @@ import java.lang.foreign.MemorySegment;
  */
 public final class Handle implements AutoCloseable {
   final SampleCache cache;
-  final SampleCache.Entry entry;
+  final SampleCache.Entry entry; // another sample's once released and evicted: entries are reused
+  private final long sampleId;
   private final MemorySegment segment;
   boolean released; // guarded by the cache's lock
 
   Handle(SampleCache cache, SampleCache.Entry entry, MemorySegment segment) {
     this.cache = cache;
     this.entry = entry;
+    this.sampleId = entry.sampleId;
     this.segment = segment;
   }
 
   public long sampleId() {
-    return entry.sampleId;
+    return sampleId;
   }
 
   /** The sample's bytes, read-only, exactly its length. */

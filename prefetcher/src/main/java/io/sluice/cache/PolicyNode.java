@@ -9,7 +9,7 @@ package io.sluice.cache;
  * the policy the node was inserted into and are touched only under the cache's lock.
  */
 class PolicyNode {
-  final long sampleId;
+  long sampleId; // set anew only when the cache reuses its entry for another sample
   int sizeClass; // power-of-two class of the sample's allocated bytes
   long nextUseStep; // the key in the candidates; change it only while the node is out of them
   long lastUseStep = -1; // valid while lastUsePlan is the policy's plan, else -1

@@ -10,18 +10,20 @@ import java.lang.foreign.MemorySegment;
  */
 public final class Reservation implements AutoCloseable {
   private final SampleCache cache;
-  final SampleCache.Entry entry;
+  final SampleCache.Entry entry; // another sample's once aborted: entries are reused
+  private final long sampleId;
   private final MemorySegment segment;
   boolean done; // committed or aborted; guarded by the cache's lock
 
   Reservation(SampleCache cache, SampleCache.Entry entry, MemorySegment segment) {
     this.cache = cache;
     this.entry = entry;
+    this.sampleId = entry.sampleId;
     this.segment = segment;
   }
 
   public long sampleId() {
-    return entry.sampleId;
+    return sampleId;
   }
 
   /** The memory to fill: writable, exactly the reserved length. Do not use it after commit. */

@@ -87,16 +87,23 @@ public final class SampleCache implements AutoCloseable {
   /** The default allocation granularity: a cache line. */
   public static final int DEFAULT_ALIGNMENT_BYTES = 64;
 
+  /**
+   * A cached or reserved sample. An entry that leaves the cache (evicted, or its reservation
+   * aborted) is reused for a later sample: an entry lives about an epoch, long enough to be
+   * promoted, so a new one for every sample read was most of what each young collection copied, and
+   * old-generation garbage after that.
+   */
   static final class Entry extends PolicyNode {
-    final long address;
-    final long lengthBytes;
-    final long allocatedBytes;
+    long address;
+    long lengthBytes;
+    long allocatedBytes;
     int pins;
     boolean committed;
     Object policyToken; // the policy's record of this sample, from onInsertNode
     // Links in the list of stuck entries (pinned or reserved); both null while not stuck.
     Entry stuckPrev;
     Entry stuckNext;
+    Entry nextSpare; // in the list of entries to reuse
 
     Entry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
       super(sampleId);
@@ -104,7 +111,29 @@ public final class SampleCache implements AutoCloseable {
       this.lengthBytes = lengthBytes;
       this.allocatedBytes = allocatedBytes;
     }
+
+    /** Makes this spare entry a new one, as the constructor would. */
+    void reuse(long sampleId, long address, long lengthBytes, long allocatedBytes) {
+      this.sampleId = sampleId;
+      this.address = address;
+      this.lengthBytes = lengthBytes;
+      this.allocatedBytes = allocatedBytes;
+      pins = 0;
+      committed = false;
+      policyToken = null;
+      stuckPrev = stuckNext = nextSpare = null;
+      sizeClass = 0;
+      nextUseStep = 0;
+      lastUseStep = -1;
+      lastUsePlan = 0;
+      waiting = false;
+      bucket = null;
+      prev = next = null;
+    }
   }
+
+  /** Spare entries kept for reuse at most: a burst of evictions for one large sample. */
+  private static final int MAX_SPARE_ENTRIES = 1024;
 
   /** Slabs of anonymous memory on huge pages, whose pages a drained slab gives back. */
   private record MappedSlabs(Arena arena) implements SlabAllocator.SlabSource {
@@ -153,6 +182,8 @@ public final class SampleCache implements AutoCloseable {
   // entries: joining and leaving are O(1) on every pin, unpin, reserve and commit, and only the
   // rare allocation that needs to know where they lie sorts them.
   private final Entry stuck = new Entry(-1, -1, 0, 0);
+  private Entry spareEntries; // entries to reuse, linked through nextSpare
+  private int spareCount;
   private int stuckCount;
   private long currentStep;
   private long hits;
@@ -272,7 +303,7 @@ public final class SampleCache implements AutoCloseable {
         rejections++;
         return null;
       }
-      Entry e = new Entry(sampleId, address, lengthBytes, need);
+      Entry e = newEntry(sampleId, address, lengthBytes, need);
       entries.put(sampleId, e);
       stick(e);
       usedBytes += need;
@@ -771,7 +802,7 @@ public final class SampleCache implements AutoCloseable {
       ensureOpen();
       if (r.done) {
         throw new IllegalStateException(
-            "reservation sampleId=" + r.entry.sampleId + " is already committed or closed");
+            "reservation sampleId=" + r.sampleId() + " is already committed or closed");
       }
       Entry e = r.entry;
       if (allocator.isDraining(e.address)) {
@@ -817,6 +848,27 @@ public final class SampleCache implements AutoCloseable {
     unstick(e);
     usedBytes -= e.allocatedBytes;
     allocator.free(e.address, e.allocatedBytes);
+    spare(e);
+  }
+
+  private Entry newEntry(long sampleId, long address, long lengthBytes, long allocatedBytes) {
+    Entry e = spareEntries;
+    if (e == null) {
+      return new Entry(sampleId, address, lengthBytes, allocatedBytes);
+    }
+    spareEntries = e.nextSpare;
+    spareCount--;
+    e.reuse(sampleId, address, lengthBytes, allocatedBytes);
+    return e;
+  }
+
+  /** Keeps an entry that left the cache (no handle or reservation can reach it) for reuse. */
+  private void spare(Entry e) {
+    if (spareCount < MAX_SPARE_ENTRIES) {
+      e.nextSpare = spareEntries;
+      spareEntries = e;
+      spareCount++;
+    }
   }
 
   /**
@@ -883,6 +935,7 @@ public final class SampleCache implements AutoCloseable {
     usedBytes -= e.allocatedBytes;
     committedEntries--;
     evictions++;
+    spare(e);
   }
 
   private void stick(Entry e) {

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -234,6 +235,45 @@ class SampleCacheTest {
       assertFalse(c.contains(5));
       for (Handle h : handles) {
         h.close();
+      }
+      c.checkInvariants();
+    }
+  }
+
+  /**
+   * An entry that left the cache is reused for a later sample; the handles and reservations of its
+   * old sample still answer for that sample, and closing them again changes nothing.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"belady", "lru", "caffeine"})
+  void aReusedEntryIsOutOfReachOfItsOldSamplesHandlesAndReservations(String policy) {
+    try (SampleCache c = cache(64, policy)) {
+      assertTrue(c.put(1, bytesOf(1, 64)));
+      Handle h1 = c.pin(1);
+      h1.close();
+      assertTrue(c.put(2, bytesOf(2, 64)), "sample 1 evicted for it");
+      Handle h2 = c.pin(2);
+      assertSame(h1.entry, h2.entry, "sample 2 took the entry sample 1 left");
+      h1.close();
+      assertEquals(1, h1.sampleId());
+      assertFalse(
+          c.put(3, bytesOf(3, 64)), "sample 2 is still pinned: the second close is a no-op");
+      assertBytes(2, 64, h2.segment());
+      h2.close();
+
+      Reservation r = c.reserve(5, 64);
+      SampleCache.Entry reserved = r.entry;
+      r.close();
+      assertTrue(c.put(6, bytesOf(6, 64)));
+      try (Handle h6 = c.pin(6)) {
+        assertSame(reserved, h6.entry, "sample 6 took the entry of the aborted reservation");
+        r.close();
+        assertEquals(
+            "reservation sampleId=5 is already committed or closed",
+            assertThrows(IllegalStateException.class, r::commit).getMessage());
+        assertEquals(5, r.sampleId());
+        assertBytes(6, 64, h6.segment());
+        assertTrue(c.contains(6));
       }
       c.checkInvariants();
     }
