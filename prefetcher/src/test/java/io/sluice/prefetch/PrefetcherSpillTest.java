@@ -3,7 +3,6 @@ package io.sluice.prefetch;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.sluice.cache.EvictionPolicy;
 import io.sluice.cache.Handle;
 import io.sluice.cache.LruPolicy;
 import io.sluice.cache.Reservation;
@@ -32,45 +31,13 @@ class PrefetcherSpillTest {
    * The policy of a spill tier that stops in its first {@link #victim()} (called under the spill's
    * lock, inside {@code spill.put}, before its copy) until the test lets it go.
    */
-  private static final class StallingPolicy implements EvictionPolicy {
-    private final EvictionPolicy inner = new LruPolicy();
+  private static final class StallingPolicy extends ForwardingPolicy {
     final CountDownLatch entered = new CountDownLatch(1);
     final CountDownLatch go = new CountDownLatch(1);
     volatile boolean armed;
 
-    @Override
-    public String name() {
-      return inner.name();
-    }
-
-    @Override
-    public void attach(long budgetBytes) {
-      inner.attach(budgetBytes);
-    }
-
-    @Override
-    public void onInsert(long sampleId, long sizeBytes) {
-      inner.onInsert(sampleId, sizeBytes);
-    }
-
-    @Override
-    public void onPin(long sampleId) {
-      inner.onPin(sampleId);
-    }
-
-    @Override
-    public void onHit(long sampleId) {
-      inner.onHit(sampleId);
-    }
-
-    @Override
-    public void onUnpin(long sampleId) {
-      inner.onUnpin(sampleId);
-    }
-
-    @Override
-    public void onRemove(long sampleId) {
-      inner.onRemove(sampleId);
+    StallingPolicy() {
+      super(new LruPolicy());
     }
 
     @Override

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.sluice.cache.BeladyPolicy;
 import io.sluice.cache.CacheStats;
-import io.sluice.cache.EvictionPolicy;
 import io.sluice.cache.LruPolicy;
 import io.sluice.cache.NextUse;
 import io.sluice.cache.SampleCache;
@@ -405,48 +404,11 @@ class PrefetcherTest {
   }
 
   /** LRU, recording the range of keys each replan vouches for ("full": none). */
-  private static final class RecordingPolicy implements EvictionPolicy {
-    private final LruPolicy lru = new LruPolicy();
+  private static final class RecordingPolicy extends ForwardingPolicy {
     final List<String> ranges = new CopyOnWriteArrayList<>();
 
-    @Override
-    public String name() {
-      return "recording-lru";
-    }
-
-    @Override
-    public void attach(long budgetBytes) {
-      lru.attach(budgetBytes);
-    }
-
-    @Override
-    public void onInsert(long sampleId, long sizeBytes) {
-      lru.onInsert(sampleId, sizeBytes);
-    }
-
-    @Override
-    public void onPin(long sampleId) {
-      lru.onPin(sampleId);
-    }
-
-    @Override
-    public void onHit(long sampleId) {
-      lru.onHit(sampleId);
-    }
-
-    @Override
-    public void onUnpin(long sampleId) {
-      lru.onUnpin(sampleId);
-    }
-
-    @Override
-    public void onRemove(long sampleId) {
-      lru.onRemove(sampleId);
-    }
-
-    @Override
-    public long victim() {
-      return lru.victim();
+    RecordingPolicy() {
+      super(new LruPolicy());
     }
 
     @Override
