@@ -114,14 +114,7 @@ public final class BeladyPolicy implements EvictionPolicy {
     void add(PolicyNode n) {
       Bucket b = byStep.get(n.nextUseStep);
       if (b == null) {
-        b = spare;
-        if (b != null) {
-          spare = b.nextSpare;
-          b.nextSpare = null;
-          b.reset(n.nextUseStep);
-        } else {
-          b = new Bucket(n.nextUseStep);
-        }
+        b = newBucket(n.nextUseStep);
         byStep.put(n.nextUseStep, b);
         ordered.put(n.nextUseStep, b);
         if (firstBucket == null || b.step < firstBucket.step) {
@@ -164,9 +157,7 @@ public final class BeladyPolicy implements EvictionPolicy {
       n.bucket = null;
       size--;
       if (b.classes == 0) {
-        byStep.remove(b.step);
-        ordered.remove(b.step);
-        recycle(b);
+        drop(b);
         if (b == firstBucket) {
           var e = ordered.firstEntry();
           firstBucket = e == null ? null : e.getValue();
@@ -178,12 +169,27 @@ public final class BeladyPolicy implements EvictionPolicy {
       }
     }
 
+    /** A bucket for {@code step}: an emptied one when there is one (see {@link #drop}). */
+    private Bucket newBucket(long step) {
+      Bucket b = spare;
+      if (b == null) {
+        return new Bucket(step);
+      }
+      spare = b.nextSpare;
+      b.nextSpare = null;
+      b.reset(step);
+      return b;
+    }
+
     /**
-     * Keeps an emptied bucket for the next step that needs one. Buckets live for about an epoch,
-     * long enough to be promoted, and every keyed node points at one: new ones were hundreds of
-     * thousands of old-to-young references for each young collection to scan.
+     * Takes an emptied bucket out of the order and keeps it for the next step that needs one.
+     * Buckets live for about an epoch, long enough to be promoted, and every keyed node points at
+     * one: new ones were hundreds of thousands of old-to-young references for each young collection
+     * to scan. The caller mends firstBucket and lastBucket.
      */
-    private void recycle(Bucket b) {
+    private void drop(Bucket b) {
+      byStep.remove(b.step);
+      ordered.remove(b.step);
       b.nextSpare = spare;
       spare = b;
     }
@@ -237,9 +243,7 @@ public final class BeladyPolicy implements EvictionPolicy {
             n = next;
           }
         }
-        byStep.remove(b.step);
-        ordered.remove(b.step);
-        recycle(b);
+        drop(b);
       }
       var first = ordered.firstEntry();
       var last = ordered.lastEntry();

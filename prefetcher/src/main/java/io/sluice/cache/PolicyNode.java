@@ -22,4 +22,16 @@ class PolicyNode {
   PolicyNode(long sampleId) {
     this.sampleId = sampleId;
   }
+
+  /** Makes this node a new one for {@code sampleId}, as the constructor would. */
+  void reset(long sampleId) {
+    this.sampleId = sampleId;
+    sizeClass = 0;
+    nextUseStep = 0;
+    lastUseStep = -1;
+    lastUsePlan = 0;
+    waiting = false;
+    bucket = null;
+    prev = next = null;
+  }
 }

@@ -114,7 +114,7 @@ public final class SampleCache implements AutoCloseable {
 
     /** Makes this spare entry a new one, as the constructor would. */
     void reuse(long sampleId, long address, long lengthBytes, long allocatedBytes) {
-      this.sampleId = sampleId;
+      reset(sampleId);
       this.address = address;
       this.lengthBytes = lengthBytes;
       this.allocatedBytes = allocatedBytes;
@@ -122,13 +122,6 @@ public final class SampleCache implements AutoCloseable {
       committed = false;
       policyToken = null;
       stuckPrev = stuckNext = nextSpare = null;
-      sizeClass = 0;
-      nextUseStep = 0;
-      lastUseStep = -1;
-      lastUsePlan = 0;
-      waiting = false;
-      bucket = null;
-      prev = next = null;
     }
   }
 

@@ -424,9 +424,10 @@ public final class Prefetcher implements AutoCloseable {
     }
     long keptFrom = advance ? offset : 0;
     long keptUntil = advance ? offset + stepsPerEpoch : 0;
-    cache.replan(kept, minTakenLocked(), keptFrom, keptUntil);
+    long taken = minTakenLocked();
+    cache.replan(kept, taken, keptFrom, keptUntil);
     if (spill != null) {
-      spill.replan(kept, minTakenLocked(), keptFrom, keptUntil);
+      spill.replan(kept, taken, keptFrom, keptUntil);
     }
   }
 

@@ -48,24 +48,27 @@ class NextUsesTest {
               long id = rnd.nextLong(samples);
               long q = rnd.nextLong(base * steps, until + 1);
               long k = old.nextUseStep(id, q);
-              String where =
-                  shuffle
-                      + " world="
-                      + world
-                      + " batch="
-                      + batch
-                      + " local="
-                      + local.length
-                      + " dropLast="
-                      + dropLast
-                      + " base="
-                      + base
-                      + " id="
-                      + id
-                      + " q="
-                      + q;
               if (k >= from && k < until) {
-                assertEquals(k, now.nextUseStep(id, q), where);
+                long epoch = base;
+                assertEquals(
+                    k,
+                    now.nextUseStep(id, q),
+                    () ->
+                        shuffle
+                            + " world="
+                            + world
+                            + " batch="
+                            + batch
+                            + " local="
+                            + local.length
+                            + " dropLast="
+                            + dropLast
+                            + " base="
+                            + epoch
+                            + " id="
+                            + id
+                            + " q="
+                            + q);
                 agreed++;
               } else if (now.nextUseStep(id, q) != k) {
                 changed++;
