@@ -8,8 +8,9 @@ Rows, each an epoch of the same shuffled token dataset (warm page cache, one ran
   (cpu) or in place from shared memory (shm), into Arrow record batches.
 * ``sluice.Dataset cpu`` / ``shm``: the Python client yielding torch tensors (int64 tokens), as
   constructed by default (``prefetch=2``: read and converted ahead on a background thread, for
-  overlap with a training step), and with ``prefetch=0`` (read on the consuming thread: no
-  hand-off between threads, the most a loop that does nothing else can take).
+  overlap with a training step, while the consumer stays away between batches; this loop comes
+  right back, so after a few batches it reads on its own thread), and with ``prefetch=0`` (always
+  read on the consuming thread).
 * ``DataLoader 0w`` / ``2w``: PyTorch's DataLoader over a map-style Dataset reading each sample
   from the shard files, seeded shuffle, default collate, int64 tokens, 0 and 2 workers.
 

@@ -7,6 +7,7 @@ first batch batch k+1, for this or for another world size with the same global b
 that breaks off (the daemon restarted, the connection closed) is opened again at that position.
 """
 
+import collections
 import logging
 import operator
 import os
@@ -62,8 +63,11 @@ class Dataset(_Base):
         token: the bearer token a daemon started with ``auth.tokens_file`` requires (default:
             the ``SLUICE_TOKEN`` environment variable, else the file ``SLUICE_TOKEN_FILE`` names).
         prefetch: batches read and converted ahead on a background thread while the training
-            step runs (default 2; 0 reads each batch when it is asked for). The position still
-            moves only as batches are handed out, so ``state_dict()`` is exact either way.
+            step runs (default 2; 0 reads each batch when it is asked for). A loop that asks for
+            the next batch right away (under 0.25 ms after the last) has nothing to overlap: the
+            batches are then read on its own thread, sparing the hand-off between threads, until
+            it stays away between batches again. The position still moves only as batches are
+            handed out, so ``state_dict()`` is exact either way.
         tls_root_certs: for a ``grpc+tls://`` url, the PEM certificates (bytes, or a file path)
             that sign the daemon's certificate (default: the file ``SLUICE_TLS_CA`` names, else the
             system's roots).
@@ -494,25 +498,49 @@ class _Reconnect(object):
 
 
 class _Ahead(object):
-    """Runs a batch generator on a daemon thread, ``depth`` batches ahead of its consumer: the
-    Flight read and the conversion to tensors (which release the GIL) overlap the training step.
-    Items, the end and any exception arrive in order; ``close()`` stops the thread, cancelling
-    the stream if it waits on the daemon."""
+    """Runs a batch generator on a daemon thread, ``depth`` batches ahead of its consumer, while
+    the consumer stays away between batches long enough for that to pay: the Flight read and the
+    conversion to tensors (which release the GIL) then overlap the training step. Handing a
+    batch between threads costs about 50 us of CPU and as much delay; a consumer that comes
+    right back for the next batch (a loop that does little else) has nothing to overlap, so after
+    ``QUICK_RETURNS`` such returns in a row the thread stops and the consumer reads on its own
+    thread, until it stays away again (``SLOW_RETURNS`` times in a row). Items, the end and any
+    exception arrive in order either way; ``close()`` stops the thread, cancelling the stream if
+    it waits on the daemon, and closes the generator."""
 
-    _ITEM, _END, _ERROR = 0, 1, 2
+    _ITEM, _END, _ERROR, _PAUSED = 0, 1, 2, 3
+
+    AWAY_S = 0.00025  # away at least this long between batches: the overlap pays
+    QUICK_RETURNS = 8
+    SLOW_RETURNS = 2
 
     def __init__(self, make, depth):
         self._queue = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._pause = False  # asks the thread to stop after its current batch
         self._reader = None
         self._gen = make(self._set_reader)
-        self._thread = threading.Thread(target=self._run, name="sluice-prefetch", daemon=True)
-        self._thread.start()
+        self._thread = None
+        self._taken = collections.deque()  # entries the thread queued before it stopped
+        self._ended = None  # the end or the error, once reached: handed out again on each call
+        self._returned_at = None
+        self._quick = self._slow = 0
+        self._start()
+
+    @property
+    def threaded(self):
+        """Whether the batches are read on the background thread now."""
+        return self._thread is not None
 
     def _set_reader(self, reader):
         self._reader = reader
         if self._stop.is_set():
             reader.cancel()
+
+    def _start(self):
+        self._pause = False
+        self._thread = threading.Thread(target=self._run, name="sluice-prefetch", daemon=True)
+        self._thread.start()
 
     def _put(self, entry):
         while not self._stop.is_set():
@@ -525,39 +553,83 @@ class _Ahead(object):
 
     def _run(self):
         try:
-            for item in self._gen:
+            while not self._pause:
+                try:
+                    item = next(self._gen)
+                except StopIteration:
+                    self._put((self._END, None))
+                    return
                 if not self._put((self._ITEM, item)):
                     return
-            self._put((self._END, None))
+            self._put((self._PAUSED, None))
         except BaseException as e:  # handed to the consumer, raised where it reads
             self._put((self._ERROR, e))
-        finally:
-            self._gen.close()  # on this thread: the stream's own cleanup (cancel, unmap) runs here
+
+    def _stop_thread(self):
+        """Waits for the thread to stop after its current batch, keeping what it queued."""
+        self._pause = True
+        while True:
+            entry = self._queue.get()
+            if entry[0] == self._PAUSED:
+                break
+            self._taken.append(entry)
+            if entry[0] != self._ITEM:
+                break  # the thread ended there
+        self._thread.join()
+        self._thread = None
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        kind, value = self._queue.get()
+        if self._returned_at is not None and self._ended is None:
+            if time.monotonic() - self._returned_at < self.AWAY_S:
+                self._quick, self._slow = self._quick + 1, 0
+            else:
+                self._quick, self._slow = 0, self._slow + 1
+            if self._thread is not None and self._quick >= self.QUICK_RETURNS:
+                self._stop_thread()
+            elif self._thread is None and self._slow >= self.SLOW_RETURNS:
+                self._start()
+        item = self._next()
+        self._returned_at = time.monotonic()
+        return item
+
+    def _next(self):
+        if self._ended is not None:
+            kind, value = self._ended
+        elif self._taken:
+            kind, value = self._taken.popleft()
+        elif self._thread is not None:
+            kind, value = self._queue.get()
+        else:
+            try:
+                return next(self._gen)
+            except StopIteration:
+                kind, value = self._END, None
+            except BaseException as e:
+                kind, value = self._ERROR, e
         if kind == self._ITEM:
             return value
+        self._ended = (kind, value)  # stays ended
         if kind == self._END:
-            self._queue.put((self._END, None))  # stays ended
             raise StopIteration
-        self._queue.put((self._ERROR, value))
         raise value
 
     def close(self):
         self._stop.set()
-        reader = self._reader
-        if reader is not None and self._thread.is_alive():
-            try:
-                reader.cancel()
-            except Exception:  # already finished or cancelled
-                pass
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
-        self._thread.join()
+        thread = self._thread
+        if thread is not None:
+            reader = self._reader
+            if reader is not None and thread.is_alive():
+                try:
+                    reader.cancel()
+                except Exception:  # already finished or cancelled
+                    pass
+            while thread.is_alive():
+                try:
+                    self._queue.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+            thread.join()
+        self._gen.close()  # the stream's own cleanup (cancel, unmap), once no thread runs it

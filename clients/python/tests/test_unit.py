@@ -1,6 +1,8 @@
 """Batch conversion, protocol helpers and argument handling; no daemon needed."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -164,8 +166,64 @@ def test_read_ahead_hands_out_items_then_the_error_in_order_and_closes_early():
     cleaned = []
     ahead = _Ahead(items(10**9, False, cleaned), 2)  # endless: closed after three
     assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    thread = ahead._thread
     ahead.close()
-    assert cleaned == [True] and not ahead._thread.is_alive()
+    assert cleaned == [True] and not thread.is_alive()
+
+
+def _threads_of(n, fail=False):
+    """A read-ahead over 0..n-1 (then an error when ``fail``), recording which thread read each
+    item, and that list."""
+    from sluice.dataset import _Ahead
+    readers = []
+
+    def make(on_reader):
+        def gen():
+            for i in range(n):
+                readers.append(threading.get_ident())
+                yield i
+            if fail:
+                raise RuntimeError("stream broke after %d" % n)
+        return gen()
+    return _Ahead(make, 2), readers
+
+
+def test_read_ahead_reads_on_the_consumers_thread_while_it_comes_right_back():
+    from sluice.dataset import _Ahead
+    ahead, readers = _threads_of(100)
+    me = threading.get_ident()
+    got = []
+    while ahead.threaded and len(got) < 50:  # comes right back each time
+        got.append(next(ahead))
+    assert not ahead.threaded and len(got) >= _Ahead.QUICK_RETURNS + 1
+    got += [next(ahead) for _ in range(10)]
+    assert readers[0] != me and readers[-1] == me  # the last ones read here
+    # Away between batches (a training step): the thread reads ahead again.
+    for _ in range(_Ahead.SLOW_RETURNS + 3):
+        time.sleep(3 * _Ahead.AWAY_S)
+        got.append(next(ahead))
+    assert ahead.threaded and readers[-1] != me
+    got += list(ahead)
+    ahead.close()
+    assert got == list(range(100))  # every item once, in order, across both switches
+    with pytest.raises(StopIteration):
+        next(ahead)  # stays ended
+
+
+def test_read_ahead_raises_the_streams_error_in_order_when_reading_on_the_consumers_thread():
+    from sluice.dataset import _Ahead
+    ahead, readers = _threads_of(60, fail=True)
+    got = []
+    while ahead.threaded and len(got) < 40:
+        got.append(next(ahead))
+    with pytest.raises(RuntimeError, match="stream broke after 60"):
+        for x in ahead:
+            got.append(x)
+    assert not ahead.threaded and readers[-1] == threading.get_ident()
+    assert got == list(range(60))
+    with pytest.raises(RuntimeError, match="stream broke after"):
+        next(ahead)  # the same error again
+    ahead.close()
 
 
 def test_reconnect_tries_until_its_timeout_while_the_daemon_is_unreachable(monkeypatch):
