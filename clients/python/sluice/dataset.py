@@ -602,6 +602,10 @@ class _Ahead(object):
             kind, value = self._taken.popleft()
         elif self._thread is not None:
             kind, value = self._queue.get()
+            if kind == self._PAUSED:  # a stop the consumer asked for, left by an interrupt
+                self._thread.join()
+                self._thread = None
+                return self._next()
         else:
             try:
                 return next(self._gen)

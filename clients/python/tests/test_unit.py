@@ -268,3 +268,12 @@ def test_reconnect_gives_up_when_the_daemon_answers_and_refuses_the_stream(monke
     assert r.again((0, 32), opened=True)  # broke off
     assert not r.again((0, 32), opened=False, refused=True)  # the restarted daemon says no
     assert "refused" in r.why_not
+
+
+def test_read_ahead_goes_on_after_a_stop_left_halfway():
+    ahead, _ = _threads_of(30)
+    got = [next(ahead)]
+    ahead._pause = True  # what a stop sets before it waits: an interrupt there leaves it so
+    got += list(ahead)
+    ahead.close()
+    assert got == list(range(30))
