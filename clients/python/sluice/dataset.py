@@ -570,13 +570,12 @@ class _Ahead(object):
         self._pause = True
         while True:
             entry = self._queue.get()
-            if entry[0] == self._PAUSED:
-                break
-            self._taken.append(entry)
+            if entry[0] != self._PAUSED:
+                self._taken.append(entry)
             if entry[0] != self._ITEM:
-                break  # the thread ended there
-        self._thread.join()
-        self._thread = None
+                break  # paused, or ended there: the thread does nothing more
+        thread, self._thread = self._thread, None
+        thread.join()
 
     def __iter__(self):
         return self
@@ -603,8 +602,8 @@ class _Ahead(object):
         elif self._thread is not None:
             kind, value = self._queue.get()
             if kind == self._PAUSED:  # a stop the consumer asked for, left by an interrupt
-                self._thread.join()
-                self._thread = None
+                thread, self._thread = self._thread, None
+                thread.join()
                 return self._next()
         else:
             try:
@@ -636,4 +635,7 @@ class _Ahead(object):
                 except queue.Empty:
                     pass
             thread.join()
-        self._gen.close()  # the stream's own cleanup (cancel, unmap), once no thread runs it
+        try:
+            self._gen.close()  # the stream's own cleanup (cancel, unmap), once no thread runs it
+        except Exception:  # logged, not raised over what ended the iteration
+            _LOG.warning("sluice: closing a stream failed", exc_info=True)

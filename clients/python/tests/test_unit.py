@@ -188,19 +188,20 @@ def _threads_of(n, fail=False):
     return _Ahead(make, 2), readers
 
 
-def test_read_ahead_reads_on_the_consumers_thread_while_it_comes_right_back():
+def test_read_ahead_reads_on_the_consumers_thread_while_it_comes_right_back(monkeypatch):
     from sluice.dataset import _Ahead
+    # "Right back" and "away" set far apart, so a loaded machine's pauses cannot blur them.
+    monkeypatch.setattr(_Ahead, "AWAY_S", 0.5)
     ahead, readers = _threads_of(100)
     me = threading.get_ident()
-    got = []
-    while ahead.threaded and len(got) < 50:  # comes right back each time
-        got.append(next(ahead))
-    assert not ahead.threaded and len(got) >= _Ahead.QUICK_RETURNS + 1
+    got = [next(ahead) for _ in range(_Ahead.QUICK_RETURNS + 1)]  # comes right back each time
+    assert not ahead.threaded
     got += [next(ahead) for _ in range(10)]
     assert readers[0] != me and readers[-1] == me  # the last ones read here
     # Away between batches (a training step): the thread reads ahead again.
+    monkeypatch.setattr(_Ahead, "AWAY_S", 0.001)
     for _ in range(_Ahead.SLOW_RETURNS + 3):
-        time.sleep(3 * _Ahead.AWAY_S)
+        time.sleep(0.01)
         got.append(next(ahead))
     assert ahead.threaded and readers[-1] != me
     got += list(ahead)
@@ -210,12 +211,13 @@ def test_read_ahead_reads_on_the_consumers_thread_while_it_comes_right_back():
         next(ahead)  # stays ended
 
 
-def test_read_ahead_raises_the_streams_error_in_order_when_reading_on_the_consumers_thread():
+def test_read_ahead_raises_the_streams_error_in_order_when_reading_on_the_consumers_thread(
+        monkeypatch):
     from sluice.dataset import _Ahead
+    monkeypatch.setattr(_Ahead, "AWAY_S", 0.5)
     ahead, readers = _threads_of(60, fail=True)
-    got = []
-    while ahead.threaded and len(got) < 40:
-        got.append(next(ahead))
+    got = [next(ahead) for _ in range(_Ahead.QUICK_RETURNS + 1)]
+    assert not ahead.threaded
     with pytest.raises(RuntimeError, match="stream broke after 60"):
         for x in ahead:
             got.append(x)
