@@ -573,7 +573,12 @@ class _Ahead(object):
             if entry[0] != self._PAUSED:
                 self._taken.append(entry)
             if entry[0] != self._ITEM:
-                break  # paused, or ended there: the thread does nothing more
+                break  # paused, or ended there
+        self._let_thread_go()
+
+    def _let_thread_go(self):
+        """Forgets the thread, which has queued its last entry and does nothing more, then joins
+        it (forgotten first: an interrupt in the join leaves nothing to wait for)."""
         thread, self._thread = self._thread, None
         thread.join()
 
@@ -602,8 +607,7 @@ class _Ahead(object):
         elif self._thread is not None:
             kind, value = self._queue.get()
             if kind == self._PAUSED:  # a stop the consumer asked for, left by an interrupt
-                thread, self._thread = self._thread, None
-                thread.join()
+                self._let_thread_go()
                 return self._next()
         else:
             try:
